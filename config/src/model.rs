@@ -1,0 +1,121 @@
+//! The typed configuration the rest of Warden reads, and its defaults.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Warden's whole configuration, after defaults, the file and the environment were applied.
+///
+/// `Config::default()` is a working configuration: a sidecar listening on loopback and keeping
+/// its data in `./warden-data`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// Where Warden keeps its state (ledger database, keys). Relative paths are relative to the
+    /// working directory. Default `./warden-data`.
+    pub data_dir: PathBuf,
+    /// The listening sockets and shutdown behaviour.
+    pub server: ServerConfig,
+    /// The tamper-evident ledger.
+    pub ledger: LedgerConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./warden-data"),
+            server: ServerConfig::default(),
+            ledger: LedgerConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+/// The listening sockets and shutdown behaviour (`server:` in the file).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServerConfig {
+    /// Data plane and REST API. Default `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// Admin endpoints (`/health`, `/ready`, later `/metrics`). Default `127.0.0.1:9090`.
+    pub admin_listen: SocketAddr,
+    /// How long in-flight requests may take to finish after a shutdown signal, at most 10 minutes.
+    /// Default 30 seconds.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8080)),
+            admin_listen: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9090)),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The tamper-evident ledger (`ledger:` in the file).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LedgerConfig {
+    /// Names the log in signed checkpoints: 1 to 128 printable ASCII characters, without leading
+    /// or trailing spaces. Default `warden`.
+    pub origin: String,
+    /// Most appends grouped into one transaction and one checkpoint, 1 to 65536. Default 4096.
+    pub batch_max: usize,
+    /// How long the writer waits for more appends before committing a batch, at most 1 second.
+    /// Default 0 (commit as soon as the writer is free).
+    pub batch_wait: Duration,
+    /// The Ed25519 signing key file; `None` means `<data_dir>/keys/ledger.key`
+    /// (see [`LedgerConfig::signing_key_path`]).
+    pub signing_key: Option<PathBuf>,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        LedgerConfig {
+            origin: "warden".to_owned(),
+            batch_max: 4096,
+            batch_wait: Duration::ZERO,
+            signing_key: None,
+        }
+    }
+}
+
+impl LedgerConfig {
+    /// The signing key file to use: the configured one, or `<data_dir>/keys/ledger.key`.
+    pub fn signing_key_path(&self, data_dir: &Path) -> PathBuf {
+        match &self.signing_key {
+            Some(path) => path.clone(),
+            None => data_dir.join("keys").join("ledger.key"),
+        }
+    }
+}
+
+/// Logging (`log:` in the file).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogConfig {
+    /// Output format. Default [`LogFormat::Text`].
+    pub format: LogFormat,
+    /// A `tracing` `EnvFilter` directive such as `info` or `warn,warden_ledger=debug`; non-empty.
+    /// Default `info`. Its syntax is checked by whoever builds the filter, not here.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::default(),
+            level: "info".to_owned(),
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines (`text`).
+    #[default]
+    Text,
+    /// One JSON object per line (`json`), for log collectors.
+    Json,
+}

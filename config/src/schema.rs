@@ -1,0 +1,393 @@
+//! The schema, in one table: every setting's dotted path, its default as an operator would write
+//! it, and how a value is checked and stored. The file walker, the environment reader, the
+//! example file's test and the defaults' test all read this table, so adding a setting is one row
+//! here plus its field and default in `model.rs`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use saphyr::{MarkedYamlOwned, ScalarOwned, YamlDataOwned};
+
+use crate::model::{Config, LogFormat};
+
+/// One setting.
+pub(crate) struct Field {
+    /// Dotted path: YAML nesting, and (upper-cased, `.` as `__`) the environment variable.
+    pub path: &'static str,
+    /// The default in YAML syntax; a test checks it against `Config::default()`.
+    pub default: &'static str,
+    /// Checks a value and stores it; `Err` is "expected ..., found ...".
+    pub set: fn(&mut Config, Value<'_>) -> Result<(), String>,
+}
+
+/// The whole schema.
+pub(crate) static FIELDS: &[Field] = &[
+    Field {
+        path: "data_dir",
+        default: "./warden-data",
+        set: |c, v| {
+            c.data_dir = path(v)?;
+            Ok(())
+        },
+    },
+    Field {
+        path: "server.listen",
+        default: "127.0.0.1:8080",
+        set: |c, v| {
+            c.server.listen = socket_addr(v)?;
+            Ok(())
+        },
+    },
+    Field {
+        path: "server.admin_listen",
+        default: "127.0.0.1:9090",
+        set: |c, v| {
+            c.server.admin_listen = socket_addr(v)?;
+            Ok(())
+        },
+    },
+    Field {
+        path: "server.shutdown_grace",
+        default: "30s",
+        set: |c, v| {
+            c.server.shutdown_grace = duration(v, Duration::from_secs(600))?;
+            Ok(())
+        },
+    },
+    Field {
+        path: "ledger.origin",
+        default: "warden",
+        set: |c, v| {
+            c.ledger.origin = origin(v)?;
+            Ok(())
+        },
+    },
+    Field {
+        path: "ledger.batch_max",
+        default: "4096",
+        set: |c, v| {
+            c.ledger.batch_max = integer(v, 1, 65536)?;
+            Ok(())
+        },
+    },
+    Field {
+        path: "ledger.batch_wait",
+        default: "0ms",
+        set: |c, v| {
+            c.ledger.batch_wait = duration(v, Duration::from_secs(1))?;
+            Ok(())
+        },
+    },
+    Field {
+        path: "ledger.signing_key",
+        default: "null",
+        set: |c, v| {
+            c.ledger.signing_key = optional_path(v)?;
+            Ok(())
+        },
+    },
+    Field {
+        path: "log.format",
+        default: "text",
+        set: |c, v| {
+            c.log.format = log_format(v)?;
+            Ok(())
+        },
+    },
+    Field {
+        path: "log.level",
+        default: "info",
+        set: |c, v| {
+            c.log.level = non_empty(v, "a log filter such as `info` or `warn,warden=debug`")?;
+            Ok(())
+        },
+    },
+];
+
+/// One setting as documentation and tooling see it (e.g. to list what can be configured).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Setting {
+    /// Dotted path in the file, e.g. `ledger.batch_max`.
+    pub path: &'static str,
+    /// The environment variable that overrides it, e.g. `WARDEN_LEDGER__BATCH_MAX`.
+    pub env: String,
+    /// The default, in YAML syntax, e.g. `4096`.
+    pub default: &'static str,
+}
+
+/// Every setting, in schema order.
+pub fn settings() -> Vec<Setting> {
+    FIELDS
+        .iter()
+        .map(|f| Setting {
+            path: f.path,
+            env: env_name(f.path),
+            default: f.default,
+        })
+        .collect()
+}
+
+/// The field at exactly this dotted path.
+pub(crate) fn field(path: &str) -> Option<&'static Field> {
+    FIELDS.iter().find(|f| f.path == path)
+}
+
+/// Whether `path` names a section (a mapping that holds fields), such as `ledger`.
+pub(crate) fn is_section(path: &str) -> bool {
+    FIELDS.iter().any(|f| {
+        f.path
+            .strip_prefix(path)
+            .is_some_and(|rest| rest.starts_with('.'))
+    })
+}
+
+/// The names directly inside a section (`""` for the top level), in schema order.
+pub(crate) fn children(section: &str) -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = Vec::new();
+    for f in FIELDS {
+        let rest = if section.is_empty() {
+            Some(f.path)
+        } else {
+            f.path
+                .strip_prefix(section)
+                .and_then(|r| r.strip_prefix('.'))
+        };
+        if let Some(rest) = rest {
+            let name = rest.split('.').next().unwrap_or(rest);
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    names
+}
+
+/// The message for a key that is not in `section`.
+pub(crate) fn unknown_field(section: &str, name: &str) -> String {
+    let expected: Vec<String> = children(section).iter().map(|n| format!("`{n}`")).collect();
+    format!(
+        "unknown field `{name}`, expected one of {}",
+        expected.join(", ")
+    )
+}
+
+/// The environment variable that overrides the setting at `path`.
+pub(crate) fn env_name(path: &str) -> String {
+    format!("WARDEN_{}", path.replace('.', "__").to_ascii_uppercase())
+}
+
+/// A value to check: a YAML node from the file, or the text of an environment variable (which
+/// has no YAML type: it is parsed as the field's type).
+#[derive(Clone, Copy)]
+pub(crate) enum Value<'a> {
+    Yaml(&'a MarkedYamlOwned),
+    Env(&'a str),
+}
+
+impl Value<'_> {
+    /// The value as text: a YAML string scalar (quoted or not) or the variable's value.
+    fn text(&self) -> Option<&str> {
+        match self {
+            Value::Env(s) => Some(s),
+            Value::Yaml(node) => match &untag(node).data {
+                YamlDataOwned::Value(ScalarOwned::String(s)) => Some(s),
+                YamlDataOwned::Representation(s, _, _) => Some(s),
+                _ => None,
+            },
+        }
+    }
+
+    /// Whether this is a YAML null (`null`, `~` or nothing).
+    fn is_null(&self) -> bool {
+        matches!(self, Value::Yaml(node)
+            if matches!(untag(node).data, YamlDataOwned::Value(ScalarOwned::Null)))
+    }
+
+    /// "expected {expected}, found {what this is}".
+    fn mismatch(&self, expected: &str) -> String {
+        format!("expected {expected}, found {}", self.describe())
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Value::Env(s) => describe_str(s),
+            Value::Yaml(node) => describe(node),
+        }
+    }
+}
+
+/// Looks through YAML tags (`!!str x`) to the tagged node.
+pub(crate) fn untag(mut node: &MarkedYamlOwned) -> &MarkedYamlOwned {
+    while let YamlDataOwned::Tagged(_, inner) = &node.data {
+        node = inner;
+    }
+    node
+}
+
+/// What a YAML node is, for "found ..." in messages.
+pub(crate) fn describe(node: &MarkedYamlOwned) -> String {
+    match &untag(node).data {
+        YamlDataOwned::Value(ScalarOwned::Null) => "null".to_owned(),
+        YamlDataOwned::Value(ScalarOwned::Boolean(b)) => format!("boolean {b}"),
+        YamlDataOwned::Value(ScalarOwned::Integer(i)) => format!("integer {i}"),
+        YamlDataOwned::Value(ScalarOwned::FloatingPoint(x)) => format!("number {x}"),
+        YamlDataOwned::Value(ScalarOwned::String(s)) => describe_str(s),
+        YamlDataOwned::Representation(s, _, _) => describe_str(s),
+        YamlDataOwned::Sequence(_) => "a list".to_owned(),
+        YamlDataOwned::Mapping(_) => "a mapping".to_owned(),
+        YamlDataOwned::Tagged(..) | YamlDataOwned::Alias(_) | YamlDataOwned::BadValue => {
+            "a value that cannot be resolved".to_owned()
+        }
+    }
+}
+
+fn describe_str(s: &str) -> String {
+    const MAX: usize = 60;
+    if s.chars().count() > MAX {
+        let cut: String = s.chars().take(MAX).collect();
+        format!("string {cut:?}...")
+    } else {
+        format!("string {s:?}")
+    }
+}
+
+fn path(v: Value<'_>) -> Result<PathBuf, String> {
+    Ok(PathBuf::from(non_empty(v, "a path")?))
+}
+
+/// A path, or null (`null` or `~` in the file, an empty variable) for "use the default".
+fn optional_path(v: Value<'_>) -> Result<Option<PathBuf>, String> {
+    if v.is_null() || matches!(v, Value::Env(s) if s.is_empty()) {
+        return Ok(None);
+    }
+    path(v).map(Some).map_err(|_| v.mismatch("a path or null"))
+}
+
+fn non_empty(v: Value<'_>, expected: &str) -> Result<String, String> {
+    match v.text() {
+        Some(s) if !s.trim().is_empty() => Ok(s.to_owned()),
+        _ => Err(v.mismatch(&format!("{expected} (non-empty)"))),
+    }
+}
+
+fn socket_addr(v: Value<'_>) -> Result<SocketAddr, String> {
+    const EXPECTED: &str = "a socket address like 127.0.0.1:8080 or [::1]:8080";
+    v.text()
+        .and_then(|s| s.trim().parse().ok())
+        .ok_or_else(|| v.mismatch(EXPECTED))
+}
+
+fn duration(v: Value<'_>, max: Duration) -> Result<Duration, String> {
+    let max_text = humantime::format_duration(max);
+    let parsed = v
+        .text()
+        .and_then(|s| humantime::parse_duration(s.trim()).ok())
+        .ok_or_else(|| {
+            v.mismatch(&format!(
+                "a duration like 250ms, 30s or 2m, at most {max_text}"
+            ))
+        })?;
+    if parsed > max {
+        return Err(v.mismatch(&format!("a duration of at most {max_text}")));
+    }
+    Ok(parsed)
+}
+
+fn integer(v: Value<'_>, min: usize, max: usize) -> Result<usize, String> {
+    let n = match v {
+        Value::Env(s) => s.trim().parse::<i64>().ok(),
+        Value::Yaml(node) => match untag(node).data {
+            YamlDataOwned::Value(ScalarOwned::Integer(i)) => Some(i),
+            _ => None,
+        },
+    };
+    n.and_then(|n| usize::try_from(n).ok())
+        .filter(|n| (min..=max).contains(n))
+        .ok_or_else(|| v.mismatch(&format!("an integer from {min} to {max}")))
+}
+
+/// A checkpoint origin line: 1 to 128 printable ASCII characters, no leading/trailing space.
+fn origin(v: Value<'_>) -> Result<String, String> {
+    const EXPECTED: &str = "1 to 128 printable ASCII characters without leading or trailing spaces";
+    match v.text() {
+        Some(s)
+            if (1..=128).contains(&s.len())
+                && s.bytes().all(|b| (0x20..=0x7e).contains(&b))
+                && s.trim() == s =>
+        {
+            Ok(s.to_owned())
+        }
+        _ => Err(v.mismatch(EXPECTED)),
+    }
+}
+
+fn log_format(v: Value<'_>) -> Result<LogFormat, String> {
+    match v.text() {
+        Some("text") => Ok(LogFormat::Text),
+        Some("json") => Ok(LogFormat::Json),
+        _ => Err(v.mismatch("one of `text`, `json`")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use saphyr::LoadableYamlNode;
+    use std::path::Path;
+
+    /// The `default` column agrees with `Config::default()`: apply every default to a config
+    /// where every field differs from its default, and the result must be the default.
+    #[test]
+    fn default_column_matches_config_default() {
+        let mut c = Config {
+            data_dir: PathBuf::from("/elsewhere"),
+            server: crate::ServerConfig {
+                listen: "10.0.0.1:1".parse().unwrap(),
+                admin_listen: "10.0.0.1:2".parse().unwrap(),
+                shutdown_grace: Duration::from_secs(1),
+            },
+            ledger: crate::LedgerConfig {
+                origin: "other".into(),
+                batch_max: 1,
+                batch_wait: Duration::from_millis(5),
+                signing_key: Some(Path::new("/k").into()),
+            },
+            log: crate::LogConfig {
+                format: LogFormat::Json,
+                level: "trace".into(),
+            },
+        };
+        for f in FIELDS {
+            let doc = MarkedYamlOwned::load_from_str(f.default).unwrap();
+            (f.set)(&mut c, Value::Yaml(&doc[0])).unwrap_or_else(|e| panic!("{}: {e}", f.path));
+        }
+        assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn schema_shape() {
+        assert_eq!(children(""), ["data_dir", "server", "ledger", "log"]);
+        assert_eq!(
+            children("ledger"),
+            ["origin", "batch_max", "batch_wait", "signing_key"]
+        );
+        assert!(is_section("ledger"));
+        assert!(!is_section("led"));
+        assert!(!is_section("ledger.origin"));
+        assert_eq!(env_name("ledger.batch_max"), "WARDEN_LEDGER__BATCH_MAX");
+        assert_eq!(env_name("data_dir"), "WARDEN_DATA_DIR");
+    }
+
+    #[test]
+    fn origin_rules() {
+        assert!(origin(Value::Env("example.com/warden")).is_ok());
+        assert!(origin(Value::Env(&"a".repeat(128))).is_ok());
+        assert!(origin(Value::Env(&"a".repeat(129))).is_err());
+        assert!(origin(Value::Env("")).is_err());
+        assert!(origin(Value::Env("   ")).is_err());
+        assert!(origin(Value::Env(" lead")).is_err());
+        assert!(origin(Value::Env("two\nlines")).is_err());
+        assert!(origin(Value::Env("caf\u{e9}")).is_err());
+    }
+}

@@ -1,0 +1,405 @@
+//! The ledger handle: open, append, read, export, shut down.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use ed25519_dalek::VerifyingKey;
+use rusqlite::Connection;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::checkpoint::Checkpoint;
+use crate::error::LedgerError;
+use crate::export::{record_line, Header, FORMAT};
+use crate::hash::Hash;
+use crate::keys::{load_or_create_signing_key, Keyring};
+use crate::merkle::{self, Frontier};
+use crate::receipt::{ConsistencyClaim, Receipt};
+use crate::record::{Entry, Record};
+use crate::store::{self, Tables};
+use crate::writer::{Request, Writer};
+
+/// How to open a ledger for writing.
+#[derive(Clone, Debug)]
+pub struct LedgerOptions {
+    /// Directory holding `ledger.db` (and its WAL) and the lock file.
+    pub dir: PathBuf,
+    /// PEM private key; created with its `.pub` on first start.
+    pub signing_key: PathBuf,
+    pub origin: String,
+    pub batch_max: usize,
+    pub batch_wait: Duration,
+}
+
+/// The writable ledger. One per data directory: opening takes an exclusive lock.
+pub struct Ledger {
+    tx: mpsc::Sender<Request>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    reader: LedgerReader,
+    verifying_key: VerifyingKey,
+    key_created: bool,
+    _lock: File,
+}
+
+impl Ledger {
+    /// Opens or creates the ledger, checks that the stored tree, chain and last checkpoint
+    /// agree, and starts the writer thread.
+    pub fn open(opts: LedgerOptions) -> Result<Ledger, LedgerError> {
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| LedgerError::Io { path, source }
+        };
+        std::fs::create_dir_all(&opts.dir).map_err(io(&opts.dir))?;
+        let lock_path = opts.dir.join("ledger.lock");
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io(&lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(LedgerError::Locked(opts.dir)),
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(&lock_path)(e)),
+        }
+        let (key, key_created) = load_or_create_signing_key(&opts.signing_key)?;
+        let conn = store::open_writer(&opts.dir, &opts.origin)?;
+        let path = store::db_path(&opts.dir);
+        let (frontier, head, last_ts) =
+            recover(&conn, &path, &Keyring::from_keys([key.verifying_key()]))?;
+        tracing::info!(records = frontier.size(), path = %path.display(), "ledger opened");
+
+        let (tx, rx) = mpsc::channel(opts.batch_max.max(1) * 4);
+        let writer = Writer {
+            conn,
+            path,
+            key: key.clone(),
+            origin: opts.origin.clone(),
+            frontier,
+            head,
+            last_ts,
+            batch_max: opts.batch_max.max(1),
+            batch_wait: opts.batch_wait,
+        };
+        let thread = std::thread::Builder::new()
+            .name("ledger-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(io(&opts.dir))?;
+        Ok(Ledger {
+            tx,
+            thread: Mutex::new(Some(thread)),
+            reader: LedgerReader::open(&opts.dir)?,
+            verifying_key: key.verifying_key(),
+            key_created,
+            _lock: lock,
+        })
+    }
+
+    /// Appends one entry; resolves once the batch holding it is durable.
+    pub async fn append(&self, entry: Entry) -> Result<Receipt, LedgerError> {
+        let prepared = entry.prepare()?;
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Request::Append(prepared, reply))
+            .await
+            .map_err(|_| LedgerError::Closed)?;
+        rx.await.map_err(|_| LedgerError::Closed)?
+    }
+
+    pub fn reader(&self) -> &LedgerReader {
+        &self.reader
+    }
+
+    pub fn verifying_key(&self) -> &VerifyingKey {
+        &self.verifying_key
+    }
+
+    /// Whether opening generated a new signing key (first start).
+    pub fn key_created(&self) -> bool {
+        self.key_created
+    }
+
+    /// Commits every append queued so far, then stops the writer. Later appends fail with
+    /// [`LedgerError::Closed`]. Blocks until the writer has finished.
+    pub fn shutdown_blocking(&self) {
+        // A full queue means the writer is busy; it will see the request after the backlog.
+        let _ = self.tx.blocking_send(Request::Shutdown);
+        if let Some(t) = self.thread.lock().expect("not poisoned").take() {
+            let _ = t.join();
+        }
+    }
+
+    /// [`Ledger::shutdown_blocking`] for async callers.
+    pub async fn shutdown(&self) {
+        let _ = self.tx.send(Request::Shutdown).await;
+        let thread = self.thread.lock().expect("not poisoned").take();
+        if let Some(t) = thread {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+    }
+}
+
+impl Drop for Ledger {
+    fn drop(&mut self) {
+        if let Some(t) = self.thread.get_mut().expect("not poisoned").take() {
+            let _ = self.tx.try_send(Request::Shutdown);
+            let _ = t.join();
+        }
+    }
+}
+
+/// Rebuilds the writer's state and checks it against the last checkpoint.
+fn recover(
+    conn: &Connection,
+    path: &Path,
+    keys: &Keyring,
+) -> Result<(Frontier, Hash, i64), LedgerError> {
+    let t = Tables { conn, path };
+    let size = t.size()?;
+    let inconsistent = |detail: String| LedgerError::Inconsistent {
+        path: path.to_owned(),
+        detail,
+    };
+    let Some(cp) = t.checkpoint_at_most(u64::MAX)? else {
+        if size > 0 {
+            return Err(inconsistent(format!("{size} records but no checkpoint")));
+        }
+        return Ok((Frontier::new(), Hash::ZERO, 0));
+    };
+    if cp.tree_size != size {
+        return Err(inconsistent(format!(
+            "{size} records but the last checkpoint is at size {}",
+            cp.tree_size
+        )));
+    }
+    let frontier = Frontier::load(&t, size)?;
+    if frontier.root() != cp.root_hash {
+        return Err(inconsistent(format!(
+            "the stored tree does not hash to the root of checkpoint {size}"
+        )));
+    }
+    let head = t.record_hash(size - 1)?;
+    if head != cp.chain_head {
+        return Err(inconsistent(format!(
+            "the last record hash differs from the chain head of checkpoint {size}"
+        )));
+    }
+    // A checkpoint signed by a retired key cannot be checked here; it was checked when written.
+    if keys.get(&cp.key_id).is_some() {
+        cp.verify(keys)
+            .map_err(|e| inconsistent(format!("last checkpoint: {e}")))?;
+    }
+    let last_ts = time::OffsetDateTime::parse(
+        &cp.timestamp,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+    .map_err(|e| inconsistent(format!("last checkpoint timestamp: {e}")))?;
+    Ok((frontier, head, last_ts))
+}
+
+/// Read access to a ledger: proofs, receipts, checkpoints, export. Several may exist beside the
+/// writer (SQLite WAL), also in other processes.
+pub struct LedgerReader {
+    path: PathBuf,
+    pool: Mutex<Vec<Connection>>,
+}
+
+impl LedgerReader {
+    pub fn open(dir: &Path) -> Result<LedgerReader, LedgerError> {
+        let conn = store::open_reader(dir)?;
+        Ok(LedgerReader {
+            path: store::db_path(dir),
+            pool: Mutex::new(vec![conn]),
+        })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&Tables) -> Result<T, LedgerError>) -> Result<T, LedgerError> {
+        let pooled = self.pool.lock().expect("not poisoned").pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => store::open_reader(self.path.parent().unwrap_or(Path::new(".")))?,
+        };
+        let out = f(&Tables {
+            conn: &conn,
+            path: &self.path,
+        });
+        self.pool.lock().expect("not poisoned").push(conn);
+        out
+    }
+
+    /// Records committed so far.
+    pub fn size(&self) -> Result<u64, LedgerError> {
+        self.with(|t| t.size())
+    }
+
+    pub fn origin(&self) -> Result<String, LedgerError> {
+        self.with(|t| t.origin())
+    }
+
+    pub fn latest_checkpoint(&self) -> Result<Option<Checkpoint>, LedgerError> {
+        self.with(|t| t.checkpoint_at_most(u64::MAX))
+    }
+
+    pub fn checkpoint(&self, tree_size: u64) -> Result<Option<Checkpoint>, LedgerError> {
+        self.with(|t| t.checkpoint(tree_size))
+    }
+
+    /// The record at `index` with its prior hash and record hash.
+    pub fn record(&self, index: u64) -> Result<Option<(Record, Hash, Hash)>, LedgerError> {
+        self.with(|t| {
+            let Some((body, rh, prior)) = t.record(index)? else {
+                return Ok(None);
+            };
+            let record: Record =
+                serde_json::from_str(&body).map_err(|e| LedgerError::Inconsistent {
+                    path: self.path.clone(),
+                    detail: format!("record {index} is not valid JSON: {e}"),
+                })?;
+            Ok(Some((record, prior, rh)))
+        })
+    }
+
+    pub fn inclusion_proof(&self, index: u64, tree_size: u64) -> Result<Vec<Hash>, LedgerError> {
+        self.with(|t| {
+            let size = t.size()?;
+            if tree_size > size {
+                return Err(LedgerError::BeyondSize {
+                    requested: tree_size,
+                    size,
+                });
+            }
+            Ok(merkle::inclusion_proof(t, index, tree_size)??)
+        })
+    }
+
+    /// A receipt for the record at `index`, proved against the latest checkpoint.
+    pub fn receipt(&self, index: u64) -> Result<Receipt, LedgerError> {
+        let checkpoint = self
+            .latest_checkpoint()?
+            .ok_or(LedgerError::NoCheckpoint(index + 1))?;
+        let (record, prior_hash, record_hash) =
+            self.record(index)?.ok_or(LedgerError::BeyondSize {
+                requested: index + 1,
+                size: checkpoint.tree_size,
+            })?;
+        if index >= checkpoint.tree_size {
+            return Err(LedgerError::NoCheckpoint(index + 1));
+        }
+        let inclusion_proof = self.inclusion_proof(index, checkpoint.tree_size)?;
+        Ok(Receipt {
+            index,
+            record_hash,
+            prior_hash,
+            record,
+            checkpoint,
+            inclusion_proof,
+        })
+    }
+
+    /// A consistency claim between the checkpoints at sizes `from` and `to` (latest if `None`).
+    pub fn consistency(&self, from: u64, to: Option<u64>) -> Result<ConsistencyClaim, LedgerError> {
+        let to_cp = match to {
+            Some(n) => self.checkpoint(n)?.ok_or(LedgerError::NoCheckpoint(n))?,
+            None => self
+                .latest_checkpoint()?
+                .ok_or(LedgerError::NoCheckpoint(0))?,
+        };
+        let from_cp = self
+            .checkpoint(from)?
+            .ok_or(LedgerError::NoCheckpoint(from))?;
+        let proof = self.with(|t| Ok(merkle::consistency_proof(t, from, to_cp.tree_size)??))?;
+        Ok(ConsistencyClaim {
+            from: from_cp,
+            to: to_cp,
+            proof,
+        })
+    }
+
+    /// Writes the whole ledger as of one snapshot; returns the number of records written.
+    pub fn export(&self, out: &mut dyn Write) -> Result<u64, LedgerError> {
+        self.with(|t| {
+            let err = LedgerError::store(t.path);
+            let io = |e: std::io::Error| LedgerError::Io {
+                path: PathBuf::from("<export output>"),
+                source: e,
+            };
+            let tx = t.conn.unchecked_transaction().map_err(&err)?;
+            let last = t.checkpoint_at_most(u64::MAX)?;
+            let size = last.as_ref().map_or(0, |c| c.tree_size);
+            let header = Header {
+                format: FORMAT.into(),
+                origin: t.origin()?,
+                tree_size: size,
+            };
+            let mut line = serde_json::to_string(&crate::export::Line::Header(header))
+                .expect("a header serializes");
+            line.push('\n');
+            out.write_all(line.as_bytes()).map_err(io)?;
+
+            let mut records = tx
+                .prepare("SELECT idx, body, record_hash FROM records WHERE idx < ?1 ORDER BY idx")
+                .map_err(&err)?;
+            let mut cps = tx
+                .prepare("SELECT tree_size, body FROM checkpoints WHERE tree_size <= ?1 ORDER BY tree_size")
+                .map_err(&err)?;
+            let mut rows = records.query([size as i64]).map_err(&err)?;
+            let mut cp_rows = cps.query([size as i64]).map_err(&err)?;
+            let mut next_cp: Option<(u64, String)> = next_checkpoint(&mut cp_rows, &err)?;
+            let mut prior = Hash::ZERO;
+            let mut count = 0u64;
+            let mut write_cps_up_to = |n: u64,
+                                       next_cp: &mut Option<(u64, String)>,
+                                       out: &mut dyn Write|
+             -> Result<(), LedgerError> {
+                while let Some((cs, body)) = next_cp.take() {
+                    if cs > n {
+                        *next_cp = Some((cs, body));
+                        break;
+                    }
+                    let cp = t.parse_checkpoint(&body)?;
+                    let mut l = serde_json::to_string(&crate::export::Line::Checkpoint(cp))
+                        .expect("a checkpoint serializes");
+                    l.push('\n');
+                    out.write_all(l.as_bytes()).map_err(io)?;
+                    *next_cp = next_checkpoint(&mut cp_rows, &err)?;
+                }
+                Ok(())
+            };
+            while let Some(row) = rows.next().map_err(&err)? {
+                let idx: i64 = row.get(0).map_err(&err)?;
+                let body: String = row.get(1).map_err(&err)?;
+                let rh: Vec<u8> = row.get(2).map_err(&err)?;
+                let rh = Hash::from_slice(&rh).map_err(|e| LedgerError::Inconsistent {
+                    path: t.path.to_owned(),
+                    detail: format!("record {idx}: {e}"),
+                })?;
+                let mut l = record_line(&body, &prior, &rh);
+                l.push('\n');
+                out.write_all(l.as_bytes()).map_err(io)?;
+                prior = rh;
+                count += 1;
+                write_cps_up_to(idx as u64 + 1, &mut next_cp, out)?;
+            }
+            write_cps_up_to(size, &mut next_cp, out)?;
+            out.flush().map_err(io)?;
+            Ok(count)
+        })
+    }
+}
+
+fn next_checkpoint(
+    rows: &mut rusqlite::Rows<'_>,
+    err: &impl Fn(rusqlite::Error) -> LedgerError,
+) -> Result<Option<(u64, String)>, LedgerError> {
+    match rows.next().map_err(err)? {
+        Some(r) => Ok(Some((
+            r.get::<_, i64>(0).map_err(err)? as u64,
+            r.get(1).map_err(err)?,
+        ))),
+        None => Ok(None),
+    }
+}

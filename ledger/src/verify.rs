@@ -1,0 +1,255 @@
+//! Offline verification of an export, with nothing but trusted public keys.
+//!
+//! The verifier streams the export once: it recomputes every record hash and the chain, grows
+//! the Merkle frontier, and at each checkpoint compares root and chain head and checks the
+//! signature. Memory stays `O(log n)` whatever the size of the ledger.
+//!
+//! Where tampering is found it names the first bad index it can be sure of. A record whose
+//! stored hash no longer matches its content, a gap, a duplicate or a reordering is pinned to
+//! its exact index. A record altered together with every hash after it (so the chain is
+//! self-consistent) is caught by the next signed checkpoint; the verifier then reports the first
+//! index that no earlier valid checkpoint vouches for.
+
+use crate::checkpoint::{Checkpoint, CheckpointError};
+use crate::export::{Header, Line, FORMAT};
+use crate::hash::{chain_hash, leaf_hash, Hash};
+use crate::keys::Keyring;
+use crate::merkle::{Frontier, ProofError};
+
+/// Why verification failed. [`VerifyError::is_unusable`] separates input that cannot be
+/// checked at all (exit code 2) from input that was checked and found invalid (exit code 1).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    #[error("unusable input: {0}")]
+    Malformed(String),
+    #[error("line {line}: not valid JSON for the export format ({detail})")]
+    BadLine { line: usize, detail: String },
+    #[error(
+        "export is truncated: the header announces {expected} records, the file holds {found}"
+    )]
+    Truncated { expected: u64, found: u64 },
+    #[error("record {index}: its content does not match its record_hash (the record was altered)")]
+    RecordHash { index: u64 },
+    #[error("record {index}: prior_hash is not the hash of record {prev} (a record was inserted, deleted or reordered)", prev = index.wrapping_sub(1))]
+    PriorHash { index: u64 },
+    #[error("record at position {expected} carries index {found} (records were deleted, inserted or reordered); first bad index {expected}")]
+    IndexGap { expected: u64, found: u64 },
+    #[error("checkpoint at size {tree_size}: the records do not hash to its root; first bad index {first_bad} (no valid checkpoint vouches for records from {first_bad} on)")]
+    CheckpointRoot { tree_size: u64, first_bad: u64 },
+    #[error("checkpoint at size {tree_size}: chain head does not match the last record's hash")]
+    CheckpointChain { tree_size: u64 },
+    #[error(
+        "checkpoint at size {tree_size} appears after {records} records (misplaced or forged)"
+    )]
+    CheckpointPlacement { tree_size: u64, records: u64 },
+    #[error(
+        "records {from} to {to} are not covered by any signed checkpoint; first bad index {from}"
+    )]
+    Unanchored { from: u64, to: u64 },
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error("record {index}: inclusion proof does not verify: {source}")]
+    Inclusion { index: u64, source: ProofError },
+    #[error("consistency between sizes {from} and {to} does not verify: {source}")]
+    Consistency {
+        from: u64,
+        to: u64,
+        source: ProofError,
+    },
+}
+
+impl VerifyError {
+    pub fn is_unusable(&self) -> bool {
+        matches!(
+            self,
+            VerifyError::Malformed(_) | VerifyError::BadLine { .. } | VerifyError::Truncated { .. }
+        )
+    }
+
+    /// The first index that can no longer be trusted, where the failure names one.
+    pub fn first_bad_index(&self) -> Option<u64> {
+        match self {
+            VerifyError::RecordHash { index } | VerifyError::PriorHash { index } => Some(*index),
+            VerifyError::IndexGap { expected, .. } => Some(*expected),
+            VerifyError::CheckpointRoot { first_bad, .. } => Some(*first_bad),
+            VerifyError::Unanchored { from, .. } => Some(*from),
+            _ => None,
+        }
+    }
+}
+
+/// What a successful verification covered.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Summary {
+    pub origin: String,
+    pub records: u64,
+    pub checkpoints: u64,
+    pub root_hash: Hash,
+    pub chain_head: Hash,
+    pub key_ids: Vec<String>,
+}
+
+/// Streams an export line by line.
+pub struct ExportVerifier<'k> {
+    keys: &'k Keyring,
+    header: Option<Header>,
+    frontier: Frontier,
+    head: Hash,
+    checkpoints: u64,
+    /// Records up to here are vouched for by a verified checkpoint.
+    anchored: u64,
+    line: usize,
+    key_ids: std::collections::BTreeSet<String>,
+}
+
+impl<'k> ExportVerifier<'k> {
+    pub fn new(keys: &'k Keyring) -> ExportVerifier<'k> {
+        ExportVerifier {
+            keys,
+            header: None,
+            frontier: Frontier::new(),
+            head: Hash::ZERO,
+            checkpoints: 0,
+            anchored: 0,
+            line: 0,
+            key_ids: Default::default(),
+        }
+    }
+
+    /// Feeds one line (without its newline).
+    pub fn line(&mut self, text: &str) -> Result<(), VerifyError> {
+        self.line += 1;
+        let line = self.line;
+        if text.trim().is_empty() {
+            return Ok(());
+        }
+        let parsed: Line = serde_json::from_str(text).map_err(|e| VerifyError::BadLine {
+            line,
+            detail: e.to_string(),
+        })?;
+        match (parsed, &self.header) {
+            (Line::Header(h), None) => {
+                if h.format != FORMAT {
+                    return Err(VerifyError::Malformed(format!(
+                        "line {line}: format {:?} is not {FORMAT:?}",
+                        h.format
+                    )));
+                }
+                self.header = Some(h);
+                Ok(())
+            }
+            (Line::Header(_), Some(_)) => Err(VerifyError::BadLine {
+                line,
+                detail: "a second header".into(),
+            }),
+            (_, None) => Err(VerifyError::Malformed(format!(
+                "line {line}: the export must start with a header line"
+            ))),
+            (Line::Record(r), Some(_)) => {
+                let expected = self.frontier.size();
+                let (record, prior, record_hash) = r.into_parts();
+                if record.index != expected {
+                    return Err(VerifyError::IndexGap {
+                        expected,
+                        found: record.index,
+                    });
+                }
+                if prior != self.head {
+                    return Err(VerifyError::PriorHash { index: expected });
+                }
+                let canonical = record.canonical().map_err(|e| VerifyError::BadLine {
+                    line,
+                    detail: e.to_string(),
+                })?;
+                if chain_hash(&prior, canonical.as_bytes()) != record_hash {
+                    return Err(VerifyError::RecordHash { index: expected });
+                }
+                self.frontier
+                    .push(leaf_hash(canonical.as_bytes()), |_, _| {});
+                self.head = record_hash;
+                Ok(())
+            }
+            (Line::Checkpoint(cp), Some(h)) => {
+                if cp.origin != h.origin {
+                    return Err(CheckpointError::WrongOrigin {
+                        tree_size: cp.tree_size,
+                        expected: h.origin.clone(),
+                        found: cp.origin,
+                    }
+                    .into());
+                }
+                self.checkpoint(&cp)
+            }
+        }
+    }
+
+    fn checkpoint(&mut self, cp: &Checkpoint) -> Result<(), VerifyError> {
+        let records = self.frontier.size();
+        if cp.tree_size != records {
+            return Err(VerifyError::CheckpointPlacement {
+                tree_size: cp.tree_size,
+                records,
+            });
+        }
+        // The signature first: an unsigned claim about the root says nothing about the records.
+        cp.verify(self.keys)?;
+        if cp.root_hash != self.frontier.root() {
+            return Err(VerifyError::CheckpointRoot {
+                tree_size: cp.tree_size,
+                first_bad: self.anchored,
+            });
+        }
+        if cp.chain_head != self.head {
+            return Err(VerifyError::CheckpointChain {
+                tree_size: cp.tree_size,
+            });
+        }
+        self.anchored = records;
+        self.checkpoints += 1;
+        self.key_ids.insert(cp.key_id.clone());
+        Ok(())
+    }
+
+    pub fn finish(self) -> Result<Summary, VerifyError> {
+        let header = self
+            .header
+            .ok_or_else(|| VerifyError::Malformed("the export is empty".into()))?;
+        let records = self.frontier.size();
+        if records < header.tree_size {
+            return Err(VerifyError::Truncated {
+                expected: header.tree_size,
+                found: records,
+            });
+        }
+        if self.anchored < records {
+            return Err(VerifyError::Unanchored {
+                from: self.anchored,
+                to: records - 1,
+            });
+        }
+        Ok(Summary {
+            origin: header.origin,
+            records,
+            checkpoints: self.checkpoints,
+            root_hash: self.frontier.root(),
+            chain_head: self.head,
+            key_ids: self.key_ids.into_iter().collect(),
+        })
+    }
+}
+
+/// Verifies a whole export from a reader of JSON lines.
+pub fn verify_export(
+    reader: impl std::io::BufRead,
+    keys: &Keyring,
+) -> Result<Summary, VerifyError> {
+    let mut v = ExportVerifier::new(keys);
+    for (n, line) in reader.lines().enumerate() {
+        let line = line.map_err(|e| VerifyError::BadLine {
+            line: n + 1,
+            detail: e.to_string(),
+        })?;
+        v.line(&line)?;
+    }
+    v.finish()
+}

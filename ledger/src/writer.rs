@@ -1,0 +1,240 @@
+//! The single writer and its group commit.
+//!
+//! Appends from any number of tasks queue on one channel. A dedicated thread takes everything
+//! queued (up to `batch_max`), writes it in one SQLite transaction with one signed checkpoint,
+//! waits for the commit to be durable, and only then hands each caller its receipt. While one
+//! batch is being synced the next one accumulates, so the cost of an fsync is shared by every
+//! append that arrived during it.
+//!
+//! Receipts are proved against the batch's own checkpoint without reading the store: every
+//! node such a proof needs is either new in this batch or part of the frontier from before it.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ed25519_dalek::SigningKey;
+use rusqlite::{params, Connection};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::checkpoint::Checkpoint;
+use crate::error::LedgerError;
+use crate::hash::{chain_hash, leaf_hash, Hash};
+use crate::merkle::{self, Frontier, NodeId, NodeSource};
+use crate::receipt::Receipt;
+use crate::record::{format_timestamp, now_ms, PreparedEntry, Record};
+use crate::store::node_key;
+
+pub(crate) enum Request {
+    Append(PreparedEntry, oneshot::Sender<Result<Receipt, LedgerError>>),
+    /// Commit what is queued, then stop.
+    Shutdown,
+}
+
+pub(crate) struct Writer {
+    pub conn: Connection,
+    pub path: PathBuf,
+    pub key: SigningKey,
+    pub origin: String,
+    pub frontier: Frontier,
+    pub head: Hash,
+    pub last_ts: i64,
+    pub batch_max: usize,
+    pub batch_wait: Duration,
+}
+
+/// Everything a receipt of this batch can need: nodes completed in the batch and the frontier
+/// that preceded it.
+struct BatchNodes<'a> {
+    new: &'a HashMap<NodeId, Hash>,
+    before: &'a HashMap<NodeId, Hash>,
+}
+
+impl NodeSource for BatchNodes<'_> {
+    type Error = std::convert::Infallible;
+    fn nodes(&self, ids: &[NodeId]) -> Result<Vec<Hash>, Self::Error> {
+        Ok(ids
+            .iter()
+            .map(|id| {
+                *self
+                    .new
+                    .get(id)
+                    .or_else(|| self.before.get(id))
+                    .expect("a receipt proof only needs new or frontier nodes")
+            })
+            .collect())
+    }
+}
+
+struct Pending {
+    record: Record,
+    prior: Hash,
+    record_hash: Hash,
+    reply: oneshot::Sender<Result<Receipt, LedgerError>>,
+}
+
+impl Writer {
+    pub fn run(mut self, mut rx: mpsc::Receiver<Request>) {
+        let mut batch = Vec::with_capacity(self.batch_max);
+        let mut stopping = false;
+        while !stopping {
+            match rx.blocking_recv() {
+                Some(Request::Append(e, reply)) => batch.push((e, reply)),
+                Some(Request::Shutdown) => {
+                    rx.close();
+                    stopping = true;
+                }
+                None => break,
+            }
+            if !self.batch_wait.is_zero() && !stopping {
+                std::thread::sleep(self.batch_wait);
+            }
+            // Take what is queued; on shutdown, everything that was queued before it.
+            loop {
+                while batch.len() < self.batch_max {
+                    match rx.try_recv() {
+                        Ok(Request::Append(e, reply)) => batch.push((e, reply)),
+                        Ok(Request::Shutdown) => {
+                            rx.close();
+                            stopping = true;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                if !batch.is_empty() {
+                    self.commit(&mut batch);
+                }
+                if !stopping || rx.is_empty() {
+                    break;
+                }
+            }
+        }
+        tracing::debug!(size = self.frontier.size(), "ledger writer stopped");
+    }
+
+    fn commit(
+        &mut self,
+        batch: &mut Vec<(PreparedEntry, oneshot::Sender<Result<Receipt, LedgerError>>)>,
+    ) {
+        let before: HashMap<NodeId, Hash> = self.frontier.nodes().collect();
+        let saved = (self.frontier.clone(), self.head, self.last_ts);
+        let mut new = HashMap::with_capacity(batch.len() * 2);
+        let mut pending = Vec::with_capacity(batch.len());
+        let result = self.write_batch(batch, &mut new, &mut pending);
+        match result {
+            Ok(checkpoint) => {
+                let src = BatchNodes {
+                    new: &new,
+                    before: &before,
+                };
+                let size = checkpoint.tree_size;
+                for p in pending {
+                    let proof = match merkle::inclusion_proof(&src, p.record.index, size) {
+                        Ok(Ok(proof)) => proof,
+                        Ok(Err(e)) => unreachable!("an appended index is in its tree: {e}"),
+                        Err(never) => match never {},
+                    };
+                    let receipt = Receipt {
+                        index: p.record.index,
+                        record_hash: p.record_hash,
+                        prior_hash: p.prior,
+                        record: p.record,
+                        checkpoint: checkpoint.clone(),
+                        inclusion_proof: proof,
+                    };
+                    let _ = p.reply.send(Ok(receipt));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "ledger batch failed; nothing of it was written");
+                (self.frontier, self.head, self.last_ts) = saved;
+                let msg = e.to_string();
+                for p in pending {
+                    let _ = p.reply.send(Err(LedgerError::Append(msg.clone())));
+                }
+                for (_, reply) in batch.drain(..) {
+                    let _ = reply.send(Err(LedgerError::Append(msg.clone())));
+                }
+            }
+        }
+    }
+
+    fn write_batch(
+        &mut self,
+        batch: &mut Vec<(PreparedEntry, oneshot::Sender<Result<Receipt, LedgerError>>)>,
+        new: &mut HashMap<NodeId, Hash>,
+        pending: &mut Vec<Pending>,
+    ) -> Result<Checkpoint, LedgerError> {
+        let err = LedgerError::store(&self.path);
+        // Timestamps never go backwards, even if the wall clock does.
+        let ts = now_ms().max(self.last_ts);
+        let tx = self.conn.transaction().map_err(&err)?;
+        {
+            let mut ins_record = tx
+                .prepare_cached(
+                    "INSERT INTO records (idx, record_hash, leaf_hash, body) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(&err)?;
+            let mut ins_node = tx
+                .prepare_cached("INSERT INTO nodes (id, hash) VALUES (?1, ?2)")
+                .map_err(&err)?;
+            let timestamp = format_timestamp(ts);
+            for (entry, reply) in batch.drain(..) {
+                let index = self.frontier.size();
+                let canonical = entry.canonical(index, ts);
+                let leaf = leaf_hash(canonical.as_bytes());
+                let record_hash = chain_hash(&self.head, canonical.as_bytes());
+                ins_record
+                    .execute(params![
+                        index as i64,
+                        &record_hash.0[..],
+                        &leaf.0[..],
+                        canonical
+                    ])
+                    .map_err(&err)?;
+                new.insert(NodeId::new(0, index), leaf);
+                let mut node_err = None;
+                self.frontier.push(leaf, |id, h| {
+                    new.insert(id, h);
+                    if node_err.is_none() {
+                        node_err = ins_node.execute(params![node_key(id), &h.0[..]]).err();
+                    }
+                });
+                if let Some(e) = node_err {
+                    return Err(err(e));
+                }
+                let e = entry.entry;
+                pending.push(Pending {
+                    record: Record {
+                        index,
+                        timestamp: timestamp.clone(),
+                        kind: e.kind,
+                        tenant: e.tenant,
+                        payload: e.payload,
+                    },
+                    prior: self.head,
+                    record_hash,
+                    reply,
+                });
+                self.head = record_hash;
+            }
+        }
+        let checkpoint = Checkpoint::sign(
+            &self.key,
+            &self.origin,
+            self.frontier.size(),
+            self.frontier.root(),
+            self.head,
+            format_timestamp(ts),
+        );
+        let body = serde_json::to_string(&checkpoint).expect("a checkpoint serializes");
+        tx.execute(
+            "INSERT INTO checkpoints (tree_size, body) VALUES (?1, ?2)",
+            params![checkpoint.tree_size as i64, body],
+        )
+        .map_err(&err)?;
+        tx.commit().map_err(&err)?;
+        self.last_ts = ts;
+        Ok(checkpoint)
+    }
+}

@@ -1,0 +1,376 @@
+//! The ledger through its public API: durable appends, receipts, reopening, export and tamper
+//! detection.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use warden_ledger::{
+    verify_export, Entry, Keyring, Ledger, LedgerError, LedgerOptions, LedgerReader, VerifyError,
+};
+
+fn options(dir: &Path) -> LedgerOptions {
+    LedgerOptions {
+        dir: dir.join("ledger"),
+        signing_key: dir.join("keys/ledger.key"),
+        origin: "test.warden/ledger".into(),
+        batch_max: 64,
+        batch_wait: Duration::ZERO,
+    }
+}
+
+fn keyring(dir: &Path) -> Keyring {
+    Keyring::from_dir(&dir.join("keys")).unwrap()
+}
+
+async fn append_many(
+    ledger: &Arc<Ledger>,
+    tasks: usize,
+    each: usize,
+) -> Vec<warden_ledger::Receipt> {
+    let mut handles = Vec::new();
+    for t in 0..tasks {
+        let l = ledger.clone();
+        handles.push(tokio::spawn(async move {
+            let mut out = Vec::new();
+            for i in 0..each {
+                let e = Entry::new(
+                    "decision",
+                    format!("tenant-{}", t % 3),
+                    json!({"task": t, "i": i, "amount": 1250.0, "note": "é \u{1f600}"}),
+                );
+                out.push(l.append(e).await.unwrap());
+            }
+            out
+        }));
+    }
+    let mut all = Vec::new();
+    for h in handles {
+        all.extend(h.await.unwrap());
+    }
+    all.sort_by_key(|r| r.index);
+    all
+}
+
+fn export(dir: &Path) -> String {
+    let reader = LedgerReader::open(&dir.join("ledger")).unwrap();
+    let mut out = Vec::new();
+    reader.export(&mut out).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+fn verify(text: &str, keys: &Keyring) -> Result<warden_ledger::Summary, VerifyError> {
+    verify_export(text.as_bytes(), keys)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appends_get_verifiable_receipts_and_share_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Arc::new(Ledger::open(options(dir.path())).unwrap());
+    assert!(ledger.key_created());
+    let receipts = append_many(&ledger, 16, 25).await;
+    let keys = keyring(dir.path());
+    for (i, r) in receipts.iter().enumerate() {
+        assert_eq!(r.index, i as u64, "indexes are dense and unique");
+        r.verify(&keys).unwrap();
+        assert!(r.checkpoint.tree_size > r.index);
+    }
+    for w in receipts.windows(2) {
+        assert_eq!(w[1].prior_hash, w[0].record_hash, "receipts chain together");
+    }
+    let checkpoints: std::collections::BTreeSet<u64> =
+        receipts.iter().map(|r| r.checkpoint.tree_size).collect();
+    assert!(
+        checkpoints.len() < receipts.len(),
+        "400 concurrent appends were committed in {} batches: no group commit",
+        checkpoints.len()
+    );
+    ledger.shutdown().await;
+    let text = export(dir.path());
+    let summary = verify(&text, &keys).unwrap();
+    assert_eq!(summary.records, 400);
+    assert_eq!(summary.checkpoints as usize, checkpoints.len());
+    assert_eq!(summary.chain_head, receipts.last().unwrap().record_hash);
+}
+
+#[tokio::test]
+async fn reopening_continues_the_chain_and_serves_historical_proofs() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = {
+        let ledger = Arc::new(Ledger::open(options(dir.path())).unwrap());
+        let r = append_many(&ledger, 1, 5).await;
+        ledger.shutdown().await;
+        r
+    };
+    let ledger = Arc::new(Ledger::open(options(dir.path())).unwrap());
+    assert!(!ledger.key_created());
+    let second = append_many(&ledger, 1, 5).await;
+    assert_eq!(second[0].index, 5);
+    assert_eq!(second[0].prior_hash, first[4].record_hash);
+
+    let keys = keyring(dir.path());
+    let reader = ledger.reader();
+    assert_eq!(reader.size().unwrap(), 10);
+    // Every record is provable against the latest checkpoint, and every pair of checkpoints
+    // is consistent.
+    for i in 0..10 {
+        reader.receipt(i).unwrap().verify(&keys).unwrap();
+    }
+    for from in 1..=10 {
+        reader
+            .consistency(from, None)
+            .unwrap()
+            .verify(&keys)
+            .unwrap();
+        for to in from..=10 {
+            reader
+                .consistency(from, Some(to))
+                .unwrap()
+                .verify(&keys)
+                .unwrap();
+        }
+    }
+    assert!(matches!(
+        reader.receipt(10),
+        Err(LedgerError::BeyondSize { .. })
+    ));
+    assert!(matches!(
+        reader.inclusion_proof(3, 11),
+        Err(LedgerError::BeyondSize { .. })
+    ));
+}
+
+#[tokio::test]
+async fn a_second_writer_and_a_corrupt_store_are_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(options(dir.path())).unwrap();
+    match Ledger::open(options(dir.path())) {
+        Err(LedgerError::Locked(p)) => assert!(p.ends_with("ledger")),
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => panic!("a second writer was allowed"),
+    }
+    drop(ledger);
+
+    let bad = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(bad.path().join("ledger")).unwrap();
+    std::fs::write(bad.path().join("ledger/ledger.db"), vec![0x42u8; 8192]).unwrap();
+    let err = Ledger::open(options(bad.path())).err().unwrap().to_string();
+    assert!(
+        err.contains("ledger.db") && err.contains("not a database"),
+        "{err}"
+    );
+
+    let missing = tempfile::tempdir().unwrap();
+    let err = LedgerReader::open(&missing.path().join("nope"))
+        .err()
+        .unwrap();
+    assert!(matches!(err, LedgerError::NotFound(_)), "{err}");
+}
+
+#[tokio::test]
+async fn wrong_origin_and_bad_entries_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(options(dir.path())).unwrap();
+    let err = ledger
+        .append(Entry::new("", "t", json!({})))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid entry: kind: must be 1 to 128 bytes without control characters"
+    );
+    ledger.shutdown().await;
+    let err = ledger
+        .append(Entry::new("k", "t", json!({})))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LedgerError::Closed));
+    drop(ledger);
+    let mut opts = options(dir.path());
+    opts.origin = "other".into();
+    let err = Ledger::open(opts).err().unwrap().to_string();
+    assert!(err.contains("created with origin"), "{err}");
+}
+
+#[tokio::test]
+async fn rotated_keys_keep_old_checkpoints_verifiable() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let ledger = Arc::new(Ledger::open(options(dir.path())).unwrap());
+        append_many(&ledger, 1, 3).await;
+        ledger.shutdown().await;
+    }
+    let old_only = keyring(dir.path());
+    warden_ledger::keys::rotate(&dir.path().join("keys/ledger.key")).unwrap();
+    {
+        let ledger = Arc::new(Ledger::open(options(dir.path())).unwrap());
+        append_many(&ledger, 1, 3).await;
+        ledger.shutdown().await;
+    }
+    let text = export(dir.path());
+    let summary = verify(&text, &keyring(dir.path())).unwrap();
+    assert_eq!(summary.key_ids.len(), 2);
+    let err = verify(&text, &old_only).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            VerifyError::Checkpoint(warden_ledger::CheckpointError::UnknownKey {
+                tree_size: 4,
+                ..
+            })
+        ),
+        "{err}"
+    );
+}
+
+/// Builds a ledger of 12 records in batches of 3 and returns its export lines.
+async fn sample(dir: &Path) -> Vec<Value> {
+    let mut opts = options(dir);
+    opts.batch_max = 3;
+    let ledger = Arc::new(Ledger::open(opts).unwrap());
+    // Appends queued together land in batches of at most 3.
+    append_many(&ledger, 6, 2).await;
+    ledger.shutdown().await;
+    export(dir)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn join(lines: &[Value]) -> String {
+    lines
+        .iter()
+        .map(|v| serde_json::to_string(v).unwrap() + "\n")
+        .collect()
+}
+
+fn record_pos(lines: &[Value], index: u64) -> usize {
+    lines
+        .iter()
+        .position(|l| l["type"] == "record" && l["index"] == index)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn every_kind_of_tampering_is_detected_at_the_first_bad_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines = sample(dir.path()).await;
+    let keys = keyring(dir.path());
+    assert_eq!(verify(&join(&lines), &keys).unwrap().records, 12);
+
+    // A changed record.
+    let mut t = lines.clone();
+    let p = record_pos(&t, 7);
+    t[p]["payload"]["amount"] = json!(1.0);
+    assert_eq!(
+        verify(&join(&t), &keys).unwrap_err(),
+        VerifyError::RecordHash { index: 7 }
+    );
+
+    // A changed record whose chain was recomputed by the forger: caught by the checkpoint.
+    let mut t = lines.clone();
+    let p = record_pos(&t, 7);
+    t[p]["payload"]["amount"] = json!(1.0);
+    let mut prior = warden_ledger::Hash::from_hex(t[p]["prior_hash"].as_str().unwrap()).unwrap();
+    for l in t.iter_mut().skip(p) {
+        if l["type"] == "record" {
+            let rec: warden_ledger::Record = serde_json::from_value(json!({
+                "index": l["index"], "timestamp": l["timestamp"], "kind": l["kind"],
+                "tenant": l["tenant"], "payload": l["payload"]}))
+            .unwrap();
+            l["prior_hash"] = json!(prior.to_hex());
+            prior = rec.record_hash(&prior).unwrap();
+            l["record_hash"] = json!(prior.to_hex());
+        }
+    }
+    let err = verify(&join(&t), &keys).unwrap_err();
+    assert!(matches!(err, VerifyError::CheckpointRoot { .. }), "{err}");
+    assert!(err.first_bad_index().unwrap() <= 7, "{err}");
+
+    // A deleted record.
+    let mut t = lines.clone();
+    t.remove(record_pos(&t, 4));
+    assert_eq!(
+        verify(&join(&t), &keys).unwrap_err(),
+        VerifyError::IndexGap {
+            expected: 4,
+            found: 5
+        }
+    );
+
+    // An inserted record (a copy of record 2 placed after it).
+    let mut t = lines.clone();
+    let p = record_pos(&t, 2);
+    let copy = t[p].clone();
+    t.insert(p + 1, copy);
+    assert_eq!(
+        verify(&join(&t), &keys).unwrap_err().first_bad_index(),
+        Some(3)
+    );
+
+    // Two records swapped.
+    let mut t = lines.clone();
+    let (a, b) = (record_pos(&t, 5), record_pos(&t, 6));
+    t.swap(a, b);
+    assert_eq!(
+        verify(&join(&t), &keys).unwrap_err(),
+        VerifyError::IndexGap {
+            expected: 5,
+            found: 6
+        }
+    );
+
+    // A forged checkpoint: claims a different root.
+    let mut t = lines.clone();
+    let p = t.iter().position(|l| l["type"] == "checkpoint").unwrap();
+    t[p]["root_hash"] = json!("ab".repeat(32));
+    let err = verify(&join(&t), &keys).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            VerifyError::Checkpoint(warden_ledger::CheckpointError::BadSignature { .. })
+        ),
+        "{err}"
+    );
+
+    // A wrong key.
+    let stranger =
+        Keyring::from_keys([warden_ledger::keys::generate_signing_key().verifying_key()]);
+    let err = verify(&join(&lines), &stranger).unwrap_err();
+    assert!(
+        err.to_string().contains("not among the trusted keys"),
+        "{err}"
+    );
+
+    // A truncated export: whole lines missing at the end, or a line cut in half.
+    let full = join(&lines);
+    let cut: String = full
+        .lines()
+        .take(lines.len() - 3)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let err = verify(&cut, &keys).unwrap_err();
+    assert!(err.is_unusable(), "{err}");
+    assert!(err.to_string().contains("truncated"), "{err}");
+    let half = &full[..full.len() - 40];
+    let err = verify(half, &keys).unwrap_err();
+    assert!(
+        err.is_unusable() && err.to_string().contains(&format!("line {}", lines.len())),
+        "{err}"
+    );
+
+    // Records beyond the last checkpoint vouch for nothing.
+    let mut t = lines.clone();
+    t.pop(); // the last checkpoint
+    t[0]["tree_size"] = json!(9);
+    let err = verify(&join(&t), &keys).unwrap_err();
+    assert!(
+        matches!(err, VerifyError::Unanchored { from: 9, to: 11 }),
+        "{err}"
+    );
+
+    // Garbage and an empty file are unusable, not invalid.
+    assert!(verify("not json\n", &keys).unwrap_err().is_unusable());
+    assert!(verify("", &keys).unwrap_err().is_unusable());
+}

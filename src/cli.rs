@@ -1,0 +1,128 @@
+//! Command-line arguments.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(name = "warden", version, about = "A governance sidecar for AI agents")]
+pub struct Cli {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command that touches data shares.
+#[derive(Args, Debug, Clone, Default)]
+pub struct Common {
+    /// The YAML configuration file (default: $WARDEN_CONFIG, else none: built-in defaults).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Where Warden keeps its data (overrides `data_dir` of the configuration).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run Warden: the data plane and API on --listen, health and readiness on --admin-listen.
+    Serve(ServeArgs),
+    /// Create the ledger signing key pair (or rotate it) and print the public key and key id.
+    Keygen(KeygenArgs),
+    /// Verify a ledger export, a receipt or a consistency claim offline, with public keys only.
+    /// Exit code 0: valid; 1: invalid; 2: unusable input.
+    Verify(VerifyArgs),
+    /// Work with the ledger of the data directory.
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
+    /// Configuration tools.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Data plane and API address; port 0 picks a free port (the chosen address is logged).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Admin address (/health, /ready); port 0 picks a free port.
+    #[arg(long, value_name = "ADDR")]
+    pub admin_listen: Option<SocketAddr>,
+}
+
+#[derive(Args, Debug)]
+pub struct KeygenArgs {
+    /// Write the private key here (its public key beside it, as .pub) instead of the
+    /// configured signing key path.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Replace an existing key; its public key is kept in retired/ so old checkpoints verify.
+    #[arg(long)]
+    pub rotate: bool,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifyKind {
+    Export,
+    Receipt,
+    Consistency,
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// The file to verify, or - for standard input.
+    pub file: PathBuf,
+    /// A trusted public key (PEM); repeat for rotated keys. Default: every key of the data
+    /// directory's key folder.
+    #[arg(long = "public-key", value_name = "FILE")]
+    pub public_keys: Vec<PathBuf>,
+    /// What the file is; detected from its content when omitted.
+    #[arg(long = "as", value_enum)]
+    pub kind: Option<VerifyKind>,
+    /// Print the verdict as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LedgerCommand {
+    /// Write every record and checkpoint as JSON lines (to stdout or --out).
+    Export {
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Append JSON payloads read from stdin, one per line; print each receipt as a JSON line
+    /// once it is durable.
+    Append {
+        /// The records' kind.
+        #[arg(long, default_value = "note")]
+        kind: String,
+        /// The records' tenant.
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        /// Appends in flight at once.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+    },
+    /// Print a receipt for the record at INDEX, proved against the latest checkpoint.
+    Receipt { index: u64 },
+    /// Print a consistency claim between the checkpoint at --from and the one at --to
+    /// (default: the latest).
+    Consistency {
+        #[arg(long)]
+        from: u64,
+        #[arg(long)]
+        to: Option<u64>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Report every problem of a configuration file (with its line) and exit non-zero if any.
+    Check { file: PathBuf },
+}

@@ -1,0 +1,217 @@
+//! `warden serve`: open the store and the ledger, bind the listeners, stop cleanly on a signal.
+
+use std::future::IntoFuture;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use warden_config::Config;
+use warden_ledger::{keys, Ledger, LedgerOptions};
+
+use crate::cli::ServeArgs;
+
+pub fn run(mut config: Config, args: ServeArgs) -> ExitCode {
+    if let Some(a) = args.listen {
+        config.server.listen = a;
+    }
+    if let Some(a) = args.admin_listen {
+        config.server.admin_listen = a;
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("warden: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// What the handlers of this stage share.
+struct AppState {
+    ledger: Ledger,
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let ledger = tokio::task::spawn_blocking({
+        let opts = ledger_options(&config);
+        move || Ledger::open(opts)
+    })
+    .await??;
+    if ledger.key_created() {
+        tracing::info!(
+            key_id = %keys::key_id(ledger.verifying_key()),
+            path = %config.ledger.signing_key_path(&config.data_dir).display(),
+            "generated a new ledger signing key"
+        );
+    }
+    let state = Arc::new(AppState { ledger });
+
+    let api = TcpListener::bind(config.server.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.server.listen))?;
+    let admin = TcpListener::bind(config.server.admin_listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.server.admin_listen))?;
+    let api_addr: SocketAddr = api.local_addr()?;
+    let admin_addr: SocketAddr = admin.local_addr()?;
+    tracing::info!(addr = %api_addr, "data plane listening");
+    tracing::info!(addr = %admin_addr, "admin listening");
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let api_task = tokio::spawn(
+        axum::serve(api, api_router(state.clone()))
+            .with_graceful_shutdown(wait_for(stop_rx.clone()))
+            .into_future(),
+    );
+    let admin_task = tokio::spawn(
+        axum::serve(admin, admin_router(state.clone()))
+            .with_graceful_shutdown(wait_for(stop_rx.clone()))
+            .into_future(),
+    );
+
+    shutdown_signal().await;
+    tracing::info!(grace = ?config.server.shutdown_grace, "shutting down: finishing in-flight requests");
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(config.server.shutdown_grace, async {
+        let _ = api_task.await;
+        let _ = admin_task.await;
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("shutdown grace period elapsed with requests still open");
+    }
+    // Every append already queued is committed before the writer stops.
+    state.ledger.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+pub fn ledger_options(config: &Config) -> LedgerOptions {
+    LedgerOptions {
+        dir: config.data_dir.join("ledger"),
+        signing_key: config.ledger.signing_key_path(&config.data_dir),
+        origin: config.ledger.origin.clone(),
+        batch_max: config.ledger.batch_max,
+        batch_wait: config.ledger.batch_wait,
+    }
+}
+
+async fn wait_for(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler installs");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// The data plane. This stage serves the ledger's public facts: what a verifier needs.
+fn api_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/ledger/checkpoint", get(latest_checkpoint))
+        .route("/v1/ledger/public-key", get(public_key))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+fn admin_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/ready", get(ready))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    (status, Json(json!({"code": code, "message": message}))).into_response()
+}
+
+/// Ready when the ledger store answers; 503 with the failing component otherwise.
+async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    let st = state.clone();
+    let size = tokio::task::spawn_blocking(move || st.ledger.reader().size()).await;
+    match size {
+        Ok(Ok(records)) => Json(json!({
+            "status": "ready",
+            "components": {"ledger": {"status": "up", "records": records}}
+        }))
+        .into_response(),
+        Ok(Err(e)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({
+                "status": "not_ready",
+                "components": {"ledger": {"status": "down", "error": e.to_string()}}
+            })),
+        )
+            .into_response(),
+        Err(_) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "ledger check failed",
+        ),
+    }
+}
+
+async fn latest_checkpoint(State(state): State<Arc<AppState>>) -> Response {
+    let st = state.clone();
+    match tokio::task::spawn_blocking(move || st.ledger.reader().latest_checkpoint()).await {
+        Ok(Ok(Some(cp))) => Json(cp).into_response(),
+        Ok(Ok(None)) => error(StatusCode::NOT_FOUND, "not_found", "the ledger is empty"),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "reading the latest checkpoint");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "the ledger could not be read",
+            )
+        }
+        Err(_) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "the ledger could not be read",
+        ),
+    }
+}
+
+async fn public_key(State(state): State<Arc<AppState>>) -> Response {
+    let key = state.ledger.verifying_key();
+    Json(json!({
+        "key_id": keys::key_id(key),
+        "algorithm": "Ed25519",
+        "public_key_pem": keys::public_key_pem(key),
+    }))
+    .into_response()
+}
