@@ -75,6 +75,8 @@ impl Ledger {
         let (tx, rx) = mpsc::channel(opts.batch_max.max(1) * 4);
         let writer = Writer {
             conn,
+            wal: opts.dir.join(format!("{}-wal", store::DB_FILE)),
+            sync_tx: None,
             path,
             key: key.clone(),
             origin: opts.origin.clone(),

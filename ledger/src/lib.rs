@@ -14,6 +14,7 @@
 //! Storage is embedded SQLite with group commit (see [`Ledger`]); reads of historical nodes
 //! fetch `O(log n)` rows and never load the tree into memory.
 
+pub mod canonical;
 mod checkpoint;
 mod error;
 pub mod export;

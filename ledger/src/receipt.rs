@@ -32,10 +32,7 @@ impl Receipt {
                 self.record.index
             )));
         }
-        let canonical = self
-            .record
-            .canonical()
-            .map_err(|e| VerifyError::Malformed(e.to_string()))?;
+        let canonical = self.record.canonical();
         if crate::hash::chain_hash(&self.prior_hash, canonical.as_bytes()) != self.record_hash {
             return Err(VerifyError::RecordHash { index });
         }

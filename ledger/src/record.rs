@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::canonical;
 use crate::hash::{chain_hash, leaf_hash, Hash};
 
 /// Longest `kind` or `tenant` accepted, in bytes.
@@ -28,8 +29,6 @@ pub struct Entry {
 pub enum EntryError {
     #[error("{field}: must be 1 to {MAX_LABEL_LEN} bytes without control characters")]
     Label { field: &'static str },
-    #[error("payload: cannot be canonicalized: {0}")]
-    Canonical(String),
 }
 
 impl Entry {
@@ -46,11 +45,10 @@ impl Entry {
     pub fn prepare(self) -> Result<PreparedEntry, EntryError> {
         check_label("kind", &self.kind)?;
         check_label("tenant", &self.tenant)?;
-        let payload = serde_jcs::to_string(&self.payload)
-            .map_err(|e| EntryError::Canonical(e.to_string()))?;
+        let payload = canonical::to_string(&self.payload);
         Ok(PreparedEntry {
-            kind_json: jcs_string(&self.kind),
-            tenant_json: jcs_string(&self.tenant),
+            kind_json: json_string(&self.kind),
+            tenant_json: json_string(&self.tenant),
             payload,
             entry: self,
         })
@@ -64,8 +62,28 @@ fn check_label(field: &'static str, s: &str) -> Result<(), EntryError> {
     Ok(())
 }
 
-fn jcs_string(s: &str) -> String {
-    serde_jcs::to_string(s).expect("a string always canonicalizes")
+/// `s` as a canonical JSON string literal.
+pub(crate) fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    canonical::write_string(s, &mut out);
+    out
+}
+
+/// The record object with its five keys in RFC 8785 order (all ASCII, so the order is fixed).
+fn assemble(index: u64, kind: &str, payload: &str, tenant: &str, timestamp: &str) -> String {
+    let mut s = String::with_capacity(80 + kind.len() + tenant.len() + payload.len());
+    s.push_str("{\"index\":");
+    s.push_str(itoa::Buffer::new().format(index));
+    s.push_str(",\"kind\":");
+    s.push_str(kind);
+    s.push_str(",\"payload\":");
+    s.push_str(payload);
+    s.push_str(",\"tenant\":");
+    s.push_str(tenant);
+    s.push_str(",\"timestamp\":");
+    s.push_str(timestamp);
+    s.push('}');
+    s
 }
 
 /// An entry whose parts are already in canonical form.
@@ -80,25 +98,15 @@ pub struct PreparedEntry {
 impl PreparedEntry {
     /// The canonical bytes of the record this entry becomes at `index` and `timestamp_ms`.
     ///
-    /// RFC 8785 sorts keys by UTF-16 code units; the five keys are ASCII, so their order is
-    /// fixed and the object is assembled directly around the pre-canonicalized parts.
-    pub(crate) fn canonical(&self, index: u64, timestamp_ms: i64) -> String {
-        let ts = jcs_string(&format_timestamp(timestamp_ms));
-        let mut s = String::with_capacity(
-            64 + self.kind_json.len() + self.tenant_json.len() + self.payload.len(),
-        );
-        s.push_str("{\"index\":");
-        s.push_str(&index.to_string());
-        s.push_str(",\"kind\":");
-        s.push_str(&self.kind_json);
-        s.push_str(",\"payload\":");
-        s.push_str(&self.payload);
-        s.push_str(",\"tenant\":");
-        s.push_str(&self.tenant_json);
-        s.push_str(",\"timestamp\":");
-        s.push_str(&ts);
-        s.push('}');
-        s
+    /// `timestamp_json` is the timestamp as a canonical JSON string (see [`json_string`]).
+    pub(crate) fn canonical(&self, index: u64, timestamp_json: &str) -> String {
+        assemble(
+            index,
+            &self.kind_json,
+            &self.payload,
+            &self.tenant_json,
+            timestamp_json,
+        )
     }
 }
 
@@ -116,16 +124,22 @@ pub struct Record {
 
 impl Record {
     /// The RFC 8785 canonical JSON of the record: the bytes every hash is taken over.
-    pub fn canonical(&self) -> Result<String, EntryError> {
-        serde_jcs::to_string(self).map_err(|e| EntryError::Canonical(e.to_string()))
+    pub fn canonical(&self) -> String {
+        assemble(
+            self.index,
+            &json_string(&self.kind),
+            &canonical::to_string(&self.payload),
+            &json_string(&self.tenant),
+            &json_string(&self.timestamp),
+        )
     }
 
-    pub fn leaf_hash(&self) -> Result<Hash, EntryError> {
-        Ok(leaf_hash(self.canonical()?.as_bytes()))
+    pub fn leaf_hash(&self) -> Hash {
+        leaf_hash(self.canonical().as_bytes())
     }
 
-    pub fn record_hash(&self, prior: &Hash) -> Result<Hash, EntryError> {
-        Ok(chain_hash(prior, self.canonical()?.as_bytes()))
+    pub fn record_hash(&self, prior: &Hash) -> Hash {
+        chain_hash(prior, self.canonical().as_bytes())
     }
 }
 
@@ -176,10 +190,9 @@ mod tests {
                 tenant: e.tenant,
                 payload: e.payload,
             };
-            assert_eq!(
-                prepared.canonical(7 + i as u64, ts),
-                rec.canonical().unwrap()
-            );
+            let ts_json = json_string(&format_timestamp(ts));
+            assert_eq!(prepared.canonical(7 + i as u64, &ts_json), rec.canonical());
+            assert_eq!(rec.canonical(), serde_jcs::to_string(&rec).unwrap());
         }
     }
 
@@ -192,9 +205,9 @@ mod tests {
             tenant: "t".into(),
             payload: json!({"n": 0.1, "big": 9007199254740993u64, "neg": -0.0, "s": "\u{2028}"}),
         };
-        let c = rec.canonical().unwrap();
+        let c = rec.canonical();
         let back: Record = serde_json::from_str(&c).unwrap();
-        assert_eq!(back.canonical().unwrap(), c);
+        assert_eq!(back.canonical(), c);
     }
 
     #[test]

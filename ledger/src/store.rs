@@ -1,10 +1,14 @@
 //! The embedded SQLite store of the ledger.
 //!
-//! Three append-only tables: `records` (canonical body, record hash and leaf hash by index),
-//! `nodes` (every complete interior Merkle node, keyed by level and index) and `checkpoints`.
+//! Two append-only tables: `records` and `checkpoints`. A record's row also holds its leaf
+//! hash and the interior Merkle nodes its leaf completed: leaf `i` completes node `(l, i >> l)`
+//! for every `l` up to the number of trailing one bits of `i`, so node `(l, j)` lives in row
+//! `((j + 1) << l) - 1`, at slot `l - 1`. One row per append, one b-tree to maintain, and any
+//! node is one primary-key lookup away.
 //! Triggers refuse updates and deletes, so even a bug in Warden cannot rewrite history through
-//! SQL. WAL mode lets readers (proofs, exports) run beside the single writer, and
-//! `synchronous=FULL` makes a commit durable once it returns.
+//! SQL. WAL mode lets readers (proofs, exports) run beside the single writer. Commits use
+//! `synchronous=NORMAL`; the writer's syncer thread fsyncs the log before any receipt is
+//! released (see `writer`).
 
 use std::path::{Path, PathBuf};
 
@@ -24,17 +28,13 @@ CREATE TABLE IF NOT EXISTS records (
     idx INTEGER PRIMARY KEY,
     record_hash BLOB NOT NULL,
     leaf_hash BLOB NOT NULL,
+    nodes BLOB NOT NULL,
     body TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS nodes (id INTEGER PRIMARY KEY, hash BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS checkpoints (tree_size INTEGER PRIMARY KEY, body TEXT NOT NULL);
 CREATE TRIGGER IF NOT EXISTS records_no_update BEFORE UPDATE ON records
     BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS records_no_delete BEFORE DELETE ON records
-    BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS nodes_no_update BEFORE UPDATE ON nodes
-    BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS nodes_no_delete BEFORE DELETE ON nodes
     BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS checkpoints_no_update BEFORE UPDATE ON checkpoints
     BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
@@ -42,9 +42,9 @@ CREATE TRIGGER IF NOT EXISTS checkpoints_no_delete BEFORE DELETE ON checkpoints
     BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
 ";
 
-/// Interior nodes are keyed by one integer: the level in the top byte, the index below.
-pub(crate) fn node_key(id: NodeId) -> i64 {
-    ((id.level as i64) << 56) | id.index as i64
+/// The row holding node `id` (the row of its rightmost leaf) and the node's slot in it.
+fn node_row(id: NodeId) -> (i64, usize) {
+    ((((id.index + 1) << id.level) - 1) as i64, id.level as usize)
 }
 
 pub(crate) fn db_path(dir: &Path) -> PathBuf {
@@ -61,7 +61,7 @@ pub(crate) fn open_writer(dir: &Path, origin: &str) -> Result<Connection, Ledger
     let err = LedgerError::store(&path);
     let conn = Connection::open(&path).map_err(&err)?;
     conn.execute_batch(
-        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;",
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0; PRAGMA cache_size=-65536;",
     )
     .map_err(&err)?;
     conn.execute_batch(SCHEMA).map_err(&err)?;
@@ -229,31 +229,36 @@ impl NodeSource for Tables<'_> {
     type Error = LedgerError;
 
     fn nodes(&self, ids: &[NodeId]) -> Result<Vec<Hash>, LedgerError> {
-        let mut leaf = self
+        let mut stmt = self
             .conn
-            .prepare_cached("SELECT leaf_hash FROM records WHERE idx = ?1")
-            .map_err(self.err())?;
-        let mut node = self
-            .conn
-            .prepare_cached("SELECT hash FROM nodes WHERE id = ?1")
+            .prepare_cached("SELECT leaf_hash, nodes FROM records WHERE idx = ?1")
             .map_err(self.err())?;
         let mut out = Vec::with_capacity(ids.len());
         for &id in ids {
-            let raw: Option<Vec<u8>> = if id.level == 0 {
-                leaf.query_row([id.index as i64], |r| r.get(0))
-            } else {
-                node.query_row([node_key(id)], |r| r.get(0))
+            let (row, slot) = node_row(id);
+            let found: Option<Vec<u8>> = stmt
+                .query_row([row], |r| {
+                    if slot == 0 {
+                        r.get(0)
+                    } else {
+                        let blob = r.get_ref(1)?.as_blob()?;
+                        Ok(blob.get((slot - 1) * 32..slot * 32).unwrap_or(&[]).to_vec())
+                    }
+                })
+                .optional()
+                .map_err(self.err())?;
+            match found {
+                Some(raw) if raw.len() == 32 => out.push(self.hash(raw)?),
+                _ => {
+                    return Err(LedgerError::Inconsistent {
+                        path: self.path.to_owned(),
+                        detail: format!(
+                            "Merkle node at level {} index {} is missing",
+                            id.level, id.index
+                        ),
+                    })
+                }
             }
-            .optional()
-            .map_err(self.err())?;
-            let raw = raw.ok_or_else(|| LedgerError::Inconsistent {
-                path: self.path.to_owned(),
-                detail: format!(
-                    "Merkle node at level {} index {} is missing",
-                    id.level, id.index
-                ),
-            })?;
-            out.push(self.hash(raw)?);
         }
         Ok(out)
     }

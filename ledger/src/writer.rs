@@ -6,6 +6,13 @@
 //! batch is being synced the next one accumulates, so the cost of an fsync is shared by every
 //! append that arrived during it.
 //!
+//! The fsync does not stall the writer: SQLite commits with `synchronous=NORMAL` (write-ahead
+//! log written, not yet synced) and a second thread, the syncer, fsyncs the log and only then
+//! releases the receipts of every batch committed before the fsync began. The next batch is
+//! written while the previous one is being synced, and one fsync can cover several batches.
+//! A receipt is still never handed out before its record is on stable storage; a crash loses
+//! at most batches nobody holds a receipt for, and SQLite's WAL checksums discard a torn tail.
+//!
 //! Receipts are proved against the batch's own checkpoint without reading the store: every
 //! node such a proof needs is either new in this batch or part of the frontier from before it.
 
@@ -23,7 +30,6 @@ use crate::hash::{chain_hash, leaf_hash, Hash};
 use crate::merkle::{self, Frontier, NodeId, NodeSource};
 use crate::receipt::Receipt;
 use crate::record::{format_timestamp, now_ms, PreparedEntry, Record};
-use crate::store::node_key;
 
 pub(crate) enum Request {
     Append(PreparedEntry, oneshot::Sender<Result<Receipt, LedgerError>>),
@@ -31,8 +37,12 @@ pub(crate) enum Request {
     Shutdown,
 }
 
+type Reply = oneshot::Sender<Result<Receipt, LedgerError>>;
+
 pub(crate) struct Writer {
     pub conn: Connection,
+    /// The write-ahead log the syncer makes durable.
+    pub wal: PathBuf,
     pub path: PathBuf,
     pub key: SigningKey,
     pub origin: String,
@@ -41,6 +51,7 @@ pub(crate) struct Writer {
     pub last_ts: i64,
     pub batch_max: usize,
     pub batch_wait: Duration,
+    pub sync_tx: Option<std::sync::mpsc::Sender<Vec<(Reply, Receipt)>>>,
 }
 
 /// Everything a receipt of this batch can need: nodes completed in the batch and the frontier
@@ -75,6 +86,13 @@ struct Pending {
 
 impl Writer {
     pub fn run(mut self, mut rx: mpsc::Receiver<Request>) {
+        let (sync_tx, sync_rx) = std::sync::mpsc::channel::<Vec<(Reply, Receipt)>>();
+        let wal = self.wal.clone();
+        let syncer = std::thread::Builder::new()
+            .name("ledger-syncer".into())
+            .spawn(move || sync_loop(&wal, sync_rx))
+            .expect("the syncer thread starts");
+        self.sync_tx = Some(sync_tx);
         let mut batch = Vec::with_capacity(self.batch_max);
         let mut stopping = false;
         while !stopping {
@@ -109,6 +127,9 @@ impl Writer {
                 }
             }
         }
+        // The syncer releases what is left, then stops.
+        self.sync_tx = None;
+        let _ = syncer.join();
         tracing::debug!(size = self.frontier.size(), "ledger writer stopped");
     }
 
@@ -128,6 +149,7 @@ impl Writer {
                     before: &before,
                 };
                 let size = checkpoint.tree_size;
+                let mut durable = Vec::with_capacity(pending.len());
                 for p in pending {
                     let proof = match merkle::inclusion_proof(&src, p.record.index, size) {
                         Ok(Ok(proof)) => proof,
@@ -142,7 +164,10 @@ impl Writer {
                         checkpoint: checkpoint.clone(),
                         inclusion_proof: proof,
                     };
-                    let _ = p.reply.send(Ok(receipt));
+                    durable.push((p.reply, receipt));
+                }
+                if let Some(tx) = &self.sync_tx {
+                    let _ = tx.send(durable);
                 }
             }
             Err(e) => {
@@ -172,37 +197,33 @@ impl Writer {
         {
             let mut ins_record = tx
                 .prepare_cached(
-                    "INSERT INTO records (idx, record_hash, leaf_hash, body) VALUES (?1, ?2, ?3, ?4)",
+                    "INSERT INTO records (idx, record_hash, leaf_hash, nodes, body) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
                 )
                 .map_err(&err)?;
-            let mut ins_node = tx
-                .prepare_cached("INSERT INTO nodes (id, hash) VALUES (?1, ?2)")
-                .map_err(&err)?;
             let timestamp = format_timestamp(ts);
+            let timestamp_json = crate::record::json_string(&timestamp);
+            let mut completed = Vec::with_capacity(32 * 8);
             for (entry, reply) in batch.drain(..) {
                 let index = self.frontier.size();
-                let canonical = entry.canonical(index, ts);
+                let canonical = entry.canonical(index, &timestamp_json);
                 let leaf = leaf_hash(canonical.as_bytes());
                 let record_hash = chain_hash(&self.head, canonical.as_bytes());
+                new.insert(NodeId::new(0, index), leaf);
+                completed.clear();
+                self.frontier.push(leaf, |id, h| {
+                    new.insert(id, h);
+                    completed.extend_from_slice(&h.0);
+                });
                 ins_record
                     .execute(params![
                         index as i64,
                         &record_hash.0[..],
                         &leaf.0[..],
+                        &completed[..],
                         canonical
                     ])
                     .map_err(&err)?;
-                new.insert(NodeId::new(0, index), leaf);
-                let mut node_err = None;
-                self.frontier.push(leaf, |id, h| {
-                    new.insert(id, h);
-                    if node_err.is_none() {
-                        node_err = ins_node.execute(params![node_key(id), &h.0[..]]).err();
-                    }
-                });
-                if let Some(e) = node_err {
-                    return Err(err(e));
-                }
                 let e = entry.entry;
                 pending.push(Pending {
                     record: Record {
@@ -238,3 +259,58 @@ impl Writer {
         Ok(checkpoint)
     }
 }
+
+/// Makes committed batches durable and hands out their receipts. It also moves the log's
+/// content into the database file (a WAL checkpoint) from time to time, work SQLite would
+/// otherwise do on the writer's thread in the middle of a commit.
+fn sync_loop(wal: &std::path::Path, rx: std::sync::mpsc::Receiver<Vec<(Reply, Receipt)>>) {
+    let dir = wal.parent().map(std::path::Path::to_owned);
+    let mut dir_synced = false;
+    let db = wal.with_file_name(crate::store::DB_FILE);
+    let checkpointer = rusqlite::Connection::open(&db)
+        .map_err(|e| tracing::warn!(error = %e, "no WAL checkpointer; the log will grow"))
+        .ok();
+    let mut last_checkpoint = std::time::Instant::now();
+    while let Ok(first) = rx.recv() {
+        // Every batch queued now was committed before this fsync starts, so it covers them all.
+        let mut ready = vec![first];
+        while let Ok(more) = rx.try_recv() {
+            ready.push(more);
+        }
+        let mut result = std::fs::File::open(wal).and_then(|f| f.sync_data());
+        if result.is_ok() && !dir_synced {
+            // The log file's directory entry must survive a crash too.
+            if let Some(d) = &dir {
+                result = std::fs::File::open(d).and_then(|f| f.sync_all());
+            }
+            dir_synced = result.is_ok();
+        }
+        match result {
+            Ok(()) => {
+                for (reply, receipt) in ready.into_iter().flatten() {
+                    let _ = reply.send(Ok(receipt));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, wal = %wal.display(), "fsync of the ledger log failed");
+                let msg = format!("fsync of {} failed: {e}", wal.display());
+                for (reply, _) in ready.into_iter().flatten() {
+                    let _ = reply.send(Err(LedgerError::Append(msg.clone())));
+                }
+                continue;
+            }
+        }
+        if let Some(conn) = &checkpointer {
+            if last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
+                // PASSIVE: copies what it can without waiting for, or blocking, anyone.
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
+                }
+                last_checkpoint = std::time::Instant::now();
+            }
+        }
+    }
+}
+
+/// How often the syncer folds the log into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
