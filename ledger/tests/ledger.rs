@@ -383,3 +383,38 @@ async fn every_kind_of_tampering_is_detected_at_the_first_bad_index() {
     assert!(verify("not json\n", &keys).unwrap_err().is_unusable());
     assert!(verify("", &keys).unwrap_err().is_unusable());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_commits_what_was_queued_and_refuses_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Arc::new(Ledger::open(options(dir.path())).unwrap());
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let l = ledger.clone();
+            tokio::spawn(async move { l.append(Entry::new("k", "t", json!({ "i": i }))).await })
+        })
+        .collect();
+    tokio::task::yield_now().await;
+    ledger.shutdown().await;
+    let mut receipted = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(r) => receipted.push(r),
+            Err(LedgerError::Closed) => {}
+            Err(e) => panic!("unexpected error {e}"),
+        }
+    }
+    assert!(!receipted.is_empty());
+    drop(ledger);
+    let reader = LedgerReader::open(&dir.path().join("ledger")).unwrap();
+    assert_eq!(
+        reader.size().unwrap(),
+        receipted.len() as u64,
+        "exactly the receipted records are stored"
+    );
+    let keys = keyring(dir.path());
+    for r in &receipted {
+        assert_eq!(reader.record(r.index).unwrap().unwrap().2, r.record_hash);
+        r.verify(&keys).unwrap();
+    }
+}

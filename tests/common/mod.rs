@@ -1,0 +1,156 @@
+//! Helpers for tests that drive the real `warden` binary.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub fn warden() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_warden"));
+    // Tests must not pick up a developer's configuration.
+    c.env_remove("WARDEN_CONFIG")
+        .env("WARDEN_LOG__FORMAT", "text");
+    c
+}
+
+/// Runs `warden` with `args` in `dir` (as data dir), feeding `stdin`.
+pub fn run(dir: &Path, args: &[&str], stdin: &str) -> Output {
+    let mut child = warden()
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A running `warden serve`, with the addresses it logged.
+pub struct Server {
+    pub child: Child,
+    pub api: SocketAddr,
+    pub admin: SocketAddr,
+    pub logs: mpsc::Receiver<String>,
+}
+
+impl Server {
+    pub fn start(cmd: &mut Command) -> Server {
+        let mut child = cmd
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, logs) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let (mut api, mut admin) = (None, None);
+        while api.is_none() || admin.is_none() {
+            let line = logs
+                .recv_timeout(Duration::from_secs(30))
+                .expect("warden serve logged its addresses");
+            let addr =
+                || -> SocketAddr { line.split("addr=").nth(1).unwrap().trim().parse().unwrap() };
+            if line.contains("data plane listening") {
+                api = Some(addr());
+            } else if line.contains("admin listening") {
+                admin = Some(addr());
+            }
+        }
+        Server {
+            child,
+            api: api.unwrap(),
+            admin: admin.unwrap(),
+            logs,
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        let status = wait_timeout(&mut self.child, Duration::from_secs(20))
+            .expect("warden stopped within 20 s of SIGTERM");
+        let logs = self.logs.try_iter().collect();
+        (status, logs)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn wait_timeout(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if let Some(s) = child.try_wait().unwrap() {
+            return Some(s);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+/// A minimal HTTP/1.1 GET: status and body.
+pub fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let status = resp
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = resp.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+    // Small JSON bodies come back either whole or as a single chunk.
+    let body = if resp
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body.lines().nth(1).unwrap_or("").to_owned()
+    } else {
+        body
+    };
+    (status, body)
+}
