@@ -24,6 +24,7 @@ mod ledger;
 pub mod merkle;
 mod receipt;
 mod record;
+mod sigcheck;
 mod store;
 mod verify;
 mod writer;

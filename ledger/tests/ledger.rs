@@ -418,3 +418,52 @@ async fn shutdown_commits_what_was_queued_and_refuses_the_rest() {
         r.verify(&keys).unwrap();
     }
 }
+
+#[tokio::test]
+async fn forged_checkpoint_signatures_are_caught_in_long_exports() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options(dir.path());
+    opts.batch_max = 1;
+    let ledger = Arc::new(Ledger::open(opts).unwrap());
+    // One checkpoint per record: enough checkpoints for the background signature checker.
+    append_many(&ledger, 1, 300).await;
+    ledger.shutdown().await;
+    let keys = keyring(dir.path());
+    let raw = export(dir.path());
+    assert_eq!(verify(&raw, &keys).unwrap().checkpoints, 300);
+
+    // A re-dated checkpoint: root and chain still match, only the signature gives it away.
+    let redate = |text: &str, size: u64| -> String {
+        text.lines()
+            .map(|l| {
+                let mut v: Value = serde_json::from_str(l).unwrap();
+                if v["type"] == "checkpoint" && v["tree_size"] == size {
+                    v["timestamp"] = json!("2000-01-01T00:00:00.000Z");
+                    serde_json::to_string(&v).unwrap() + "\n"
+                } else {
+                    format!("{l}\n")
+                }
+            })
+            .collect()
+    };
+    let forged = redate(&raw, 150);
+    assert_eq!(
+        verify(&forged, &keys).unwrap_err(),
+        VerifyError::Checkpoint(warden_ledger::CheckpointError::BadSignature { tree_size: 150 })
+    );
+    // With a later tampered record too, the earlier forged checkpoint is what gets reported.
+    let both: String = forged
+        .lines()
+        .map(|l| {
+            if l.contains("\"index\":250,") {
+                l.replace("\"task\":0", "\"task\":9") + "\n"
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    assert_eq!(
+        verify(&both, &keys).unwrap_err(),
+        VerifyError::Checkpoint(warden_ledger::CheckpointError::BadSignature { tree_size: 150 })
+    );
+}
