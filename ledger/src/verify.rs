@@ -218,7 +218,7 @@ impl<'k> ExportVerifier<'k> {
         else {
             return Ok(false);
         };
-        let suffix = text[split..].as_bytes();
+        let suffix = &text.as_bytes()[split..];
         if &suffix[79..96] != b"\",\"record_hash\":\"" || &suffix[160..] != b"\"}" {
             return Ok(false);
         }
