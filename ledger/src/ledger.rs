@@ -77,6 +77,7 @@ impl Ledger {
             conn,
             wal: opts.dir.join(format!("{}-wal", store::DB_FILE)),
             sync_tx: None,
+            unsynced: Default::default(),
             path,
             key: key.clone(),
             origin: opts.origin.clone(),

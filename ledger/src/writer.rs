@@ -52,6 +52,40 @@ pub(crate) struct Writer {
     pub batch_max: usize,
     pub batch_wait: Duration,
     pub sync_tx: Option<std::sync::mpsc::Sender<Vec<(Reply, Receipt)>>>,
+    pub unsynced: std::sync::Arc<Unsynced>,
+}
+
+/// The longest the writer gathers appends while a sync is running (a safety bound: a sync
+/// normally takes well under a millisecond).
+const MAX_GATHER: Duration = Duration::from_millis(5);
+
+/// Batches committed but not yet synced, shared by the writer and the syncer.
+#[derive(Default)]
+pub(crate) struct Unsynced {
+    count: std::sync::Mutex<usize>,
+    synced: std::sync::Condvar,
+}
+
+impl Unsynced {
+    fn add(&self) {
+        *self.count.lock().expect("not poisoned") += 1;
+    }
+
+    fn done(&self, batches: usize) {
+        let mut c = self.count.lock().expect("not poisoned");
+        *c = c.saturating_sub(batches);
+        if *c == 0 {
+            self.synced.notify_all();
+        }
+    }
+
+    fn wait_until_synced(&self, limit: Duration) {
+        let c = self.count.lock().expect("not poisoned");
+        let _ = self
+            .synced
+            .wait_timeout_while(c, limit, |c| *c > 0)
+            .expect("not poisoned");
+    }
 }
 
 /// Everything a receipt of this batch can need: nodes completed in the batch and the frontier
@@ -88,9 +122,10 @@ impl Writer {
     pub fn run(mut self, mut rx: mpsc::Receiver<Request>) {
         let (sync_tx, sync_rx) = std::sync::mpsc::channel::<Vec<(Reply, Receipt)>>();
         let wal = self.wal.clone();
+        let unsynced = self.unsynced.clone();
         let syncer = std::thread::Builder::new()
             .name("ledger-syncer".into())
-            .spawn(move || sync_loop(&wal, sync_rx))
+            .spawn(move || sync_loop(&wal, sync_rx, &unsynced))
             .expect("the syncer thread starts");
         self.sync_tx = Some(sync_tx);
         let mut batch = Vec::with_capacity(self.batch_max);
@@ -106,6 +141,9 @@ impl Writer {
             }
             if !self.batch_wait.is_zero() && !stopping {
                 std::thread::sleep(self.batch_wait);
+            }
+            if !stopping {
+                self.unsynced.wait_until_synced(MAX_GATHER);
             }
             // Take what is queued; on shutdown, everything that was queued before it.
             loop {
@@ -167,7 +205,10 @@ impl Writer {
                     durable.push((p.reply, receipt));
                 }
                 if let Some(tx) = &self.sync_tx {
-                    let _ = tx.send(durable);
+                    self.unsynced.add();
+                    if tx.send(durable).is_err() {
+                        self.unsynced.done(1);
+                    }
                 }
             }
             Err(e) => {
@@ -249,11 +290,9 @@ impl Writer {
             format_timestamp(ts),
         );
         let body = serde_json::to_string(&checkpoint).expect("a checkpoint serializes");
-        tx.execute(
-            "INSERT INTO checkpoints (tree_size, body) VALUES (?1, ?2)",
-            params![checkpoint.tree_size as i64, body],
-        )
-        .map_err(&err)?;
+        tx.prepare_cached("INSERT INTO checkpoints (tree_size, body) VALUES (?1, ?2)")
+            .and_then(|mut st| st.execute(params![checkpoint.tree_size as i64, body]))
+            .map_err(&err)?;
         tx.commit().map_err(&err)?;
         self.last_ts = ts;
         Ok(checkpoint)
@@ -263,7 +302,11 @@ impl Writer {
 /// Makes committed batches durable and hands out their receipts. It also moves the log's
 /// content into the database file (a WAL checkpoint) from time to time, work SQLite would
 /// otherwise do on the writer's thread in the middle of a commit.
-fn sync_loop(wal: &std::path::Path, rx: std::sync::mpsc::Receiver<Vec<(Reply, Receipt)>>) {
+fn sync_loop(
+    wal: &std::path::Path,
+    rx: std::sync::mpsc::Receiver<Vec<(Reply, Receipt)>>,
+    unsynced: &Unsynced,
+) {
     let dir = wal.parent().map(std::path::Path::to_owned);
     let mut dir_synced = false;
     let db = wal.with_file_name(crate::store::DB_FILE);
@@ -285,14 +328,17 @@ fn sync_loop(wal: &std::path::Path, rx: std::sync::mpsc::Receiver<Vec<(Reply, Re
             }
             dir_synced = result.is_ok();
         }
+        let batches = ready.len();
         match result {
             Ok(()) => {
+                unsynced.done(batches);
                 for (reply, receipt) in ready.into_iter().flatten() {
                     let _ = reply.send(Ok(receipt));
                 }
             }
             Err(e) => {
                 tracing::error!(error = %e, wal = %wal.display(), "fsync of the ledger log failed");
+                unsynced.done(batches);
                 let msg = format!("fsync of {} failed: {e}", wal.display());
                 for (reply, _) in ready.into_iter().flatten() {
                     let _ = reply.send(Err(LedgerError::Append(msg.clone())));
