@@ -467,3 +467,34 @@ async fn forged_checkpoint_signatures_are_caught_in_long_exports() {
         VerifyError::Checkpoint(warden_ledger::CheckpointError::BadSignature { tree_size: 150 })
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proofs_stay_valid_with_the_upper_node_cache_warm() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Arc::new(Ledger::open(options(dir.path())).unwrap());
+    let receipts = append_many(&ledger, 32, 40).await; // 1,280 records: nodes up to level 10
+    let keys = keyring(dir.path());
+    let reader = ledger.reader();
+    for round in 0..2 {
+        for i in (0..1280).step_by(37) {
+            let r = reader.receipt(i).unwrap();
+            r.verify(&keys)
+                .unwrap_or_else(|e| panic!("round {round}, record {i}: {e}"));
+        }
+        for r in receipts.iter().step_by(97) {
+            reader
+                .consistency(r.checkpoint.tree_size, None)
+                .unwrap()
+                .verify(&keys)
+                .unwrap();
+        }
+    }
+    // A fresh reader (cold cache) builds the same proofs.
+    let cold = LedgerReader::open(&dir.path().join("ledger")).unwrap();
+    for i in [0u64, 255, 256, 511, 1023, 1279] {
+        assert_eq!(
+            cold.inclusion_proof(i, 1280).unwrap(),
+            reader.inclusion_proof(i, 1280).unwrap()
+        );
+    }
+}
