@@ -40,6 +40,23 @@ pub enum Command {
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Run the guardians (PII, secrets, prompt injection, content safety) over text on stdin,
+    /// or over JSON lines of {"text", "channel"}; print one JSON report per input.
+    Scan(ScanArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ScanArgs {
+    /// Read JSON lines `{"text": ..., "channel": ...}` from this file (- for stdin) instead of
+    /// taking all of stdin as one text.
+    #[arg(long, value_name = "FILE")]
+    pub jsonl: Option<PathBuf>,
+    /// The channel of the text: user_input, tool_output (untrusted), response or tool_args.
+    #[arg(long, default_value = "user_input")]
+    pub channel: String,
+    /// Guardian settings (thresholds and actions) as a JSON file; built-in defaults otherwise.
+    #[arg(long, value_name = "FILE")]
+    pub guardians: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

@@ -2,6 +2,7 @@
 
 mod cli;
 mod commands;
+mod scan;
 mod serve;
 mod verify;
 
@@ -18,6 +19,10 @@ fn main() -> ExitCode {
     if let Command::Config(cli::ConfigCommand::Check { file }) = &cli.command {
         return commands::config_check(file);
     }
+    // Scanning reads no data directory and prints only its reports.
+    if let Command::Scan(args) = cli.command {
+        return scan::run(args);
+    }
     let config = match load_config(&cli.common) {
         Ok(c) => c,
         Err(e) => {
@@ -31,7 +36,7 @@ fn main() -> ExitCode {
         Command::Keygen(args) => commands::keygen(&config, args),
         Command::Verify(args) => verify::run(&config, args),
         Command::Ledger(cmd) => commands::ledger(&config, cmd),
-        Command::Config(_) => unreachable!("handled above"),
+        Command::Config(_) | Command::Scan(_) => unreachable!("handled above"),
     }
 }
 

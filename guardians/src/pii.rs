@@ -1,0 +1,1274 @@
+//! PII: format-based recognizers with validation, in the spirit of Microsoft Presidio (and with
+//! its entity names).
+//!
+//! Each recognizer finds candidates with an ASCII regex, then validates them: Luhn and issuer
+//! prefixes for cards, country length and mod-97 for IBANs, area/group/serial rules for US SSNs,
+//! libphonenumber metadata (the `phonenumber` crate) for phone numbers, address parsers for IPs,
+//! base58check / bech32 / EIP-55 checksums for crypto addresses. Context words in a few words
+//! around a candidate raise its score (`phone`, `card`, `iban`...) or lower it (`version`,
+//! `order`, `invoice`...), as Presidio's context enhancer does.
+//!
+//! What it misses: names, street addresses, dates and other entities that need a language model
+//! (Presidio's spaCy NER); phone numbers that libphonenumber considers invalid unless a context
+//! word is near; numbers split by unusual separators; e-mail addresses obfuscated in ways other
+//! than `[at]`/`(at)`/` at ... dot com`; non-ASCII digits.
+
+use std::borrow::Cow;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::str::FromStr;
+
+use phonenumber::country;
+use regex::Regex;
+use regex_automata::{meta, Input};
+use sha2::{Digest, Sha256};
+
+use crate::config::PiiConfig;
+use crate::error::GuardianError;
+use crate::finding::{Action, DetectorId, Finding};
+
+/// The entity types this detector reports.
+pub const PII_ENTITIES: [&str; 8] = [
+    "EMAIL_ADDRESS",
+    "PHONE_NUMBER",
+    "CREDIT_CARD",
+    "IBAN_CODE",
+    "US_SSN",
+    "IP_ADDRESS",
+    "MAC_ADDRESS",
+    "CRYPTO",
+];
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Entity {
+    Email,
+    Phone,
+    Card,
+    Iban,
+    Ssn,
+    Ip,
+    Mac,
+    Crypto,
+}
+
+impl Entity {
+    fn name(self) -> &'static str {
+        match self {
+            Entity::Email => "EMAIL_ADDRESS",
+            Entity::Phone => "PHONE_NUMBER",
+            Entity::Card => "CREDIT_CARD",
+            Entity::Iban => "IBAN_CODE",
+            Entity::Ssn => "US_SSN",
+            Entity::Ip => "IP_ADDRESS",
+            Entity::Mac => "MAC_ADDRESS",
+            Entity::Crypto => "CRYPTO",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Words that make the entity more likely when they appear near a candidate.
+    fn context(self) -> &'static [&'static str] {
+        match self {
+            Entity::Email => &["email", "mail", "e-mail", "contact", "address"],
+            Entity::Phone => &[
+                "phone",
+                "telephone",
+                "tel",
+                "cell",
+                "mobile",
+                "call",
+                "fax",
+                "contact",
+                "office",
+                "home",
+                "work",
+                "landline",
+                "dial",
+                "sms",
+                "messages",
+                "reach",
+                "text",
+                "whatsapp",
+            ],
+            Entity::Card => &[
+                "credit",
+                "card",
+                "cc",
+                "visa",
+                "mastercard",
+                "amex",
+                "discover",
+                "jcb",
+                "diners",
+                "maestro",
+                "payment",
+                "debit",
+            ],
+            Entity::Iban => &["iban", "bank", "account", "transfer", "wire", "sepa"],
+            Entity::Ssn => &["ssn", "social", "security", "ssns", "taxpayer"],
+            Entity::Ip => &["ip", "ipv4", "ipv6", "address", "host", "server", "addr"],
+            Entity::Mac => &["mac", "ethernet", "hardware", "address", "nic", "wifi"],
+            Entity::Crypto => &[
+                "wallet", "btc", "bitcoin", "crypto", "eth", "ethereum", "address", "send",
+            ],
+        }
+    }
+}
+
+const NEGATIVE_CONTEXT: &[&str] = &[
+    "version", "ver", "release", "build", "isbn", "order", "invoice", "tracking", "sku", "serial",
+    "ticket", "issue",
+];
+
+/// Words right after a number that make it a street address rather than a phone number.
+const STREET_WORDS: &[&str] = &[
+    "street", "st", "ave", "avenue", "road", "rd", "lane", "drive", "dr", "blvd", "way", "place",
+    "court", "square", "rue", "strasse",
+];
+
+const ALL_ENTITIES: [Entity; 8] = [
+    Entity::Email,
+    Entity::Phone,
+    Entity::Card,
+    Entity::Iban,
+    Entity::Ssn,
+    Entity::Ip,
+    Entity::Mac,
+    Entity::Crypto,
+];
+
+/// Word boundary for ASCII text; works on any haystack without the Unicode slow path.
+const B: &str = r"(?-u:\b)";
+
+pub(crate) struct PiiDetector {
+    enabled: [bool; 8],
+    min_score: f32,
+    regions: Vec<country::Id>,
+    email: Regex,
+    email_obfuscated: Regex,
+    /// `[at]`, `(at)`, ` at `...: the obfuscated-address pattern runs only when one occurs
+    at_hint: aho_corasick::AhoCorasick,
+    // The patterns below run only inside candidate regions (see `detect`), with the
+    // `regex-automata` meta engine, which searches a range while honouring look-around (`\b`)
+    // against the bytes outside it.
+    phone: meta::Regex,
+    card: meta::Regex,
+    iban: meta::Regex,
+    ssn: meta::Regex,
+    ipv4: meta::Regex,
+    ipv6: meta::Regex,
+    mac: meta::Regex,
+}
+
+fn re(id: &str, pattern: &str) -> Result<Regex, GuardianError> {
+    Regex::new(pattern).map_err(|e| GuardianError::pattern(format!("pii.{id}"), e))
+}
+
+fn mre(id: &str, pattern: &str) -> Result<meta::Regex, GuardianError> {
+    meta::Regex::new(pattern)
+        .map_err(|e| GuardianError::Config(format!("pattern pii.{id} does not compile: {e}")))
+}
+
+impl PiiDetector {
+    pub(crate) fn new(cfg: &PiiConfig) -> Result<Self, GuardianError> {
+        let mut enabled = [true; 8];
+        if let Some(list) = &cfg.entities {
+            for e in ALL_ENTITIES {
+                enabled[e.index()] = list.iter().any(|n| n == e.name());
+            }
+            if let Some(bad) = list.iter().find(|n| !PII_ENTITIES.contains(&n.as_str())) {
+                return Err(GuardianError::Config(format!(
+                    "pii.entities: unknown entity type {bad}"
+                )));
+            }
+        }
+        for name in cfg.entity_actions.keys() {
+            if !PII_ENTITIES.contains(&name.as_str()) {
+                return Err(GuardianError::Config(format!(
+                    "pii.entity_actions: unknown entity type {name}"
+                )));
+            }
+        }
+        let mut regions = Vec::new();
+        for r in &cfg.phone_regions {
+            let id = country::Id::from_str(&r.to_ascii_uppercase()).map_err(|_| {
+                GuardianError::Config(format!("pii.phone_regions: unknown region {r}"))
+            })?;
+            regions.push(id);
+        }
+        let open = r"(?:\[|\(|\{|<)";
+        let close = r"(?:\]|\)|\}|>)";
+        Ok(PiiDetector {
+            enabled,
+            min_score: cfg.min_score,
+            regions,
+            email: re(
+                "email",
+                &format!(
+                    r"(?i){B}[a-z0-9][a-z0-9._%+\-]{{0,63}}@(?:[a-z0-9](?:[a-z0-9\-]{{0,61}}[a-z0-9])?\.)+[a-z]{{2,24}}{B}"
+                ),
+            )?,
+            at_hint: aho_corasick::AhoCorasickBuilder::new()
+                .ascii_case_insensitive(true)
+                .build([
+                    "[at]", "(at)", "{at}", "<at>", " at ", "[ at ]", "( at )", "\tat\t",
+                ])?,
+            email_obfuscated: re(
+                "email_obfuscated",
+                &format!(
+                    r"(?i){B}[a-z0-9][a-z0-9._%+\-]{{0,63}}(?:[ \t]*{open}[ \t]*at[ \t]*{close}[ \t]*(?:[a-z0-9\-]{{1,63}}[ \t]*(?:{open}[ \t]*(?:dot|\.)[ \t]*{close}|\.)[ \t]*)+[a-z]{{2,24}}|[ \t]+at[ \t]+(?:[a-z0-9\-]{{1,63}}[ \t]+dot[ \t]+)+(?:com|org|net|edu|gov|io|co|uk|de|fr|info|biz|me|us|ca|au){B})"
+                ),
+            )?,
+            phone: mre(
+                "phone",
+                &format!(
+                    r"(?i)(?:\+[1-9]|\(\+?[0-9]|[0-9])[0-9 ().\-/]{{5,20}}[0-9]{B}(?:[ \t]?(?:x|ext\.?|extension)[ \t]?[0-9]{{1,6}}{B})?"
+                ),
+            )?,
+            card: mre("card", &format!(r"{B}(?:[0-9][ \-]?){{11,18}}[0-9]{B}"))?,
+            iban: mre(
+                "iban",
+                &format!(r"{B}[A-Z]{{2}}[0-9]{{2}}(?:[ ]?[A-Z0-9]){{11,30}}{B}"),
+            )?,
+            ssn: mre(
+                "ssn",
+                &format!(
+                    r"{B}(?:[0-9]{{3}}-[0-9]{{2}}-[0-9]{{4}}|[0-9]{{3}} [0-9]{{2}} [0-9]{{4}}|[0-9]{{3}}\.[0-9]{{2}}\.[0-9]{{4}}|[0-9]{{9}}){B}"
+                ),
+            )?,
+            ipv4: mre(
+                "ipv4",
+                &format!(r"{B}(?:[0-9]{{1,3}}\.){{3}}[0-9]{{1,3}}{B}"),
+            )?,
+            ipv6: mre(
+                "ipv6",
+                r"(?i)[0-9a-f]{0,4}(?::[0-9a-f]{0,4}){2,7}(?:(?:[0-9]{1,3}\.){3}[0-9]{1,3})?",
+            )?,
+            mac: mre(
+                "mac",
+                &format!(
+                    r"(?i){B}(?:(?:[0-9a-f]{{2}}:){{5}}[0-9a-f]{{2}}|(?:[0-9a-f]{{2}}-){{5}}[0-9a-f]{{2}}|(?:[0-9a-f]{{4}}\.){{2}}[0-9a-f]{{4}}){B}"
+                ),
+            )?,
+        })
+    }
+
+    fn on(&self, e: Entity) -> bool {
+        self.enabled[e.index()]
+    }
+
+    /// Appends PII findings (action `Flag`, fixed later) to `out`.
+    pub(crate) fn detect(&self, text: &str, out: &mut Vec<Finding>) {
+        let first = out.len();
+        let bytes = text.as_bytes();
+        let has_digit = bytes.iter().any(u8::is_ascii_digit);
+        if self.on(Entity::Email) {
+            if memchr_byte(b'@', bytes) {
+                for m in self.email.find_iter(text) {
+                    self.push(text, out, Entity::Email, m.start(), m.end(), 0.95, "email");
+                }
+            }
+            if self.at_hint.is_match(text) {
+                for m in self.email_obfuscated.find_iter(text) {
+                    if text[m.range()].contains('@') {
+                        continue;
+                    }
+                    self.push(
+                        text,
+                        out,
+                        Entity::Email,
+                        m.start(),
+                        m.end(),
+                        0.75,
+                        "email_obfuscated",
+                    );
+                }
+            }
+        }
+        if !has_digit {
+            self.resolve(out, first);
+            return;
+        }
+        let numeric = self.on(Entity::Card)
+            || self.on(Entity::Ssn)
+            || self.on(Entity::Ip)
+            || self.on(Entity::Phone);
+        if numeric {
+            for (rs, re_) in numeric_regions(bytes) {
+                let input = || Input::new(text).range(rs..re_);
+                if self.on(Entity::Card) {
+                    for m in self.card.find_iter(input()) {
+                        if let Some(score) = card_score(&text[m.range()]) {
+                            self.push(
+                                text,
+                                out,
+                                Entity::Card,
+                                m.start(),
+                                m.end(),
+                                score,
+                                "credit_card",
+                            );
+                        }
+                    }
+                }
+                if self.on(Entity::Ssn) {
+                    for m in self.ssn.find_iter(input()) {
+                        if let Some(score) = ssn_score(&text[m.range()]) {
+                            self.push(text, out, Entity::Ssn, m.start(), m.end(), score, "us_ssn");
+                        }
+                    }
+                }
+                if self.on(Entity::Ip) {
+                    for m in self.ipv4.find_iter(input()) {
+                        let (s, e) = (m.start(), m.end());
+                        // Part of a longer dotted number (a version string, an OID)?
+                        let after = &bytes[e..];
+                        if bytes[..s].ends_with(b".")
+                            || (after.starts_with(b".")
+                                && after.get(1).is_some_and(u8::is_ascii_digit))
+                        {
+                            continue;
+                        }
+                        if Ipv4Addr::from_str(&text[s..e]).is_ok() {
+                            self.push(text, out, Entity::Ip, s, e, 0.8, "ipv4");
+                        }
+                    }
+                }
+                if self.on(Entity::Phone) {
+                    for m in self.phone.find_iter(input()) {
+                        let (s, e) = trim_phone(text, m.start(), m.end());
+                        if e <= s {
+                            continue;
+                        }
+                        if (s > 0 && matches!(bytes[s - 1], b':' | b'.' | b'-'))
+                            || bytes.get(e) == Some(&b':')
+                        {
+                            continue;
+                        }
+                        // Start of a token: not glued to a word, except an escaped `\n`/`\t` before it.
+                        if s > 0
+                            && (bytes[s - 1].is_ascii_digit()
+                                || bytes[s - 1] == b'_'
+                                || (bytes[s - 1].is_ascii_alphabetic()
+                                    && !escaped_control(bytes, s - 1)))
+                        {
+                            continue;
+                        }
+                        let with_context =
+                            || adjust_with_context(text, s, e, Entity::Phone, 0.0) > 0.0;
+                        if let Some(score) =
+                            self.phone_score(&text[s..e], with_context, self.min_score)
+                        {
+                            self.push(text, out, Entity::Phone, s, e, score, "phone");
+                        }
+                    }
+                }
+            }
+        }
+        if self.on(Entity::Ip) || self.on(Entity::Mac) {
+            for (rs, re_, colons) in hex_regions(bytes) {
+                let input = || Input::new(text).range(rs..re_);
+                if self.on(Entity::Ip) && colons >= 2 {
+                    for m in self.ipv6.find_iter(input()) {
+                        let (s, e) = (m.start(), m.end());
+                        let cand = &text[s..e];
+                        if cand.len() < 3
+                            || !(cand.contains("::") || cand.matches(':').count() == 7)
+                        {
+                            continue;
+                        }
+                        let prev_ok = s == 0 || !is_word_byte(bytes[s - 1]);
+                        let next_ok = e == bytes.len() || !is_word_byte(bytes[e]);
+                        if prev_ok && next_ok && cand != "::" && Ipv6Addr::from_str(cand).is_ok() {
+                            self.push(text, out, Entity::Ip, s, e, 0.8, "ipv6");
+                        }
+                    }
+                }
+                if self.on(Entity::Mac) {
+                    for m in self.mac.find_iter(input()) {
+                        let c = &text[m.range()];
+                        // Not all one byte repeated (00:00:00:00:00:00 is a placeholder).
+                        let hex: Vec<u8> = c.bytes().filter(u8::is_ascii_hexdigit).collect();
+                        if hex.iter().all(|b| *b == hex[0]) {
+                            continue;
+                        }
+                        self.push(text, out, Entity::Mac, m.start(), m.end(), 0.75, "mac");
+                    }
+                }
+            }
+        }
+        let (iban_on, crypto_on) = (self.on(Entity::Iban), self.on(Entity::Crypto));
+        if iban_on || crypto_on {
+            let mut skip_to = 0;
+            for (s, e) in word_tokens(bytes) {
+                let tok = &text[s..e];
+                let len = e - s;
+                if s < skip_to {
+                    continue;
+                }
+                // IBAN: a token starting with two capitals and two digits (spaces may follow).
+                if iban_on
+                    && len >= 4
+                    && bytes[s].is_ascii_uppercase()
+                    && bytes[s + 1].is_ascii_uppercase()
+                    && bytes[s + 2].is_ascii_digit()
+                    && bytes[s + 3].is_ascii_digit()
+                {
+                    let end = (s + 48).min(bytes.len());
+                    let input = Input::new(text)
+                        .range(s..end)
+                        .anchored(regex_automata::Anchored::Yes);
+                    if let Some(m) = self.iban.find(input) {
+                        if let Some(l) = iban_valid_prefix(&text[m.range()]) {
+                            self.push(text, out, Entity::Iban, s, s + l, 0.95, "iban");
+                            skip_to = s + l;
+                            continue;
+                        }
+                    }
+                }
+                if !crypto_on || len < 14 {
+                    continue;
+                }
+                let score = if (26..=35).contains(&len) && matches!(bytes[s], b'1' | b'3') {
+                    base58check_valid(tok).then_some((0.95, "btc_base58"))
+                } else if (14..=90).contains(&len)
+                    && (tok[..3].eq_ignore_ascii_case("bc1")
+                        || tok[..3].eq_ignore_ascii_case("tb1"))
+                {
+                    bech32_valid(tok).then_some((0.95, "btc_bech32"))
+                } else if len == 42
+                    && tok.starts_with("0x")
+                    && tok[2..].bytes().all(|b| b.is_ascii_hexdigit())
+                {
+                    eth_score(tok).map(|s| (s, "eth"))
+                } else {
+                    None
+                };
+                if let Some((score, rule)) = score {
+                    self.push(text, out, Entity::Crypto, s, e, score, rule);
+                }
+            }
+        }
+        self.resolve(out, first);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &self,
+        text: &str,
+        out: &mut Vec<Finding>,
+        e: Entity,
+        start: usize,
+        end: usize,
+        base: f32,
+        rule: &'static str,
+    ) {
+        let score = adjust_with_context(text, start, end, e, base);
+        if score < self.min_score {
+            return;
+        }
+        out.push(Finding {
+            detector: DetectorId::Pii,
+            entity_type: Cow::Borrowed(e.name()),
+            rule: Cow::Borrowed(rule),
+            start,
+            end,
+            score,
+            action: Action::Flag,
+        });
+    }
+
+    /// Overlapping PII candidates (a card number that also parses as a phone number): keep the
+    /// highest score, then the longest.
+    fn resolve(&self, out: &mut Vec<Finding>, first: usize) {
+        crate::finding::keep_best_non_overlapping(out, first);
+    }
+
+    /// Scores a phone candidate. libphonenumber is slow next to a regex, so candidates that could
+    /// not reach `min_score` without a context word are rejected before it runs.
+    fn phone_score(
+        &self,
+        cand: &str,
+        with_context: impl Fn() -> bool,
+        min_score: f32,
+    ) -> Option<f32> {
+        let digits = cand
+            .bytes()
+            .take_while(|b| *b != b'x' && *b != b'e' && *b != b'X' && *b != b'E')
+            .filter(u8::is_ascii_digit)
+            .count();
+        if !(7..=15).contains(&digits) {
+            return None;
+        }
+        if looks_like_date_or_version(cand) {
+            return None;
+        }
+        let international =
+            cand.starts_with('+') || cand.starts_with("(+") || cand.starts_with("00");
+        if international {
+            let normalized;
+            let c = if let Some(rest) = cand.strip_prefix("00") {
+                normalized = format!("+{rest}");
+                normalized.as_str()
+            } else {
+                cand
+            };
+            return match phonenumber::parse(None, c) {
+                Ok(n) if phonenumber::is_valid(&n) => Some(0.75),
+                Ok(_) => Some(0.4),
+                Err(_) => None,
+            };
+        }
+        let has_sep = cand.bytes().any(|b| !b.is_ascii_digit());
+        let groups = cand
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|g| !g.is_empty())
+            .count();
+        // Shapes that only phone numbers tend to have: a trunk prefix 0, an area code in
+        // parentheses, three or more groups.
+        let short_groups = cand
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|g| !g.is_empty())
+            .all(|g| g.len() <= 4);
+        let phone_shaped =
+            cand.starts_with('0') || cand.starts_with('(') || (groups >= 3 && short_groups);
+        let best_without_context = if digits >= 10 && has_sep {
+            0.7
+        } else if phone_shaped && has_sep {
+            0.55
+        } else {
+            0.4
+        };
+        if best_without_context < min_score && !with_context() {
+            return None;
+        }
+        for (i, r) in self.regions.iter().enumerate() {
+            if let Ok(n) = phonenumber::parse(Some(*r), cand) {
+                if phonenumber::is_valid(&n) {
+                    let primary = i == 0 && digits >= 10 && has_sep;
+                    return Some(if primary {
+                        0.7
+                    } else if phone_shaped && has_sep {
+                        0.55
+                    } else {
+                        0.35
+                    });
+                }
+            }
+        }
+        // Formatted like a phone number but not valid in any configured region: needs context.
+        if has_sep && (7..=12).contains(&digits) && phone_shaped {
+            Some(0.4)
+        } else {
+            None
+        }
+    }
+}
+
+/// Maximal runs of digits and number separators holding at least four digits, extended a little
+/// to the right for phone extensions (`x123`, ` ext. 45`): the only places where cards, SSNs,
+/// IPv4 addresses and phone numbers can start.
+fn numeric_regions(bytes: &[u8]) -> Vec<(usize, usize)> {
+    let is_num =
+        |b: u8| b.is_ascii_digit() || matches!(b, b' ' | b'(' | b')' | b'.' | b'-' | b'/' | b'+');
+    let n = bytes.len();
+    let mut out: Vec<(usize, usize)> = Vec::new();
+    let mut i = 0;
+    while i < n {
+        if !bytes[i].is_ascii_digit() && !matches!(bytes[i], b'(' | b'+') {
+            i += 1;
+            continue;
+        }
+        let s = i;
+        let mut digits = 0;
+        while i < n && is_num(bytes[i]) {
+            digits += usize::from(bytes[i].is_ascii_digit());
+            i += 1;
+        }
+        if digits >= 4 {
+            let e = (i + 12).min(n);
+            match out.last_mut() {
+                Some(last) if last.1 >= s => last.1 = e,
+                _ => out.push((s, e)),
+            }
+        }
+        if i == s {
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Maximal runs of hex digits, `:`, `-` and `.` that could hold a MAC or IPv6 address, with the
+/// number of colons in each.
+fn hex_regions(bytes: &[u8]) -> Vec<(usize, usize, usize)> {
+    let is_hex = |b: u8| b.is_ascii_hexdigit() || matches!(b, b':' | b'-' | b'.');
+    let n = bytes.len();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < n {
+        if !is_hex(bytes[i]) {
+            i += 1;
+            continue;
+        }
+        let s = i;
+        let (mut colons, mut dashes, mut dots) = (0, 0, 0);
+        while i < n && is_hex(bytes[i]) {
+            match bytes[i] {
+                b':' => colons += 1,
+                b'-' => dashes += 1,
+                b'.' => dots += 1,
+                _ => {}
+            }
+            i += 1;
+        }
+        if colons >= 2 || dashes >= 5 || (dots >= 2 && i - s >= 14) {
+            out.push((s, i, colons));
+        }
+    }
+    out
+}
+
+/// Maximal runs of ASCII word bytes (`[A-Za-z0-9_]`): the tokens crypto addresses must be.
+fn word_tokens(bytes: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let w = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        while i < bytes.len() && !w(bytes[i]) {
+            i += 1;
+        }
+        if i >= bytes.len() {
+            return None;
+        }
+        let s = i;
+        while i < bytes.len() && w(bytes[i]) {
+            i += 1;
+        }
+        Some((s, i))
+    })
+}
+
+/// Whether `bytes[i]` is the letter of a literal `\n`, `\t` or `\r` escape.
+fn escaped_control(bytes: &[u8], i: usize) -> bool {
+    i > 0 && bytes[i - 1] == b'\\' && matches!(bytes[i], b'n' | b't' | b'r')
+}
+
+fn memchr_byte(b: u8, hay: &[u8]) -> bool {
+    hay.contains(&b)
+}
+
+fn is_word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b':'
+}
+
+/// Drops trailing separators and unbalanced parentheses a greedy candidate regex picked up.
+fn trim_phone(text: &str, mut s: usize, mut e: usize) -> (usize, usize) {
+    let b = text.as_bytes();
+    while e > s && matches!(b[e - 1], b' ' | b'-' | b'.' | b'/' | b'(') {
+        e -= 1;
+    }
+    if e > s && b[e - 1] == b')' {
+        let open = b[s..e].iter().filter(|c| **c == b'(').count();
+        let close = b[s..e].iter().filter(|c| **c == b')').count();
+        if close > open {
+            e -= 1;
+        }
+    }
+    while s < e && matches!(b[s], b' ' | b'-' | b'.' | b'/') {
+        s += 1;
+    }
+    (s, e)
+}
+
+fn looks_like_date_or_version(c: &str) -> bool {
+    let groups: Vec<&str> = c
+        .split(|ch: char| !ch.is_ascii_digit())
+        .filter(|g| !g.is_empty())
+        .collect();
+    // 2024-01-31, 31/01/2024, 2024.01.31, 4/18/1960, and timestamps starting with a date
+    if groups.len() >= 3 {
+        let lens: Vec<usize> = groups.iter().take(3).map(|g| g.len()).collect();
+        let sep_ok = !c[..c.len().min(10)].contains(' ') && !c.contains('(');
+        if sep_ok
+            && ((lens[0] == 4 && lens[1] <= 2 && lens[2] <= 2)
+                || (lens[0] <= 2 && lens[1] <= 2 && lens[2] == 4))
+        {
+            return true;
+        }
+    }
+    if c.contains('/') {
+        return true;
+    }
+    // dotted numbers with many short groups (1.2.3.4.5)
+    c.contains('.') && !c.contains(' ') && groups.iter().all(|g| g.len() <= 2) && groups.len() >= 3
+}
+
+/// Looks at a few words before and after a span for context words.
+fn adjust_with_context(text: &str, start: usize, end: usize, e: Entity, base: f32) -> f32 {
+    let bytes = text.as_bytes();
+    let lo = floor_boundary(text, start.saturating_sub(48));
+    let hi = ceil_boundary(text, (end + 24).min(bytes.len()));
+    let mut positive = false;
+    let mut negative = false;
+    for (part, after) in [(&bytes[lo..start], false), (&bytes[end..hi], true)] {
+        let tok = |b: u8| b.is_ascii_alphanumeric() || b == b'-';
+        let mut i = 0;
+        while i < part.len() {
+            if !tok(part[i]) {
+                i += 1;
+                continue;
+            }
+            let mut j = i;
+            while j < part.len() && tok(part[j]) {
+                j += 1;
+            }
+            let mut w = &part[i..j];
+            // a literal `\n` escape glues an `n` to the next word
+            if i > 0 && part[i - 1] == b'\\' && w.len() > 1 && matches!(w[0], b'n' | b't' | b'r') {
+                w = &w[1..];
+            }
+            i = j;
+            if w.is_empty() || w.len() > 12 {
+                continue;
+            }
+            let mut buf = [0u8; 12];
+            for (d, s) in buf.iter_mut().zip(w) {
+                *d = s.to_ascii_lowercase();
+            }
+            let w = &buf[..w.len()];
+            if e.context().iter().any(|c| c.as_bytes() == w) {
+                positive = true;
+            } else if NEGATIVE_CONTEXT.iter().any(|c| c.as_bytes() == w)
+                || (after && e == Entity::Phone && STREET_WORDS.iter().any(|c| c.as_bytes() == w))
+            {
+                negative = true;
+            }
+        }
+    }
+    let mut score = base;
+    if positive {
+        score = (score + 0.35).clamp(0.6, 1.0);
+    }
+    if negative && !positive {
+        score -= 0.3;
+    }
+    score
+}
+
+pub(crate) fn floor_boundary(text: &str, mut i: usize) -> usize {
+    while i > 0 && !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+pub(crate) fn ceil_boundary(text: &str, mut i: usize) -> usize {
+    while i < text.len() && !text.is_char_boundary(i) {
+        i += 1;
+    }
+    i
+}
+
+fn luhn(digits: &[u8]) -> bool {
+    let mut sum = 0u32;
+    for (i, d) in digits.iter().rev().enumerate() {
+        let mut v = u32::from(*d);
+        if i % 2 == 1 {
+            v *= 2;
+            if v > 9 {
+                v -= 9;
+            }
+        }
+        sum += v;
+    }
+    sum % 10 == 0
+}
+
+/// Issuer prefixes and lengths (Visa, Mastercard, Amex, Discover, Diners, JCB, UnionPay, Maestro).
+fn card_issuer_ok(d: &[u8]) -> bool {
+    let n = d.len();
+    let p = |k: usize| -> u32 { d[..k].iter().fold(0u32, |a, x| a * 10 + u32::from(*x)) };
+    match d[0] {
+        4 => matches!(n, 13 | 16 | 19),
+        5 => {
+            let p2 = p(2);
+            ((51..=55).contains(&p2) && n == 16)
+                || ((p2 == 50 || (56..=59).contains(&p2)) && (12..=19).contains(&n))
+        }
+        2 => ((2221..=2720).contains(&p(4)) && n == 16) || (p(4) == 2131 && n == 15),
+        1 => p(4) == 1800 && n == 15,
+        0 => p(4) == 604 && (12..=19).contains(&n),
+        3 => {
+            let p2 = p(2);
+            let p3 = p(3);
+            let p4 = p(4);
+            ((p2 == 34 || p2 == 37) && n == 15)
+                || (((300..=305).contains(&p3) || p2 == 36 || p2 == 38 || p2 == 39)
+                    && (14..=19).contains(&n))
+                || ((3500..=3599).contains(&p4) && (16..=19).contains(&n))
+        }
+        6 => {
+            let p2 = p(2);
+            let p3 = p(3);
+            let p4 = p(4);
+            (p4 == 6011
+                || (644..=649).contains(&p3)
+                || p2 == 65
+                || p2 == 62
+                || p2 == 60
+                || p2 == 63
+                || p2 == 67
+                || p2 == 64
+                || p2 == 66
+                || p2 == 68
+                || p2 == 69
+                || p2 == 61)
+                && (12..=19).contains(&n)
+        }
+        _ => false,
+    }
+}
+
+fn card_score(cand: &str) -> Option<f32> {
+    let mut d = [0u8; 19];
+    let mut n = 0;
+    let mut seps = 0;
+    for b in cand.bytes() {
+        if b.is_ascii_digit() {
+            if n == 19 {
+                return None;
+            }
+            d[n] = b - b'0';
+            n += 1;
+        } else {
+            seps += 1;
+        }
+    }
+    let d = &d[..n];
+    if n < 12 || d.iter().all(|x| *x == d[0]) || !card_issuer_ok(d) || !luhn(d) {
+        return None;
+    }
+    // Unseparated 12-13 digit numbers are often other identifiers: leave them to context.
+    if n < 14 && seps == 0 {
+        return Some(0.6);
+    }
+    Some(0.9)
+}
+
+fn iban_len(cc: &[u8]) -> Option<usize> {
+    const T: &[(&[u8; 2], usize)] = &[
+        (b"AD", 24),
+        (b"AE", 23),
+        (b"AL", 28),
+        (b"AT", 20),
+        (b"AZ", 28),
+        (b"BA", 20),
+        (b"BE", 16),
+        (b"BG", 22),
+        (b"BH", 22),
+        (b"BR", 29),
+        (b"BY", 28),
+        (b"CH", 21),
+        (b"CR", 22),
+        (b"CY", 28),
+        (b"CZ", 24),
+        (b"DE", 22),
+        (b"DK", 18),
+        (b"DO", 28),
+        (b"EE", 20),
+        (b"EG", 29),
+        (b"ES", 24),
+        (b"FI", 18),
+        (b"FO", 18),
+        (b"FR", 27),
+        (b"GB", 22),
+        (b"GE", 22),
+        (b"GI", 23),
+        (b"GL", 18),
+        (b"GR", 27),
+        (b"GT", 28),
+        (b"HR", 21),
+        (b"HU", 28),
+        (b"IE", 22),
+        (b"IL", 23),
+        (b"IQ", 23),
+        (b"IS", 26),
+        (b"IT", 27),
+        (b"JO", 30),
+        (b"KW", 30),
+        (b"KZ", 20),
+        (b"LB", 28),
+        (b"LC", 32),
+        (b"LI", 21),
+        (b"LT", 20),
+        (b"LU", 20),
+        (b"LV", 21),
+        (b"MC", 27),
+        (b"MD", 24),
+        (b"ME", 22),
+        (b"MK", 19),
+        (b"MR", 27),
+        (b"MT", 31),
+        (b"MU", 30),
+        (b"NL", 18),
+        (b"NO", 15),
+        (b"PK", 24),
+        (b"PL", 28),
+        (b"PS", 29),
+        (b"PT", 25),
+        (b"QA", 29),
+        (b"RO", 24),
+        (b"RS", 22),
+        (b"SA", 24),
+        (b"SC", 31),
+        (b"SE", 24),
+        (b"SI", 19),
+        (b"SK", 24),
+        (b"SM", 27),
+        (b"ST", 25),
+        (b"SV", 28),
+        (b"TL", 23),
+        (b"TN", 24),
+        (b"TR", 26),
+        (b"UA", 29),
+        (b"VA", 22),
+        (b"VG", 24),
+        (b"XK", 20),
+    ];
+    T.iter().find(|(c, _)| c[..] == *cc).map(|(_, l)| *l)
+}
+
+/// If the candidate starts with a valid IBAN, the byte length of that IBAN within the candidate.
+fn iban_valid_prefix(cand: &str) -> Option<usize> {
+    let b = cand.as_bytes();
+    let want = iban_len(&b[..2])?;
+    let mut chars = Vec::with_capacity(want);
+    let mut byte_len = 0;
+    for (i, c) in b.iter().enumerate() {
+        if *c == b' ' {
+            continue;
+        }
+        chars.push(*c);
+        if chars.len() == want {
+            byte_len = i + 1;
+            break;
+        }
+    }
+    if chars.len() != want {
+        return None;
+    }
+    // The IBAN must end at a token boundary: the next char may not continue it without a space.
+    if let Some(next) = b.get(byte_len) {
+        if next.is_ascii_alphanumeric() {
+            return None;
+        }
+    }
+    let mut rem: u32 = 0;
+    for c in chars[4..].iter().chain(&chars[..4]) {
+        let v = if c.is_ascii_digit() {
+            u32::from(c - b'0')
+        } else {
+            u32::from(c - b'A') + 10
+        };
+        rem = if v >= 10 {
+            (rem * 100 + v) % 97
+        } else {
+            (rem * 10 + v) % 97
+        };
+    }
+    (rem == 1).then_some(byte_len)
+}
+
+fn ssn_score(cand: &str) -> Option<f32> {
+    let d: Vec<u8> = cand
+        .bytes()
+        .filter(u8::is_ascii_digit)
+        .map(|b| b - b'0')
+        .collect();
+    let area = u32::from(d[0]) * 100 + u32::from(d[1]) * 10 + u32::from(d[2]);
+    let group = u32::from(d[3]) * 10 + u32::from(d[4]);
+    let serial: u32 = d[5..].iter().fold(0, |a, x| a * 10 + u32::from(*x));
+    if area == 0 || area == 666 || area >= 900 || group == 0 || serial == 0 {
+        return None;
+    }
+    if d.iter().all(|x| *x == d[0]) {
+        return None;
+    }
+    const KNOWN_FAKE: [&str; 4] = ["123456789", "078051120", "219099999", "987654320"];
+    let flat: String = d.iter().map(|x| char::from(b'0' + x)).collect();
+    if KNOWN_FAKE.contains(&flat.as_str()) {
+        return None;
+    }
+    if cand.len() == 9 {
+        Some(0.3)
+    } else {
+        Some(0.6)
+    }
+}
+
+fn base58_decode(s: &str) -> Option<Vec<u8>> {
+    const ALPHABET: &[u8] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+    let mut out: Vec<u8> = Vec::with_capacity(s.len());
+    for c in s.bytes() {
+        let mut carry = ALPHABET.iter().position(|a| *a == c)? as u32;
+        for byte in out.iter_mut() {
+            carry += u32::from(*byte) * 58;
+            *byte = (carry & 0xff) as u8;
+            carry >>= 8;
+        }
+        while carry > 0 {
+            out.push((carry & 0xff) as u8);
+            carry >>= 8;
+        }
+    }
+    for c in s.bytes() {
+        if c == b'1' {
+            out.push(0);
+        } else {
+            break;
+        }
+    }
+    out.reverse();
+    Some(out)
+}
+
+fn base58check_valid(s: &str) -> bool {
+    let Some(raw) = base58_decode(s) else {
+        return false;
+    };
+    if raw.len() != 25 {
+        return false;
+    }
+    let (payload, check) = raw.split_at(21);
+    let h = Sha256::digest(Sha256::digest(payload));
+    h[..4] == *check
+}
+
+fn bech32_valid(s: &str) -> bool {
+    const CHARSET: &[u8] = b"qpzry9x8gf2tvdw0s3jn54khce6mua7l";
+    if s.bytes().any(|b| b.is_ascii_lowercase()) && s.bytes().any(|b| b.is_ascii_uppercase()) {
+        return false;
+    }
+    let lower = s.to_ascii_lowercase();
+    let Some(pos) = lower.rfind('1') else {
+        return false;
+    };
+    let (hrp, data) = (&lower[..pos], &lower[pos + 1..]);
+    if data.len() < 6 {
+        return false;
+    }
+    let mut values: Vec<u8> = Vec::with_capacity(hrp.len() * 2 + 1 + data.len());
+    values.extend(hrp.bytes().map(|b| b >> 5));
+    values.push(0);
+    values.extend(hrp.bytes().map(|b| b & 31));
+    for c in data.bytes() {
+        match CHARSET.iter().position(|x| *x == c) {
+            Some(v) => values.push(v as u8),
+            None => return false,
+        }
+    }
+    const GEN: [u32; 5] = [
+        0x3b6a_57b2,
+        0x2650_8e6d,
+        0x1ea1_19fa,
+        0x3d42_33dd,
+        0x2a14_62b3,
+    ];
+    let mut chk: u32 = 1;
+    for v in values {
+        let top = chk >> 25;
+        chk = ((chk & 0x01ff_ffff) << 5) ^ u32::from(v);
+        for (i, g) in GEN.iter().enumerate() {
+            if (top >> i) & 1 == 1 {
+                chk ^= g;
+            }
+        }
+    }
+    chk == 1 || chk == 0x2bc8_30a3
+}
+
+fn eth_score(s: &str) -> Option<f32> {
+    let hex = &s[2..];
+    let has_lower = hex.bytes().any(|b| b.is_ascii_lowercase());
+    let has_upper = hex.bytes().any(|b| b.is_ascii_uppercase());
+    if !(has_lower && has_upper) {
+        // No checksum to verify: a bare 160-bit hex value is plausible but not certain.
+        return Some(0.5);
+    }
+    let lower = hex.to_ascii_lowercase();
+    let hash = sha3::Keccak256::digest(lower.as_bytes());
+    for (i, c) in hex.bytes().enumerate() {
+        if c.is_ascii_alphabetic() {
+            let nibble = if i % 2 == 0 {
+                hash[i / 2] >> 4
+            } else {
+                hash[i / 2] & 0xf
+            };
+            if (nibble >= 8) != c.is_ascii_uppercase() {
+                return None;
+            }
+        }
+    }
+    Some(0.95)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn det() -> PiiDetector {
+        PiiDetector::new(&PiiConfig::default()).unwrap()
+    }
+
+    fn found(text: &str) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        det().detect(text, &mut out);
+        out.sort_by_key(|f| f.start);
+        out.iter()
+            .map(|f| (f.entity_type.to_string(), text[f.start..f.end].to_string()))
+            .collect()
+    }
+
+    fn has(text: &str, entity: &str, value: &str) -> bool {
+        found(text).iter().any(|(e, v)| e == entity && v == value)
+    }
+
+    #[test]
+    fn emails_plain_and_obfuscated() {
+        assert!(has(
+            "write to jane.doe+x@example.co.uk today",
+            "EMAIL_ADDRESS",
+            "jane.doe+x@example.co.uk"
+        ));
+        assert!(has(
+            "mail: jane [at] example [dot] com",
+            "EMAIL_ADDRESS",
+            "jane [at] example [dot] com"
+        ));
+        assert!(has(
+            "jane(at)example.org",
+            "EMAIL_ADDRESS",
+            "jane(at)example.org"
+        ));
+        assert!(has(
+            "reach me: jane at example dot com",
+            "EMAIL_ADDRESS",
+            "jane at example dot com"
+        ));
+        assert!(found("look at the sky").is_empty());
+    }
+
+    #[test]
+    fn cards_need_luhn_and_issuer() {
+        assert!(has(
+            "card 4111 1111 1111 1111 ok",
+            "CREDIT_CARD",
+            "4111 1111 1111 1111"
+        ));
+        assert!(has(
+            "amex 378282246310005",
+            "CREDIT_CARD",
+            "378282246310005"
+        ));
+        assert!(!found("card 4111 1111 1111 1112")
+            .iter()
+            .any(|(e, _)| e == "CREDIT_CARD"));
+        assert!(!found("id 9111111111111111")
+            .iter()
+            .any(|(e, _)| e == "CREDIT_CARD"));
+    }
+
+    #[test]
+    fn iban_mod97() {
+        assert!(has(
+            "pay to GB82 WEST 1234 5698 7654 32 now",
+            "IBAN_CODE",
+            "GB82 WEST 1234 5698 7654 32"
+        ));
+        assert!(has(
+            "DE89370400440532013000",
+            "IBAN_CODE",
+            "DE89370400440532013000"
+        ));
+        assert!(found("GB82WEST12345698765433").is_empty());
+    }
+
+    #[test]
+    fn ssn_rules() {
+        assert!(has("my ssn is 536-90-4399", "US_SSN", "536-90-4399"));
+        assert!(found("ref 666-12-3456").iter().all(|(e, _)| e != "US_SSN"));
+        assert!(found("ref 900-12-3456").iter().all(|(e, _)| e != "US_SSN"));
+        assert!(found("ref 123-00-3456").iter().all(|(e, _)| e != "US_SSN"));
+        assert!(found("ref 123-45-6789").iter().all(|(e, _)| e != "US_SSN"));
+        assert!(has(
+            "social security number 536904399",
+            "US_SSN",
+            "536904399"
+        ));
+    }
+
+    #[test]
+    fn phones() {
+        assert!(has(
+            "call +1 (415) 555-2671 please",
+            "PHONE_NUMBER",
+            "+1 (415) 555-2671"
+        ));
+        assert!(has("phone: 020 7946 0958", "PHONE_NUMBER", "020 7946 0958"));
+        assert!(has(
+            "tel +44 20 7946 0958",
+            "PHONE_NUMBER",
+            "+44 20 7946 0958"
+        ));
+        assert!(found("released 2024-01-31").is_empty());
+        assert!(found("version 1.2.3.4.5").is_empty());
+    }
+
+    #[test]
+    fn network_addresses() {
+        assert!(has("host 192.168.10.1 up", "IP_ADDRESS", "192.168.10.1"));
+        assert!(found("1.2.3.400").is_empty());
+        assert!(has(
+            "addr 2001:db8::8a2e:370:7334 up",
+            "IP_ADDRESS",
+            "2001:db8::8a2e:370:7334"
+        ));
+        assert!(has(
+            "mac 00:1A:2b:3C:4d:5E",
+            "MAC_ADDRESS",
+            "00:1A:2b:3C:4d:5E"
+        ));
+        assert!(found("at 12:30:45 today").is_empty());
+    }
+
+    #[test]
+    fn crypto_checksums() {
+        assert!(has(
+            "btc 1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2",
+            "CRYPTO",
+            "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2"
+        ));
+        assert!(!has(
+            "btc 1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN3",
+            "CRYPTO",
+            "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN3"
+        ));
+        assert!(has(
+            "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4",
+            "CRYPTO",
+            "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4"
+        ));
+        assert!(has(
+            "eth 0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+            "CRYPTO",
+            "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
+        ));
+        assert!(!has(
+            "eth 0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAeD",
+            "CRYPTO",
+            "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAeD"
+        ));
+    }
+}

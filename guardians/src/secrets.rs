@@ -1,0 +1,557 @@
+//! Secrets: the gitleaks rule set (embedded, MIT) loaded as data.
+//!
+//! How a scan runs: one Aho-Corasick pass over the text finds the rules' keywords (ASCII
+//! case-insensitive, as gitleaks lowercases); only rules whose keywords occur run their regex;
+//! each match's secret (the capture group, as gitleaks picks it) must pass the rule's entropy
+//! gate, the global and per-rule allowlists (regexes, stopwords, match/line targets, AND/OR
+//! conditions), and Warden's own false-positive filters: placeholders (`XXXX`, `<your-key>`,
+//! `${VAR}`, `changeme`), and for the `generic-*` rules UUIDs, hex digests next to hash words and
+//! version strings.
+//!
+//! gitleaks' regexes are Go RE2. They are translated once at start-up: `\b`, `\w`, `\d`, `\s`
+//! become their ASCII forms (RE2's meaning, and the fast path of Rust's `regex`), and characters
+//! that are literal in RE2 classes but operators in Rust (`[`, `&&`, `--`, `~~`) are escaped.
+//! Rules that only match file paths (`pkcs12-file`) do not apply to text and are skipped; any rule
+//! whose regex fails to compile is a start-up error, not silently dropped.
+//!
+//! What it misses: secrets without a keyword gitleaks knows; secrets split across JSON string
+//! leaves; high-entropy strings with no assignment context (gitleaks' generic rule needs a
+//! `key = value` shape); private keys longer than the stream hold-back when streaming.
+
+use std::borrow::Cow;
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use regex::{Regex, RegexBuilder};
+use serde::Deserialize;
+
+use crate::error::GuardianError;
+use crate::finding::{Action, DetectorId, Finding};
+
+/// The embedded gitleaks rule file.
+pub const GITLEAKS_TOML: &str = include_str!("../rules/gitleaks.toml");
+
+#[derive(Deserialize)]
+struct RuleFile {
+    #[serde(default)]
+    allowlist: Option<RawAllowlist>,
+    #[serde(default)]
+    rules: Vec<RawRule>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct RawAllowlist {
+    #[serde(default)]
+    regexes: Vec<String>,
+    #[serde(default)]
+    stopwords: Vec<String>,
+    #[serde(default)]
+    paths: Vec<String>,
+    #[serde(default)]
+    condition: Option<String>,
+    #[serde(default)]
+    regex_target: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawRule {
+    id: String,
+    #[serde(default)]
+    regex: Option<String>,
+    #[serde(default)]
+    secret_group: Option<usize>,
+    #[serde(default)]
+    entropy: Option<f64>,
+    #[serde(default)]
+    keywords: Vec<String>,
+    #[serde(default)]
+    allowlists: Vec<RawAllowlist>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Secret,
+    Match,
+    Line,
+}
+
+struct Allowlist {
+    regexes: Vec<Regex>,
+    stopwords: Vec<String>,
+    target: Target,
+    /// AND: every configured criterion must hold.
+    all: bool,
+    /// An AND allowlist that includes path criteria never applies to text.
+    inert: bool,
+}
+
+impl Allowlist {
+    fn compile(raw: &RawAllowlist, id: &str) -> Result<Self, GuardianError> {
+        let mut regexes = Vec::with_capacity(raw.regexes.len());
+        for r in &raw.regexes {
+            regexes.push(compile_go(r, &format!("{id}.allowlist"))?);
+        }
+        let all = raw
+            .condition
+            .as_deref()
+            .is_some_and(|c| c.eq_ignore_ascii_case("and"));
+        Ok(Allowlist {
+            regexes,
+            stopwords: raw
+                .stopwords
+                .iter()
+                .map(|s| s.to_ascii_lowercase())
+                .collect(),
+            target: match raw.regex_target.as_deref() {
+                Some("match") => Target::Match,
+                Some("line") => Target::Line,
+                _ => Target::Secret,
+            },
+            all,
+            inert: all && !raw.paths.is_empty(),
+        })
+    }
+
+    fn allows(&self, secret: &str, whole: &str, line: &str) -> bool {
+        if self.inert {
+            return false;
+        }
+        let target = match self.target {
+            Target::Secret => secret,
+            Target::Match => whole,
+            Target::Line => line,
+        };
+        let regex_hit =
+            (!self.regexes.is_empty()).then(|| self.regexes.iter().any(|r| r.is_match(target)));
+        let stop_hit = (!self.stopwords.is_empty()).then(|| {
+            let lower = secret.to_ascii_lowercase();
+            self.stopwords.iter().any(|s| lower.contains(s.as_str()))
+        });
+        let checks = [regex_hit, stop_hit];
+        let mut present = checks.iter().flatten().peekable();
+        if present.peek().is_none() {
+            return false;
+        }
+        if self.all {
+            present.all(|h| *h)
+        } else {
+            present.any(|h| *h)
+        }
+    }
+}
+
+struct Rule {
+    id: Cow<'static, str>,
+    regex: Regex,
+    has_groups: bool,
+    secret_group: Option<usize>,
+    entropy: Option<f64>,
+    generic: bool,
+    allowlists: Vec<Allowlist>,
+}
+
+pub(crate) struct SecretsDetector {
+    rules: Vec<Rule>,
+    keywords: AhoCorasick,
+    /// keyword pattern index -> rules that list it
+    keyword_rules: Vec<Vec<u16>>,
+    /// rules without keywords: run on every text
+    always: Vec<u16>,
+    global: Allowlist,
+    placeholder: Regex,
+    uuid: Regex,
+    hexdigest: Regex,
+    version: Regex,
+}
+
+/// Translates a Go RE2 pattern into the `regex` crate's dialect with RE2's ASCII classes.
+pub(crate) fn go_to_rust(p: &str) -> String {
+    let chars: Vec<char> = p.chars().collect();
+    let mut out = String::with_capacity(p.len() + 16);
+    let mut in_class = false;
+    let mut class_start = 0usize;
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '\\' && i + 1 < chars.len() {
+            let n = chars[i + 1];
+            let rep: Option<&str> = match (in_class, n) {
+                (false, 'b') => Some(r"(?-u:\b)"),
+                (false, 'B') => Some(r"(?-u:\B)"),
+                (false, 'w') => Some("[0-9A-Za-z_]"),
+                (true, 'w') => Some("0-9A-Za-z_"),
+                (false, 'W') => Some("[^0-9A-Za-z_]"),
+                (false, 'd') => Some("[0-9]"),
+                (true, 'd') => Some("0-9"),
+                (false, 'D') => Some("[^0-9]"),
+                (false, 's') => Some(r"[\t\n\f\r ]"),
+                (true, 's') => Some(r"\t\n\f\r "),
+                (false, 'S') => Some(r"[^\t\n\f\r ]"),
+                _ => None,
+            };
+            match rep {
+                Some(r) => out.push_str(r),
+                None => {
+                    out.push('\\');
+                    out.push(n);
+                }
+            }
+            i += 2;
+            continue;
+        }
+        if !in_class {
+            if c == '{' {
+                // A valid repetition is copied whole; any other brace is a literal in RE2.
+                let rest: String = chars[i..].iter().take(24).collect();
+                let valid = rest[1..].find('}').is_some_and(|close| {
+                    let body = &rest[1..=close];
+                    let mut parts = body.splitn(2, ',');
+                    let lo = parts.next().unwrap_or("");
+                    let hi = parts.next();
+                    !lo.is_empty()
+                        && lo.bytes().all(|b| b.is_ascii_digit())
+                        && hi.is_none_or(|h| h.bytes().all(|b| b.is_ascii_digit()))
+                });
+                if valid {
+                    while i < chars.len() {
+                        out.push(chars[i]);
+                        i += 1;
+                        if chars[i - 1] == '}' {
+                            break;
+                        }
+                    }
+                } else {
+                    out.push_str(r"\{");
+                    i += 1;
+                }
+                continue;
+            }
+            if c == '}' {
+                out.push_str(r"\}");
+                i += 1;
+                continue;
+            }
+            if c == '[' {
+                in_class = true;
+                out.push('[');
+                i += 1;
+                if chars.get(i) == Some(&'^') {
+                    out.push('^');
+                    i += 1;
+                }
+                class_start = i;
+                // A leading ']' is literal in RE2.
+                if chars.get(i) == Some(&']') {
+                    out.push_str(r"\]");
+                    i += 1;
+                }
+                continue;
+            }
+            out.push(c);
+            i += 1;
+            continue;
+        }
+        // inside a class
+        match c {
+            ']' if i > class_start => {
+                in_class = false;
+                out.push(']');
+            }
+            '[' if chars.get(i + 1) == Some(&':') => {
+                // POSIX class: copy through ":]"
+                let mut j = i;
+                while j < chars.len() {
+                    out.push(chars[j]);
+                    if chars[j] == ']' && j > i + 1 {
+                        break;
+                    }
+                    j += 1;
+                }
+                i = j;
+            }
+            '[' => out.push_str(r"\["),
+            '&' | '~' | '-' if chars.get(i + 1) == Some(&c) => {
+                out.push('\\');
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+        i += 1;
+    }
+    out
+}
+
+fn compile_go(pattern: &str, id: &str) -> Result<Regex, GuardianError> {
+    RegexBuilder::new(&go_to_rust(pattern))
+        .size_limit(64 << 20)
+        .dfa_size_limit(8 << 20)
+        .build()
+        .map_err(|e| GuardianError::pattern(id.to_string(), e))
+}
+
+fn shannon_entropy(s: &str) -> f64 {
+    if s.is_empty() {
+        return 0.0;
+    }
+    let mut counts = [0u32; 256];
+    for b in s.bytes() {
+        counts[b as usize] += 1;
+    }
+    let n = s.len() as f64;
+    counts
+        .iter()
+        .filter(|c| **c > 0)
+        .map(|c| {
+            let p = f64::from(*c) / n;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+impl SecretsDetector {
+    pub(crate) fn new(disabled: &[String]) -> Result<Self, GuardianError> {
+        let file: RuleFile = toml::from_str(GITLEAKS_TOML)?;
+        let mut rules = Vec::with_capacity(file.rules.len());
+        let mut kw_index: Vec<String> = Vec::new();
+        let mut keyword_rules: Vec<Vec<u16>> = Vec::new();
+        let mut always: Vec<u16> = Vec::new();
+        for raw in file.rules {
+            let Some(pattern) = raw.regex.as_deref() else {
+                continue; // path-only rule (pkcs12-file): nothing to match in text
+            };
+            if disabled.contains(&raw.id) {
+                continue;
+            }
+            let regex = compile_go(pattern, &raw.id)?;
+            let idx = u16::try_from(rules.len())
+                .map_err(|_| GuardianError::Config("too many secret rules".into()))?;
+            for k in &raw.keywords {
+                let k = k.to_ascii_lowercase();
+                match kw_index.iter().position(|x| *x == k) {
+                    Some(p) => keyword_rules[p].push(idx),
+                    None => {
+                        kw_index.push(k);
+                        keyword_rules.push(vec![idx]);
+                    }
+                }
+            }
+            let allowlists = raw
+                .allowlists
+                .iter()
+                .map(|a| Allowlist::compile(a, &raw.id))
+                .collect::<Result<Vec<_>, _>>()?;
+            rules.push(Rule {
+                has_groups: regex.captures_len() > 1,
+                generic: raw.id.starts_with("generic"),
+                id: Cow::Owned(raw.id),
+                regex,
+                secret_group: raw.secret_group,
+                entropy: raw.entropy,
+                allowlists,
+            });
+            if raw.keywords.is_empty() {
+                always.push(idx);
+            }
+        }
+        let keywords = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .kind(Some(AhoCorasickKind::DFA))
+            .build(&kw_index)?;
+        let global = match &file.allowlist {
+            Some(a) => Allowlist::compile(a, "global")?,
+            None => Allowlist::compile(&RawAllowlist::default(), "global")?,
+        };
+        let re = |id: &str, p: &str| Regex::new(p).map_err(|e| GuardianError::pattern(id, e));
+        if rules.len() > 512 {
+            return Err(GuardianError::Config("more than 512 secret rules".into()));
+        }
+        Ok(SecretsDetector {
+            always,
+            rules,
+            keywords,
+            keyword_rules,
+            global,
+            placeholder: re(
+                "secrets.placeholder",
+                r"(?i)xxxx|\*\*\*\*|\.\.\.\.|<[^>]*>|\$\{|\{\{|%[a-z_]+%|your[_\-]?(?:api[_\-]?)?(?:key|token|secret|password)|placeholder|changeme|change[_\-]me|redacted|example|dummy|insert[_\-]?|replace[_\-]?me|0{8,}|1234567890|abcdef123456",
+            )?,
+            uuid: re(
+                "secrets.uuid",
+                r"(?i)^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+            )?,
+            hexdigest: re(
+                "secrets.hexdigest",
+                r"(?i)^(?:[0-9a-f]{32}|[0-9a-f]{40}|[0-9a-f]{64}|[0-9a-f]{128})$",
+            )?,
+            version: re(
+                "secrets.version",
+                r"^v?[0-9]+(?:\.[0-9]+){1,3}(?:[\-+][0-9A-Za-z.\-]+)?$",
+            )?,
+        })
+    }
+
+    /// Number of rules loaded (for the docs and tests).
+    pub(crate) fn rule_count(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub(crate) fn detect(&self, text: &str, out: &mut Vec<Finding>) {
+        let mut triggered = [0u64; 8];
+        let mut any = false;
+        for r in &self.always {
+            let r = usize::from(*r);
+            triggered[r / 64] |= 1 << (r % 64);
+            any = true;
+        }
+        for m in self.keywords.find_overlapping_iter(text) {
+            for r in &self.keyword_rules[m.pattern().as_usize()] {
+                let r = usize::from(*r);
+                triggered[r / 64] |= 1 << (r % 64);
+                any = true;
+            }
+        }
+        if !any {
+            return;
+        }
+        let first = out.len();
+        for (i, rule) in self.rules.iter().enumerate() {
+            if triggered[i / 64] & (1 << (i % 64)) == 0 {
+                continue;
+            }
+            if rule.has_groups {
+                for caps in rule.regex.captures_iter(text) {
+                    let Some(whole) = caps.get(0) else { continue };
+                    let secret = match rule.secret_group {
+                        Some(g) => caps.get(g),
+                        None => caps
+                            .iter()
+                            .skip(1)
+                            .flatten()
+                            .find(|m| !m.as_str().is_empty()),
+                    }
+                    .unwrap_or(whole);
+                    self.consider(
+                        text,
+                        rule,
+                        whole.start(),
+                        whole.end(),
+                        secret.start(),
+                        secret.end(),
+                        out,
+                    );
+                }
+            } else {
+                for m in rule.regex.find_iter(text) {
+                    self.consider(text, rule, m.start(), m.end(), m.start(), m.end(), out);
+                }
+            }
+        }
+        // Several rules can match the same secret (a provider rule and the generic rule): keep
+        // the most specific (highest score, then longest, then first rule).
+        crate::finding::keep_best_non_overlapping(out, first);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn consider(
+        &self,
+        text: &str,
+        rule: &Rule,
+        ws: usize,
+        we: usize,
+        ss: usize,
+        se: usize,
+        out: &mut Vec<Finding>,
+    ) {
+        let secret = &text[ss..se];
+        let whole = &text[ws..we];
+        if secret.is_empty() {
+            return;
+        }
+        if let Some(min) = rule.entropy {
+            if shannon_entropy(secret) <= min {
+                return;
+            }
+            if rule.generic && !secret.bytes().any(|b| b.is_ascii_digit()) {
+                return;
+            }
+        }
+        let line_start = text[..ws].rfind('\n').map_or(0, |p| p + 1);
+        let line_end = text[we..].find('\n').map_or(text.len(), |p| we + p);
+        let line = &text[line_start..line_end];
+        if self.global.allows(secret, whole, line) {
+            return;
+        }
+        if rule
+            .allowlists
+            .iter()
+            .any(|a| a.allows(secret, whole, line))
+        {
+            return;
+        }
+        if self.placeholder.is_match(secret) {
+            return;
+        }
+        if rule.generic {
+            if self.uuid.is_match(secret) || self.version.is_match(secret) {
+                return;
+            }
+            if self.hexdigest.is_match(secret) {
+                let l = line.to_ascii_lowercase();
+                if [
+                    "sha",
+                    "md5",
+                    "hash",
+                    "digest",
+                    "checksum",
+                    "commit",
+                    "integrity",
+                    "etag",
+                    "rev",
+                ]
+                .iter()
+                .any(|w| l.contains(w))
+                {
+                    return;
+                }
+            }
+        }
+        out.push(Finding {
+            detector: DetectorId::Secrets,
+            entity_type: Cow::Borrowed("SECRET"),
+            rule: rule.id.clone(),
+            start: ss,
+            end: se,
+            score: if rule.generic { 0.7 } else { 0.9 },
+            action: Action::Redact,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn translation_keeps_meaning() {
+        assert_eq!(
+            go_to_rust(r"\bab\w[\w.-]\d"),
+            r"(?-u:\b)ab[0-9A-Za-z_][0-9A-Za-z_.-][0-9]"
+        );
+        assert_eq!(go_to_rust(r"[]a]"), r"[\]a]");
+        assert_eq!(go_to_rust(r"[a[]"), r"[a\[]");
+        assert_eq!(go_to_rust(r"[[:alnum:]_]"), r"[[:alnum:]_]");
+        assert_eq!(go_to_rust(r"[\s]\s"), r"[\t\n\f\r ][\t\n\f\r ]");
+        assert_eq!(
+            go_to_rust(r"\${{[^}]+}}a{2,}b{3}"),
+            r"\$\{\{[^}]+\}\}a{2,}b{3}"
+        );
+    }
+
+    #[test]
+    fn entropy() {
+        assert_eq!(shannon_entropy("aaaa"), 0.0);
+        assert!((shannon_entropy("ab") - 1.0).abs() < 1e-9);
+    }
+}
