@@ -988,7 +988,7 @@ fn decode(kind: &str, s: &str) -> Option<String> {
         }
         "hex" => {
             let digits: Vec<u8> = s.bytes().filter(u8::is_ascii_hexdigit).collect();
-            if digits.len() % 2 != 0 {
+            if !digits.len().is_multiple_of(2) {
                 return None;
             }
             digits
