@@ -2,28 +2,13 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::Stdio;
-
 use common::*;
 use serde_json::Value;
 
 fn scan(args: &[&str], stdin: &str) -> (i32, Vec<Value>, String) {
-    let mut child = warden()
-        .arg("scan")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let mut cmd = warden();
+    cmd.arg("scan").args(args);
+    let out = run_cmd(cmd, stdin);
     let reports = text(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

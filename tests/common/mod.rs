@@ -18,10 +18,14 @@ pub fn warden() -> Command {
 
 /// Runs `warden` with `args` in `dir` (as data dir), feeding `stdin`.
 pub fn run(dir: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = warden()
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
+    let mut cmd = warden();
+    cmd.arg("--data-dir").arg(dir).args(args);
+    run_cmd(cmd, stdin)
+}
+
+/// Runs a prepared `warden` command, feeding `stdin`, and collects its output.
+pub fn run_cmd(mut cmd: Command, stdin: &str) -> Output {
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
