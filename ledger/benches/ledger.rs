@@ -54,6 +54,21 @@ async fn append_concurrently(ledger: &Arc<Ledger>, writers: usize, total: usize)
     }
 }
 
+/// The floor for one writer: a 4 KiB write and fdatasync on the same file system, which is
+/// what a lone durable append cannot avoid.
+fn baseline(c: &mut Criterion) {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let mut f = std::fs::File::create(dir.path().join("fsync-probe")).unwrap();
+    let block = [7u8; 4096];
+    c.bench_function("baseline/write_4k_fdatasync", |b| {
+        b.iter(|| {
+            f.write_all(&block).unwrap();
+            f.sync_data().unwrap();
+        })
+    });
+}
+
 fn appends(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -132,5 +147,5 @@ fn large(c: &mut Criterion) {
     rt.block_on(ledger.shutdown());
 }
 
-criterion_group!(benches, appends, large);
+criterion_group!(benches, baseline, appends, large);
 criterion_main!(benches);

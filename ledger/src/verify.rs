@@ -74,6 +74,10 @@ impl VerifyError {
             VerifyError::IndexGap { expected, .. } => Some(*expected),
             VerifyError::CheckpointRoot { first_bad, .. } => Some(*first_bad),
             VerifyError::Unanchored { from, .. } => Some(*from),
+            // Early: records before it are missing; late: records were inserted before it.
+            VerifyError::CheckpointPlacement { tree_size, records } => {
+                Some((*tree_size).min(*records))
+            }
             _ => None,
         }
     }
