@@ -68,10 +68,11 @@ fn main() {
     );
     rt.block_on(async {
         let mut tasks = Vec::new();
-        for w in 0..64 {
+        let writers: usize = std::env::var("WRITERS").ok().and_then(|v| v.parse().ok()).unwrap_or(64);
+        for w in 0..writers {
             let l = ledger.clone();
             tasks.push(tokio::spawn(async move {
-                for i in 0..n / 64 {
+                for i in 0..n / writers {
                     let e = Entry::new("decision", "tenant-a", json!({"w": w, "i": i, "verdict": "allow",
                         "policy_hash": "sha256:9f8d2e8ab219d0c4c1e6b1f1d6a0b7b1b2d4c3e2f1a0b9c8d7e6f5a4b3c2d1e0"}));
                     l.append(e).await.unwrap();

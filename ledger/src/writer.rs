@@ -55,6 +55,29 @@ pub(crate) struct Writer {
     pub unsynced: std::sync::Arc<Unsynced>,
 }
 
+/// The longest the writer waits for the appenders of its last batch to come back.
+const STRAGGLERS: Duration = Duration::from_micros(250);
+
+/// Moves queued requests into `batch` (up to `max`); true when a shutdown was among them.
+fn drain(
+    rx: &mut mpsc::Receiver<Request>,
+    batch: &mut Vec<(PreparedEntry, Reply)>,
+    max: usize,
+) -> bool {
+    let mut stopping = false;
+    while batch.len() < max {
+        match rx.try_recv() {
+            Ok(Request::Append(e, reply)) => batch.push((e, reply)),
+            Ok(Request::Shutdown) => {
+                rx.close();
+                stopping = true;
+            }
+            Err(_) => break,
+        }
+    }
+    stopping
+}
+
 /// The longest the writer gathers appends while a sync is running (a safety bound: a sync
 /// normally takes well under a millisecond).
 const MAX_GATHER: Duration = Duration::from_millis(5);
@@ -130,6 +153,7 @@ impl Writer {
         self.sync_tx = Some(sync_tx);
         let mut batch = Vec::with_capacity(self.batch_max);
         let mut stopping = false;
+        let mut last_batch = 0usize;
         while !stopping {
             match rx.blocking_recv() {
                 Some(Request::Append(e, reply)) => batch.push((e, reply)),
@@ -145,19 +169,27 @@ impl Writer {
             if !stopping {
                 self.unsynced.wait_until_synced(MAX_GATHER);
             }
+            // Appenders whose receipts were released together tend to come back together:
+            // after a batch of several, wait briefly for as many again. A lone appender (a
+            // batch of one) never waits.
+            if !stopping && last_batch > 1 {
+                let deadline = std::time::Instant::now() + STRAGGLERS;
+                loop {
+                    stopping |= drain(&mut rx, &mut batch, self.batch_max);
+                    if stopping
+                        || batch.len() >= last_batch.min(self.batch_max)
+                        || std::time::Instant::now() >= deadline
+                    {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_micros(20));
+                }
+            }
             // Take what is queued; on shutdown, everything that was queued before it.
             loop {
-                while batch.len() < self.batch_max {
-                    match rx.try_recv() {
-                        Ok(Request::Append(e, reply)) => batch.push((e, reply)),
-                        Ok(Request::Shutdown) => {
-                            rx.close();
-                            stopping = true;
-                        }
-                        Err(_) => break,
-                    }
-                }
+                stopping |= drain(&mut rx, &mut batch, self.batch_max);
                 if !batch.is_empty() {
+                    last_batch = batch.len();
                     self.commit(&mut batch);
                 }
                 if !stopping || rx.is_empty() {

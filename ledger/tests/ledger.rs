@@ -390,7 +390,11 @@ async fn shutdown_commits_what_was_queued_and_refuses_the_rest() {
             tokio::spawn(async move { l.append(Entry::new("k", "t", json!({ "i": i }))).await })
         })
         .collect();
-    tokio::task::yield_now().await;
+    // Shut down mid-stream: once the first records are in, with more still coming.
+    let start = std::time::Instant::now();
+    while ledger.reader().size().unwrap() == 0 && start.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     ledger.shutdown().await;
     let mut receipted = Vec::new();
     for t in tasks {
