@@ -43,6 +43,35 @@ pub enum Command {
     /// Run the guardians (PII, secrets, prompt injection, content safety) over text on stdin,
     /// or over JSON lines of {"text", "channel"}; print one JSON report per input.
     Scan(ScanArgs),
+    /// Policy packs: check, table-test and sign.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PolicyCommand {
+    /// Load packs (files or directories; `default` for the built-in pack), report every problem
+    /// with its line and column, and print each pack's id, version and content hash.
+    Check {
+        #[arg(required = true)]
+        packs: Vec<PathBuf>,
+    },
+    /// Run table tests (`CASES.yaml`: inputs and expected verdicts) against a pack, a directory
+    /// of packs, or `default`. Exit code 0: all pass; 1: a case failed; 2: unusable input.
+    Test {
+        pack: PathBuf,
+        cases: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Sign a pack with an Ed25519 key (PEM, as `warden keygen --out` writes): appends a line to
+    /// PACK.sig.
+    Sign {
+        pack: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+    },
 }
 
 #[derive(Args, Debug)]

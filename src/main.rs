@@ -2,6 +2,7 @@
 
 mod cli;
 mod commands;
+mod policy;
 mod scan;
 mod serve;
 mod verify;
@@ -23,6 +24,9 @@ fn main() -> ExitCode {
     if let Command::Scan(args) = cli.command {
         return scan::run(args);
     }
+    if let Command::Policy(cmd) = cli.command {
+        return policy::run(cmd);
+    }
     let config = match load_config(&cli.common) {
         Ok(c) => c,
         Err(e) => {
@@ -36,7 +40,9 @@ fn main() -> ExitCode {
         Command::Keygen(args) => commands::keygen(&config, args),
         Command::Verify(args) => verify::run(&config, args),
         Command::Ledger(cmd) => commands::ledger(&config, cmd),
-        Command::Config(_) | Command::Scan(_) => unreachable!("handled above"),
+        Command::Config(_) | Command::Scan(_) | Command::Policy(_) => {
+            unreachable!("handled above")
+        }
     }
 }
 
