@@ -78,9 +78,11 @@ fn drain(
     stopping
 }
 
-/// The longest the writer gathers appends while a sync is running (a safety bound: a sync
-/// normally takes well under a millisecond).
-const MAX_GATHER: Duration = Duration::from_millis(5);
+/// How often the writer looks at the queue while it waits for a sync to end.
+const SYNC_POLL: Duration = Duration::from_micros(100);
+
+/// How fast the estimate of active appenders forgets a burst (per batch).
+const PEAK_DECAY: f64 = 0.98;
 
 /// Batches committed but not yet synced, shared by the writer and the syncer.
 #[derive(Default)]
@@ -100,6 +102,10 @@ impl Unsynced {
         if *c == 0 {
             self.synced.notify_all();
         }
+    }
+
+    fn is_syncing(&self) -> bool {
+        *self.count.lock().expect("not poisoned") > 0
     }
 
     fn wait_until_synced(&self, limit: Duration) {
@@ -154,6 +160,8 @@ impl Writer {
         let mut batch = Vec::with_capacity(self.batch_max);
         let mut stopping = false;
         let mut last_batch = 0usize;
+        // Recent largest batch, decaying: how many appenders are active.
+        let mut peak = 1.0f64;
         while !stopping {
             match rx.blocking_recv() {
                 Some(Request::Append(e, reply)) => batch.push((e, reply)),
@@ -166,30 +174,38 @@ impl Writer {
             if !self.batch_wait.is_zero() && !stopping {
                 std::thread::sleep(self.batch_wait);
             }
-            if !stopping {
-                self.unsynced.wait_until_synced(MAX_GATHER);
-            }
-            // Appenders whose receipts were released together tend to come back together:
-            // after a batch of several, wait briefly for as many again. A lone appender (a
-            // batch of one) never waits.
-            if !stopping && last_batch > 1 {
-                let deadline = std::time::Instant::now() + STRAGGLERS;
-                loop {
-                    stopping |= drain(&mut rx, &mut batch, self.batch_max);
-                    if stopping
-                        || batch.len() >= last_batch.min(self.batch_max)
-                        || std::time::Instant::now() >= deadline
-                    {
-                        break;
-                    }
-                    std::thread::sleep(Duration::from_micros(20));
+            // Gather, but only while it is free: a batch is committed as soon as it holds half
+            // of the recent peak (so under load one batch is written while the previous one
+            // is being synced); short of that, the writer waits while a sync runs (a batch
+            // committed then would wait for the next sync anyway), then briefly for the
+            // appenders of its last batch to come back. A lone appender never waits.
+            let target = (peak as usize / 2).clamp(1, self.batch_max);
+            let mut stragglers_until = None;
+            while !stopping {
+                stopping |= drain(&mut rx, &mut batch, self.batch_max);
+                if stopping || batch.len() >= target {
+                    break;
                 }
+                if self.unsynced.is_syncing() {
+                    self.unsynced.wait_until_synced(SYNC_POLL);
+                    continue;
+                }
+                if last_batch <= 1 {
+                    break;
+                }
+                let until =
+                    *stragglers_until.get_or_insert_with(|| std::time::Instant::now() + STRAGGLERS);
+                if std::time::Instant::now() >= until {
+                    break;
+                }
+                std::thread::sleep(Duration::from_micros(20));
             }
             // Take what is queued; on shutdown, everything that was queued before it.
             loop {
                 stopping |= drain(&mut rx, &mut batch, self.batch_max);
                 if !batch.is_empty() {
                     last_batch = batch.len();
+                    peak = (peak * PEAK_DECAY).max(last_batch as f64);
                     self.commit(&mut batch);
                 }
                 if !stopping || rx.is_empty() {
