@@ -110,7 +110,9 @@ impl Ledger {
             .send(Request::Append(prepared, reply))
             .await
             .map_err(|_| LedgerError::Closed)?;
-        rx.await.map_err(|_| LedgerError::Closed)?
+        rx.await
+            .map_err(|_| LedgerError::Closed)?
+            .map(|settled| settled.into_receipt())
     }
 
     pub fn reader(&self) -> &LedgerReader {

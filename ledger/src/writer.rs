@@ -15,6 +15,8 @@
 //!
 //! Receipts are proved against the batch's own checkpoint without reading the store: every
 //! node such a proof needs is either new in this batch or part of the frontier from before it.
+//! Each appender builds its own proof from those shared nodes, on its own task, so the writer
+//! thread (the bottleneck under load) does not.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -32,12 +34,12 @@ use crate::receipt::Receipt;
 use crate::record::{format_timestamp, now_ms, PreparedEntry, Record};
 
 pub(crate) enum Request {
-    Append(PreparedEntry, oneshot::Sender<Result<Receipt, LedgerError>>),
+    Append(PreparedEntry, Reply),
     /// Commit what is queued, then stop.
     Shutdown,
 }
 
-type Reply = oneshot::Sender<Result<Receipt, LedgerError>>;
+type Reply = oneshot::Sender<Result<Settled, LedgerError>>;
 
 pub(crate) struct Writer {
     pub conn: Connection,
@@ -51,7 +53,7 @@ pub(crate) struct Writer {
     pub last_ts: i64,
     pub batch_max: usize,
     pub batch_wait: Duration,
-    pub sync_tx: Option<std::sync::mpsc::Sender<Vec<(Reply, Receipt)>>>,
+    pub sync_tx: Option<std::sync::mpsc::Sender<Vec<(Reply, Settled)>>>,
     pub unsynced: std::sync::Arc<Unsynced>,
 }
 
@@ -117,14 +119,43 @@ impl Unsynced {
     }
 }
 
-/// Everything a receipt of this batch can need: nodes completed in the batch and the frontier
-/// that preceded it.
-struct BatchNodes<'a> {
-    new: &'a HashMap<NodeId, Hash>,
-    before: &'a HashMap<NodeId, Hash>,
+/// Everything a receipt of this batch can need: its checkpoint, the nodes completed in the
+/// batch and the frontier that preceded it. Shared by the batch's appenders, each of which
+/// builds its own proof from it on its own task, off the writer's thread.
+pub(crate) struct BatchNodes {
+    checkpoint: Checkpoint,
+    new: HashMap<NodeId, Hash>,
+    before: HashMap<NodeId, Hash>,
 }
 
-impl NodeSource for BatchNodes<'_> {
+/// A durable record, before its proof is built.
+pub(crate) struct Settled {
+    record: Record,
+    prior: Hash,
+    record_hash: Hash,
+    batch: std::sync::Arc<BatchNodes>,
+}
+
+impl Settled {
+    pub(crate) fn into_receipt(self) -> Receipt {
+        let size = self.batch.checkpoint.tree_size;
+        let inclusion_proof = match merkle::inclusion_proof(&*self.batch, self.record.index, size) {
+            Ok(Ok(proof)) => proof,
+            Ok(Err(e)) => unreachable!("an appended index is in its tree: {e}"),
+            Err(never) => match never {},
+        };
+        Receipt {
+            index: self.record.index,
+            record_hash: self.record_hash,
+            prior_hash: self.prior,
+            record: self.record,
+            checkpoint: self.batch.checkpoint.clone(),
+            inclusion_proof,
+        }
+    }
+}
+
+impl NodeSource for BatchNodes {
     type Error = std::convert::Infallible;
     fn nodes(&self, ids: &[NodeId]) -> Result<Vec<Hash>, Self::Error> {
         Ok(ids
@@ -144,12 +175,12 @@ struct Pending {
     record: Record,
     prior: Hash,
     record_hash: Hash,
-    reply: oneshot::Sender<Result<Receipt, LedgerError>>,
+    reply: Reply,
 }
 
 impl Writer {
     pub fn run(mut self, mut rx: mpsc::Receiver<Request>) {
-        let (sync_tx, sync_rx) = std::sync::mpsc::channel::<Vec<(Reply, Receipt)>>();
+        let (sync_tx, sync_rx) = std::sync::mpsc::channel::<Vec<(Reply, Settled)>>();
         let wal = self.wal.clone();
         let unsynced = self.unsynced.clone();
         let syncer = std::thread::Builder::new()
@@ -219,10 +250,7 @@ impl Writer {
         tracing::debug!(size = self.frontier.size(), "ledger writer stopped");
     }
 
-    fn commit(
-        &mut self,
-        batch: &mut Vec<(PreparedEntry, oneshot::Sender<Result<Receipt, LedgerError>>)>,
-    ) {
+    fn commit(&mut self, batch: &mut Vec<(PreparedEntry, Reply)>) {
         let before: HashMap<NodeId, Hash> = self.frontier.nodes().collect();
         let saved = (self.frontier.clone(), self.head, self.last_ts);
         let mut new = HashMap::with_capacity(batch.len() * 2);
@@ -230,28 +258,23 @@ impl Writer {
         let result = self.write_batch(batch, &mut new, &mut pending);
         match result {
             Ok(checkpoint) => {
-                let src = BatchNodes {
-                    new: &new,
-                    before: &before,
-                };
-                let size = checkpoint.tree_size;
-                let mut durable = Vec::with_capacity(pending.len());
-                for p in pending {
-                    let proof = match merkle::inclusion_proof(&src, p.record.index, size) {
-                        Ok(Ok(proof)) => proof,
-                        Ok(Err(e)) => unreachable!("an appended index is in its tree: {e}"),
-                        Err(never) => match never {},
-                    };
-                    let receipt = Receipt {
-                        index: p.record.index,
-                        record_hash: p.record_hash,
-                        prior_hash: p.prior,
-                        record: p.record,
-                        checkpoint: checkpoint.clone(),
-                        inclusion_proof: proof,
-                    };
-                    durable.push((p.reply, receipt));
-                }
+                let shared = std::sync::Arc::new(BatchNodes {
+                    checkpoint,
+                    new,
+                    before,
+                });
+                let durable: Vec<(Reply, Settled)> = pending
+                    .into_iter()
+                    .map(|p| {
+                        let settled = Settled {
+                            record: p.record,
+                            prior: p.prior,
+                            record_hash: p.record_hash,
+                            batch: shared.clone(),
+                        };
+                        (p.reply, settled)
+                    })
+                    .collect();
                 if let Some(tx) = &self.sync_tx {
                     self.unsynced.add();
                     if tx.send(durable).is_err() {
@@ -275,7 +298,7 @@ impl Writer {
 
     fn write_batch(
         &mut self,
-        batch: &mut Vec<(PreparedEntry, oneshot::Sender<Result<Receipt, LedgerError>>)>,
+        batch: &mut Vec<(PreparedEntry, Reply)>,
         new: &mut HashMap<NodeId, Hash>,
         pending: &mut Vec<Pending>,
     ) -> Result<Checkpoint, LedgerError> {
@@ -352,7 +375,7 @@ impl Writer {
 /// otherwise do on the writer's thread in the middle of a commit.
 fn sync_loop(
     wal: &std::path::Path,
-    rx: std::sync::mpsc::Receiver<Vec<(Reply, Receipt)>>,
+    rx: std::sync::mpsc::Receiver<Vec<(Reply, Settled)>>,
     unsynced: &Unsynced,
 ) {
     let dir = wal.parent().map(std::path::Path::to_owned);
