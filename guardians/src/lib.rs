@@ -18,7 +18,7 @@
 //!
 //! Rules are data and code, not models: they are fast, explainable (every finding names its rule)
 //! and auditable, and they miss what they do not describe. Each detector's module documents its
-//! blind spots; `BENCHMARKS-guardians.md` has the measured precision, recall and speed.
+//! blind spots; the root `BENCHMARKS.md` has the measured precision, recall and speed.
 //!
 //! ## Example
 //!

@@ -118,7 +118,7 @@
 //! adds nothing), so the record of each condition borrows them; each field path is looked up once
 //! per evaluation; CEL variables are bound only when an `expr` uses them. On the shared 2-core
 //! development machine a 50-rule pack evaluates in about 8 µs (p50) without CEL and 15 µs with two
-//! CEL rules: see `BENCHMARKS-policy.md`.
+//! CEL rules: see the root `BENCHMARKS.md`.
 //!
 //! ## What it can miss
 //! - An absent field makes `>`, `==`, `in`, `matches`... false: a pack that must stop actions
