@@ -43,9 +43,42 @@ pub enum Command {
     /// Run the guardians (PII, secrets, prompt injection, content safety) over text on stdin,
     /// or over JSON lines of {"text", "channel"}; print one JSON report per input.
     Scan(ScanArgs),
+    /// API keys of the data directory's store: create (shown once), list, revoke.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Policy packs: check, table-test and sign.
     #[command(subcommand)]
     Policy(PolicyCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Create a key for a tenant (created if new) and print it; it is not shown again.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        /// Comma-separated: read, write, admin, auditor, mcp, client:<token>.
+        #[arg(long)]
+        scopes: String,
+        /// A note to recognise the key by in listings.
+        #[arg(long)]
+        label: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List a tenant's keys (never their secrets).
+    List {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke one of a tenant's keys.
+    Revoke {
+        #[arg(long)]
+        tenant: String,
+        key_id: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -9,7 +9,7 @@ use serde_json::json;
 use warden_config::{Config, ProcessEnv};
 use warden_ledger::{keys, Entry, Ledger, LedgerReader};
 
-use crate::cli::{KeygenArgs, LedgerCommand};
+use crate::cli::{KeygenArgs, KeysCommand, LedgerCommand};
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("warden: {msg}");
@@ -193,4 +193,78 @@ fn append(config: &Config, kind: String, tenant: String, concurrency: usize) -> 
             ExitCode::SUCCESS
         }
     })
+}
+
+pub fn keys(config: &Config, cmd: KeysCommand) -> ExitCode {
+    use warden_governance::{parse_scopes, Store};
+    let store = match Store::open(&config.data_dir) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    match cmd {
+        KeysCommand::Create {
+            tenant,
+            scopes,
+            label,
+            json,
+        } => {
+            let created = parse_scopes(&scopes)
+                .map_err(warden_governance::StoreError::from)
+                .and_then(|scopes| {
+                    store.ensure_tenant(&tenant)?;
+                    store.create_key(&tenant, &scopes, label.as_deref())
+                });
+            match created {
+                Ok(k) if json => {
+                    println!(
+                        "{}",
+                        json!({"key": k.key, "id": k.id, "tenant": k.tenant, "scopes": k.scopes})
+                    );
+                    ExitCode::SUCCESS
+                }
+                Ok(k) => {
+                    let scopes: Vec<String> = k.scopes.iter().map(ToString::to_string).collect();
+                    println!("key:     {}", k.key);
+                    println!("id:      {}", k.id);
+                    println!("tenant:  {}", k.tenant);
+                    println!("scopes:  {}", scopes.join(","));
+                    eprintln!("Store the key now: it is not shown again.");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
+        KeysCommand::List { tenant, json } => match store.list_keys(&tenant) {
+            Ok(keys) if json => {
+                println!("{}", serde_json::to_string(&keys).expect("serializes"));
+                ExitCode::SUCCESS
+            }
+            Ok(keys) => {
+                for k in keys {
+                    let scopes: Vec<String> = k.scopes.iter().map(ToString::to_string).collect();
+                    println!(
+                        "{}  {}…  {:<24}  {}{}",
+                        k.id,
+                        k.prefix,
+                        scopes.join(","),
+                        k.created_at,
+                        if k.revoked_at.is_some() {
+                            "  revoked"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        },
+        KeysCommand::Revoke { tenant, key_id } => match store.revoke_key(&tenant, &key_id) {
+            Ok(()) => {
+                println!("revoked {key_id}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        },
+    }
 }

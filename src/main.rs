@@ -40,6 +40,7 @@ fn main() -> ExitCode {
         Command::Keygen(args) => commands::keygen(&config, args),
         Command::Verify(args) => verify::run(&config, args),
         Command::Ledger(cmd) => commands::ledger(&config, cmd),
+        Command::Keys(cmd) => commands::keys(&config, cmd),
         Command::Config(_) | Command::Scan(_) | Command::Policy(_) => {
             unreachable!("handled above")
         }

@@ -48,6 +48,8 @@ pub fn run(mut config: Config, args: ServeArgs) -> ExitCode {
 /// What the handlers of this stage share.
 struct AppState {
     ledger: Ledger,
+    /// Tenants and keys; the REST API authenticates against it.
+    store: warden_governance::Store,
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
@@ -63,7 +65,27 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             "generated a new ledger signing key"
         );
     }
-    let state = Arc::new(AppState { ledger });
+    let store = tokio::task::spawn_blocking({
+        let dir = config.data_dir.clone();
+        move || -> anyhow::Result<_> {
+            let store = warden_governance::Store::open(&dir)?;
+            let bootstrap = store.bootstrap()?;
+            Ok((store, bootstrap))
+        }
+    })
+    .await??;
+    if let Some(k) = &store.1 {
+        // Shown once, on stdout and never in the log: it is a secret.
+        println!(
+            "Warden created an admin API key for tenant \"{}\". It is shown only this once:\n  {}",
+            k.tenant, k.key
+        );
+        tracing::info!(key_id = %k.id, tenant = %k.tenant, "bootstrap admin key created (printed on stdout)");
+    }
+    let state = Arc::new(AppState {
+        ledger,
+        store: store.0,
+    });
 
     let api = TcpListener::bind(config.server.listen)
         .await
@@ -159,29 +181,35 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response {
     (status, Json(json!({"code": code, "message": message}))).into_response()
 }
 
-/// Ready when the ledger store answers; 503 with the failing component otherwise.
+/// Ready when the ledger and the governance store answer; 503 naming the failing component.
 async fn ready(State(state): State<Arc<AppState>>) -> Response {
     let st = state.clone();
-    let size = tokio::task::spawn_blocking(move || st.ledger.reader().size()).await;
-    match size {
-        Ok(Ok(records)) => Json(json!({
-            "status": "ready",
-            "components": {"ledger": {"status": "up", "records": records}}
-        }))
-        .into_response(),
-        Ok(Err(e)) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({
-                "status": "not_ready",
-                "components": {"ledger": {"status": "down", "error": e.to_string()}}
-            })),
-        )
-            .into_response(),
-        Err(_) => error(
+    let checked =
+        tokio::task::spawn_blocking(move || (st.ledger.reader().size(), st.store.ping())).await;
+    let Ok((ledger, store)) = checked else {
+        return error(
             StatusCode::SERVICE_UNAVAILABLE,
             "not_ready",
-            "ledger check failed",
-        ),
+            "readiness check failed",
+        );
+    };
+    let ready = ledger.is_ok() && store.is_ok();
+    let ledger = match ledger {
+        Ok(records) => json!({"status": "up", "records": records}),
+        Err(e) => json!({"status": "down", "error": e.to_string()}),
+    };
+    let store = match store {
+        Ok(()) => json!({"status": "up"}),
+        Err(e) => json!({"status": "down", "error": e.to_string()}),
+    };
+    let body = Json(json!({
+        "status": if ready { "ready" } else { "not_ready" },
+        "components": {"ledger": ledger, "store": store},
+    }));
+    if ready {
+        body.into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
     }
 }
 

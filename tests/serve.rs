@@ -24,6 +24,7 @@ fn zero_config_serve_starts_answers_probes_and_stops_on_sigterm() {
     assert_eq!(status, 200, "{body}");
     let ready: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(ready["components"]["ledger"]["status"], "up");
+    assert_eq!(ready["components"]["store"]["status"], "up");
 
     let (status, body) = get(server.api, "/v1/ledger/public-key");
     assert_eq!(status, 200);
@@ -110,4 +111,45 @@ fn an_invalid_configuration_stops_start_up_with_every_problem() {
     assert!(err.contains("warden.yaml:2:11: server.listen"), "{err}");
     assert!(err.contains("warden.yaml:4:14: ledger.batch_max"), "{err}");
     assert!(err.contains("bacth_wait"), "{err}");
+}
+
+#[test]
+fn the_first_start_prints_a_bootstrap_admin_key_once_and_never_logs_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = || {
+        let mut cmd = warden();
+        cmd.arg("--data-dir").arg(dir.path());
+        Server::start(&mut cmd)
+    };
+    let first = start();
+    let line = first
+        .stdout
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the bootstrap notice");
+    assert!(line.contains("shown only this once"), "{line}");
+    let key = first
+        .stdout
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(key.starts_with("wdn_"), "{key}");
+    let (_, logs) = first.terminate();
+    assert!(
+        logs.iter().all(|l| !l.contains(&key)),
+        "the key reached the log"
+    );
+
+    // The key works for the CLI's view of the store, and a second start prints nothing.
+    let out = run(
+        dir.path(),
+        &["keys", "list", "--tenant", "default", "--json"],
+        "",
+    );
+    let keys: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(keys[0]["scopes"][0], "admin");
+    assert_eq!(keys[0]["label"], "bootstrap");
+    let second = start();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(second.stdout.try_recv().is_err(), "a key was printed again");
 }

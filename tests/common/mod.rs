@@ -50,6 +50,7 @@ pub struct Server {
     pub api: SocketAddr,
     pub admin: SocketAddr,
     pub logs: mpsc::Receiver<String>,
+    pub stdout: mpsc::Receiver<String>,
 }
 
 impl Server {
@@ -62,10 +63,20 @@ impl Server {
                 "--admin-listen",
                 "127.0.0.1:0",
             ])
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
+        let (out_tx, stdout) = mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if out_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
         let (tx, logs) = mpsc::channel();
         let stderr = child.stderr.take().unwrap();
         std::thread::spawn(move || {
@@ -94,6 +105,7 @@ impl Server {
             api: api.unwrap(),
             admin: admin.unwrap(),
             logs,
+            stdout,
         }
     }
 

@@ -1,0 +1,21 @@
+//! Warden's governance domain.
+//!
+//! Business logic lives here once; the REST routes and the MCP tools are thin adapters over it
+//! (see ARCHITECTURE.md). This first part holds the [`Store`] and what every request needs
+//! before anything else: tenants, API keys and their scopes. Agents, intents, decisions and
+//! escalations build on it.
+
+mod keys;
+mod scope;
+mod store;
+
+pub use keys::{AuthError, CreatedKey, KeyInfo, Principal, KEY_PREFIX};
+pub use scope::{parse_scopes, Scope, ScopeError};
+pub use store::{Store, StoreError};
+
+/// Now as RFC 3339 UTC with millisecond precision, the form every stored timestamp takes
+/// (the ledger's, so that records and rows compare as strings).
+pub(crate) fn now() -> String {
+    let ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+    warden_ledger::format_timestamp(ms as i64)
+}

@@ -1,0 +1,127 @@
+//! The embedded store of the governance domain (SQLite, `<data_dir>/warden.db`).
+//!
+//! Its schema moves forward through numbered migrations recorded in `schema_migrations`, so a
+//! newer Warden opens an older data directory. The ledger keeps its own database: records are
+//! append-only and written by one thread; this store is ordinary mutable state.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rusqlite::Connection;
+
+/// The schema, one step per entry; a step is never edited once released, only added to.
+const MIGRATIONS: &[&str] = &["
+CREATE TABLE tenants (
+    id TEXT PRIMARY KEY,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE api_keys (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    secret_hash TEXT NOT NULL UNIQUE,
+    prefix TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    label TEXT,
+    created_at TEXT NOT NULL,
+    revoked_at TEXT
+);
+CREATE INDEX api_keys_tenant ON api_keys(tenant_id);
+"];
+
+pub(crate) const DB_FILE: &str = "warden.db";
+
+/// What can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("store {path}: {message}")]
+    Sqlite { path: PathBuf, message: String },
+    #[error("store {path} has schema version {found}; this Warden knows up to {known}")]
+    TooNew {
+        path: PathBuf,
+        found: usize,
+        known: usize,
+    },
+    #[error("tenant: {0:?} is not a valid tenant id (1 to 64 of a-z, 0-9, '-', '_')")]
+    InvalidTenant(String),
+    #[error("tenant {0:?} does not exist")]
+    UnknownTenant(String),
+    #[error("no key {key_id:?} in tenant {tenant:?}")]
+    KeyNotFound { tenant: String, key_id: String },
+    #[error("scopes: {0}")]
+    Scope(#[from] crate::scope::ScopeError),
+    #[error("label: at most 200 characters without control characters")]
+    InvalidLabel,
+}
+
+/// The governance store. Cheap to share behind an `Arc`; calls are short and serialized.
+pub struct Store {
+    pub(crate) conn: Mutex<Connection>,
+    pub(crate) path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `data_dir` and brings its schema up to date.
+    pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::Io {
+            path: data_dir.to_owned(),
+            source,
+        })?;
+        let path = data_dir.join(DB_FILE);
+        let err = |e: rusqlite::Error| StoreError::Sqlite {
+            path: path.clone(),
+            message: e.to_string(),
+        };
+        let mut conn = Connection::open(&path).map_err(err)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;
+             CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL);",
+        )
+        .map_err(err)?;
+        let applied: usize = conn
+            .query_row("SELECT count(*) FROM schema_migrations", [], |r| r.get(0))
+            .map_err(err)?;
+        if applied > MIGRATIONS.len() {
+            return Err(StoreError::TooNew {
+                path,
+                found: applied,
+                known: MIGRATIONS.len(),
+            });
+        }
+        for (i, step) in MIGRATIONS.iter().enumerate().skip(applied) {
+            let tx = conn.transaction().map_err(err)?;
+            tx.execute_batch(step).map_err(err)?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+                rusqlite::params![i as i64 + 1, crate::now()],
+            )
+            .map_err(err)?;
+            tx.commit().map_err(err)?;
+            tracing::debug!(version = i + 1, "store migrated");
+        }
+        Ok(Store {
+            conn: Mutex::new(conn),
+            path,
+        })
+    }
+
+    /// A cheap query, for readiness probes.
+    pub fn ping(&self) -> Result<(), StoreError> {
+        self.conn
+            .lock()
+            .expect("not poisoned")
+            .query_row("SELECT count(*) FROM tenants", [], |_| Ok(()))
+            .map_err(self.err())
+    }
+
+    pub(crate) fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+        |e| StoreError::Sqlite {
+            path: self.path.clone(),
+            message: e.to_string(),
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! Tenants and API keys through the store's public API.
+
+use warden_governance::{parse_scopes, AuthError, Scope, Store, StoreError};
+
+fn store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    (dir, store)
+}
+
+#[test]
+fn a_key_is_shown_once_stored_hashed_and_authenticates() {
+    let (dir, store) = store();
+    store.ensure_tenant("acme").unwrap();
+    let created = store
+        .create_key("acme", &parse_scopes("write,read").unwrap(), Some("ci"))
+        .unwrap();
+    assert!(created.key.starts_with("wdn_") && created.key.len() > 40);
+    assert_eq!(created.scopes, vec![Scope::Read, Scope::Write]);
+
+    let who = store.authenticate(&created.key).unwrap();
+    assert_eq!(who.tenant, "acme");
+    assert_eq!(who.key_id, created.id);
+    assert!(who.allows(&Scope::Read) && who.allows(&Scope::Write));
+    assert!(!who.allows(&Scope::Admin) && !who.allows(&Scope::Auditor));
+
+    // The secret is nowhere in the database file.
+    drop(store);
+    let bytes = std::fs::read(dir.path().join("warden.db")).unwrap();
+    let wal = std::fs::read(dir.path().join("warden.db-wal")).unwrap_or_default();
+    for file in [&bytes, &wal] {
+        assert!(
+            !file
+                .windows(created.key.len())
+                .any(|w| w == created.key.as_bytes()),
+            "the plaintext key was stored"
+        );
+    }
+}
+
+#[test]
+fn unknown_malformed_and_revoked_keys_are_refused() {
+    let (_dir, store) = store();
+    store.ensure_tenant("acme").unwrap();
+    let k = store.create_key("acme", &[Scope::Read], None).unwrap();
+    assert!(matches!(
+        store.authenticate("sk-not-ours"),
+        Err(AuthError::Malformed)
+    ));
+    assert!(matches!(
+        store.authenticate("wdn_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+        Err(AuthError::Unknown)
+    ));
+    store.revoke_key("acme", &k.id).unwrap();
+    match store.authenticate(&k.key) {
+        Err(AuthError::Revoked { key_id }) => assert_eq!(key_id, k.id),
+        other => panic!("expected revoked, got {other:?}"),
+    }
+    // Messages never echo the key.
+    let msg = store.authenticate(&k.key).unwrap_err().to_string();
+    assert!(!msg.contains(&k.key), "{msg}");
+}
+
+#[test]
+fn tenants_are_isolated() {
+    let (_dir, store) = store();
+    store.ensure_tenant("acme").unwrap();
+    store.ensure_tenant("globex").unwrap();
+    let a = store.create_key("acme", &[Scope::Admin], None).unwrap();
+    let g = store.create_key("globex", &[Scope::Admin], None).unwrap();
+    let listed: Vec<String> = store
+        .list_keys("acme")
+        .unwrap()
+        .into_iter()
+        .map(|k| k.id)
+        .collect();
+    assert_eq!(listed, vec![a.id.clone()]);
+    // Revoking another tenant's key is "not found", and leaves it working.
+    assert!(matches!(
+        store.revoke_key("acme", &g.id),
+        Err(StoreError::KeyNotFound { .. })
+    ));
+    assert_eq!(store.authenticate(&g.key).unwrap().tenant, "globex");
+}
+
+#[test]
+fn bad_input_is_refused_with_the_field_named() {
+    let (_dir, store) = store();
+    let err = store.ensure_tenant("Acme Corp").unwrap_err().to_string();
+    assert!(err.starts_with("tenant:"), "{err}");
+    let err = store
+        .create_key("nobody", &[Scope::Read], None)
+        .unwrap_err();
+    assert!(matches!(err, StoreError::UnknownTenant(_)), "{err}");
+    store.ensure_tenant("acme").unwrap();
+    let err = store.create_key("acme", &[], None).unwrap_err().to_string();
+    assert!(err.starts_with("scopes:"), "{err}");
+    let err = store
+        .create_key("acme", &[Scope::Read], Some("a\nb"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("label:"), "{err}");
+}
+
+#[test]
+fn bootstrap_creates_one_admin_key_once_and_the_store_reopens() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Store::open(dir.path())
+        .unwrap()
+        .bootstrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.tenant, "default");
+    assert_eq!(first.scopes, vec![Scope::Admin]);
+    let store = Store::open(dir.path()).unwrap();
+    assert!(
+        store.bootstrap().unwrap().is_none(),
+        "a second start shows no key"
+    );
+    assert!(store
+        .authenticate(&first.key)
+        .unwrap()
+        .allows(&Scope::Write));
+}
