@@ -47,9 +47,8 @@ pub fn run(mut config: Config, args: ServeArgs) -> ExitCode {
 
 /// What the handlers of this stage share.
 struct AppState {
-    ledger: Ledger,
-    /// Tenants and keys; the REST API authenticates against it.
-    store: warden_governance::Store,
+    ledger: Arc<Ledger>,
+    store: Arc<warden_governance::Store>,
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
@@ -82,10 +81,18 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         );
         tracing::info!(key_id = %k.id, tenant = %k.tenant, "bootstrap admin key created (printed on stdout)");
     }
-    let state = Arc::new(AppState {
-        ledger,
-        store: store.0,
+    let ledger = Arc::new(ledger);
+    let store = Arc::new(store.0);
+    // The built-in pack until policy directories are configurable.
+    let policies = Arc::new(warden_policy::LivePolicySet::new(
+        warden_policy::PolicySet::with_default_pack(),
+    ));
+    let api_state = Arc::new(warden_proxy::ApiState {
+        store: store.clone(),
+        ledger: ledger.clone(),
+        decisions: warden_governance::Decisions::new(store.clone(), ledger.clone(), policies),
     });
+    let state = Arc::new(AppState { ledger, store });
 
     let api = TcpListener::bind(config.server.listen)
         .await
@@ -100,7 +107,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let api_task = tokio::spawn(
-        axum::serve(api, api_router(state.clone()))
+        axum::serve(api, warden_proxy::router(api_state))
             .with_graceful_shutdown(wait_for(stop_rx.clone()))
             .into_future(),
     );
@@ -156,15 +163,6 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-/// The data plane. This stage serves the ledger's public facts: what a verifier needs.
-fn api_router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/v1/ledger/checkpoint", get(latest_checkpoint))
-        .route("/v1/ledger/public-key", get(public_key))
-        .fallback(not_found)
-        .with_state(state)
-}
-
 fn admin_router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
@@ -211,35 +209,4 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
     }
-}
-
-async fn latest_checkpoint(State(state): State<Arc<AppState>>) -> Response {
-    let st = state.clone();
-    match tokio::task::spawn_blocking(move || st.ledger.reader().latest_checkpoint()).await {
-        Ok(Ok(Some(cp))) => Json(cp).into_response(),
-        Ok(Ok(None)) => error(StatusCode::NOT_FOUND, "not_found", "the ledger is empty"),
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "reading the latest checkpoint");
-            error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal_error",
-                "the ledger could not be read",
-            )
-        }
-        Err(_) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
-            "the ledger could not be read",
-        ),
-    }
-}
-
-async fn public_key(State(state): State<Arc<AppState>>) -> Response {
-    let key = state.ledger.verifying_key();
-    Json(json!({
-        "key_id": keys::key_id(key),
-        "algorithm": "Ed25519",
-        "public_key_pem": keys::public_key_pem(key),
-    }))
-    .into_response()
 }

@@ -5,10 +5,15 @@
 //! before anything else: tenants, API keys and their scopes. Agents, intents, decisions and
 //! escalations build on it.
 
+mod decisions;
 mod keys;
 mod scope;
 mod store;
 
+pub use decisions::{
+    Decisions, Forensics, GovError, Inscribe, Inscribed, IntentCreated, MicCondition, Proposal,
+    Propose, RegisterIntent,
+};
 pub use keys::{AuthError, CreatedKey, KeyInfo, Principal, KEY_PREFIX};
 pub use scope::{parse_scopes, Scope, ScopeError};
 pub use store::{Store, StoreError};

@@ -10,7 +10,8 @@ use std::sync::Mutex;
 use rusqlite::Connection;
 
 /// The schema, one step per entry; a step is never edited once released, only added to.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE tenants (
     id TEXT PRIMARY KEY,
     created_at TEXT NOT NULL
@@ -26,7 +27,35 @@ CREATE TABLE api_keys (
     revoked_at TEXT
 );
 CREATE INDEX api_keys_tenant ON api_keys(tenant_id);
-"];
+",
+    "
+CREATE TABLE intents (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    agency_id TEXT NOT NULL,
+    description TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE decisions (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    intent_id TEXT NOT NULL REFERENCES intents(id),
+    agent_id TEXT NOT NULL,
+    decision_type TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    payload_hash TEXT NOT NULL,
+    verdict TEXT NOT NULL,
+    evaluation TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    decision_id TEXT UNIQUE,
+    record_index INTEGER,
+    record_hash TEXT,
+    prior_hash TEXT,
+    inscribed_at TEXT
+);
+CREATE INDEX decisions_tenant ON decisions(tenant_id, created_at);
+",
+];
 
 pub(crate) const DB_FILE: &str = "warden.db";
 

@@ -170,3 +170,74 @@ pub fn get(addr: SocketAddr, path: &str) -> (u16, String) {
     };
     (status, body)
 }
+
+/// A minimal HTTP/1.1 request with an optional bearer key; the answer's status and JSON body.
+pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    content_type: &str,
+    body: &[u8],
+) -> (u16, serde_json::Value) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let auth = key
+        .map(|k| format!("Authorization: Bearer {k}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    // The server may answer (413) before reading a large body; ignore a reset while sending.
+    let _ = s.write_all(body);
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    let resp = String::from_utf8_lossy(&resp).into_owned();
+    let status = resp
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = resp.split("\r\n\r\n").nth(1).unwrap_or("");
+    (
+        status,
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// A JSON POST with a bearer key.
+pub fn post(
+    addr: SocketAddr,
+    path: &str,
+    key: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    http(
+        addr,
+        "POST",
+        path,
+        Some(key),
+        "application/json",
+        body.to_string().as_bytes(),
+    )
+}
+
+/// Starts `warden serve` on a fresh data dir and returns it with the bootstrap admin key.
+pub fn server_with_admin_key(dir: &Path) -> (Server, String) {
+    let mut cmd = warden();
+    cmd.arg("--data-dir").arg(dir);
+    let server = Server::start(&mut cmd);
+    let mut key = String::new();
+    while !key.starts_with("wdn_") {
+        key = server
+            .stdout
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the bootstrap key")
+            .trim()
+            .to_owned();
+    }
+    (server, key)
+}

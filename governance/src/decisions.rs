@@ -1,0 +1,533 @@
+//! Intents, decisions and their inscription: the three-step sequence of seed 001
+//! (register-intent -> propose -> inscribe) and the forensic record of a decision.
+//!
+//! A proposal is evaluated against the live policy set and stored as a decision node holding
+//! the payload's hash and the verdict. Inscription must present the same payload and verdict
+//! (else a conflict: the agent would be inscribing something other than what was judged) and
+//! writes the decision into the ledger; the receipt's hashes and position are kept with the
+//! node so forensics can hand out a fresh inclusion proof.
+
+use std::sync::Arc;
+
+use rusqlite::{params, OptionalExtension};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use warden_ledger::{Entry, Ledger, LedgerError};
+use warden_policy::{EvalError, Input, LivePolicySet, Outcome};
+
+use crate::keys::Principal;
+use crate::scope::Scope;
+use crate::store::{Store, StoreError};
+
+/// Why a governance operation was refused. Each maps to one HTTP status and one MCP error.
+#[derive(Debug, thiserror::Error)]
+pub enum GovError {
+    #[error("this key lacks the {0} scope")]
+    Forbidden(Scope),
+    #[error("{what} {id} not found")]
+    NotFound { what: &'static str, id: String },
+    #[error("{field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    #[error("{message}")]
+    Conflict {
+        field: Option<&'static str>,
+        message: String,
+    },
+    #[error("{0}")]
+    Policy(#[from] EvalError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("ledger: {0}")]
+    Ledger(#[from] LedgerError),
+}
+
+/// `POST /v1/register-intent`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterIntent {
+    pub agency_id: String,
+    pub description: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IntentCreated {
+    pub intent_id: String,
+    pub created_at: String,
+}
+
+/// `POST /v1/decisions/propose`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Propose {
+    pub intent_id: String,
+    pub decision_type: String,
+    pub payload: Value,
+    pub agent_id: String,
+}
+
+/// One condition as the seed's `mic_conditions` show it, with Warden's detail.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MicCondition {
+    pub mic_id: String,
+    pub condition: String,
+    pub label: Option<String>,
+    pub threshold: Value,
+    pub actual_value: Value,
+    /// Whether the condition held for this payload (e.g. `amount > 1000` with 1,250: true).
+    pub passed: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Proposal {
+    /// `ALLOW`, `WARN`, `ESCALATE` or `BLOCK`.
+    pub verdict: String,
+    pub decision_node_id: String,
+    pub mic_fired: bool,
+    pub mic_conditions: Vec<MicCondition>,
+    pub governance_utilization: f64,
+    pub reason_codes: Vec<String>,
+    pub policy_hash: String,
+}
+
+/// `POST /v1/decisions/inscribe`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Inscribe {
+    pub intent_id: String,
+    pub decision_node_id: String,
+    pub verdict: String,
+    pub payload: Value,
+    pub agent_id: String,
+    pub agency_id: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Inscribed {
+    pub decision_id: String,
+    pub record_hash: String,
+    pub prior_hash: String,
+    pub mic_fired: bool,
+    pub verdict: String,
+    pub inscribed_at: String,
+    pub ledger_index: u64,
+}
+
+/// `GET /v1/decisions/{id}/forensics`
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Forensics {
+    pub decision_id: String,
+    pub verdict: String,
+    pub decision_type: String,
+    pub payload: Value,
+    pub mic_conditions: Vec<MicCondition>,
+    pub governance_utilization: f64,
+    pub reason_codes: Vec<String>,
+    pub policy_hash: String,
+    pub record_hash: Option<String>,
+    pub prior_hash: Option<String>,
+    pub inscribed_at: Option<String>,
+    pub intent_id: String,
+    pub agent_id: String,
+    /// The ledger receipt (record, checkpoint, inclusion proof) proved against the latest
+    /// checkpoint; `warden verify` accepts it as is.
+    pub receipt: Option<warden_ledger::Receipt>,
+}
+
+/// The decision operations over the store, the ledger and the live policies.
+pub struct Decisions {
+    store: Arc<Store>,
+    ledger: Arc<Ledger>,
+    policies: Arc<LivePolicySet>,
+}
+
+fn verdict_name(o: Outcome) -> String {
+    o.as_str().to_ascii_uppercase()
+}
+
+fn need(p: &Principal, scope: Scope) -> Result<(), GovError> {
+    if p.allows(&scope) {
+        Ok(())
+    } else {
+        Err(GovError::Forbidden(scope))
+    }
+}
+
+fn text(field: &'static str, v: &str, max: usize) -> Result<(), GovError> {
+    if v.trim().is_empty() || v.chars().count() > max || v.chars().any(char::is_control) {
+        return Err(GovError::Invalid {
+            field,
+            message: format!("must be 1 to {max} characters without control characters"),
+        });
+    }
+    Ok(())
+}
+
+fn payload_hash(payload: &Value) -> String {
+    format!(
+        "sha256:{}",
+        hex::encode(Sha256::digest(
+            warden_ledger::canonical::to_string(payload).as_bytes()
+        ))
+    )
+}
+
+fn new_id(prefix: &str) -> String {
+    let mut b = [0u8; 12];
+    getrandom::fill(&mut b).expect("the operating system's random source is available");
+    format!("{prefix}_{}", hex::encode(b))
+}
+
+fn mic_conditions(evaluation: &Value) -> Vec<MicCondition> {
+    evaluation["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| MicCondition {
+            mic_id: c["id"].as_str().unwrap_or_default().to_owned(),
+            condition: format!(
+                "{} {} {}",
+                c["field"].as_str().unwrap_or("expr"),
+                c["op"].as_str().unwrap_or_default(),
+                c["threshold"]
+            ),
+            label: c["label"].as_str().map(str::to_owned),
+            threshold: c["threshold"].clone(),
+            actual_value: c["actual_value"].clone(),
+            passed: c["passed"].as_bool().unwrap_or(false),
+        })
+        .collect()
+}
+
+impl Decisions {
+    pub fn new(store: Arc<Store>, ledger: Arc<Ledger>, policies: Arc<LivePolicySet>) -> Self {
+        Decisions {
+            store,
+            ledger,
+            policies,
+        }
+    }
+
+    pub fn register_intent(
+        &self,
+        p: &Principal,
+        req: RegisterIntent,
+    ) -> Result<IntentCreated, GovError> {
+        need(p, Scope::Write)?;
+        text("agency_id", &req.agency_id, 128)?;
+        text("description", &req.description, 4000)?;
+        let intent_id = new_id("int");
+        let created_at = crate::now();
+        self.store
+            .conn
+            .lock()
+            .expect("not poisoned")
+            .execute(
+                "INSERT INTO intents (id, tenant_id, agency_id, description, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    intent_id,
+                    p.tenant,
+                    req.agency_id,
+                    req.description,
+                    created_at
+                ],
+            )
+            .map_err(self.store.err())?;
+        Ok(IntentCreated {
+            intent_id,
+            created_at,
+        })
+    }
+
+    fn intent_agency(&self, tenant: &str, intent_id: &str) -> Result<String, GovError> {
+        self.store
+            .conn
+            .lock()
+            .expect("not poisoned")
+            .query_row(
+                "SELECT agency_id FROM intents WHERE id = ?1 AND tenant_id = ?2",
+                params![intent_id, tenant],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(self.store.err())?
+            .ok_or_else(|| GovError::NotFound {
+                what: "intent",
+                id: intent_id.to_owned(),
+            })
+    }
+
+    pub fn propose(&self, p: &Principal, req: Propose) -> Result<Proposal, GovError> {
+        need(p, Scope::Write)?;
+        text("decision_type", &req.decision_type, 128)?;
+        text("agent_id", &req.agent_id, 128)?;
+        self.intent_agency(&p.tenant, &req.intent_id)?;
+        let input = Input {
+            decision_type: req.decision_type.clone(),
+            action: Some(req.decision_type.clone()),
+            agent_id: Some(req.agent_id.clone()),
+            tool: None,
+            context: req.payload.clone(),
+        };
+        let evaluation = self.policies.evaluate(&input)?;
+        let eval_json = serde_json::to_value(&evaluation).expect("an evaluation serializes");
+        let id = new_id("dn");
+        self.store
+            .conn
+            .lock()
+            .expect("not poisoned")
+            .execute(
+                "INSERT INTO decisions (id, tenant_id, intent_id, agent_id, decision_type,
+                     payload, payload_hash, verdict, evaluation, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![
+                    id,
+                    p.tenant,
+                    req.intent_id,
+                    req.agent_id,
+                    req.decision_type,
+                    req.payload.to_string(),
+                    payload_hash(&req.payload),
+                    evaluation.verdict.as_str(),
+                    eval_json.to_string(),
+                    crate::now()
+                ],
+            )
+            .map_err(self.store.err())?;
+        Ok(Proposal {
+            verdict: verdict_name(evaluation.verdict),
+            decision_node_id: id,
+            mic_fired: evaluation.mic_fired,
+            mic_conditions: mic_conditions(&eval_json),
+            governance_utilization: evaluation.utilization,
+            reason_codes: evaluation.reason_codes.clone(),
+            policy_hash: evaluation.policy_hash.clone(),
+        })
+    }
+
+    pub async fn inscribe(&self, p: &Principal, req: Inscribe) -> Result<Inscribed, GovError> {
+        need(p, Scope::Write)?;
+        let agency = self.intent_agency(&p.tenant, &req.intent_id)?;
+        if agency != req.agency_id {
+            return Err(GovError::Conflict {
+                field: Some("agency_id"),
+                message: format!("agency_id: the intent belongs to agency {agency:?}"),
+            });
+        }
+        let node: Option<(String, String, String, String, String, Option<String>)> = self
+            .store
+            .conn
+            .lock()
+            .expect("not poisoned")
+            .query_row(
+                "SELECT intent_id, agent_id, payload_hash, verdict, evaluation, record_hash
+                 FROM decisions WHERE id = ?1 AND tenant_id = ?2",
+                params![req.decision_node_id, p.tenant],
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(self.store.err())?;
+        let Some((intent_id, agent_id, hash, verdict, evaluation, inscribed)) = node else {
+            return Err(GovError::NotFound {
+                what: "decision node",
+                id: req.decision_node_id,
+            });
+        };
+        let conflict = |field: &'static str, message: String| GovError::Conflict {
+            field: Some(field),
+            message,
+        };
+        if inscribed.is_some() {
+            return Err(conflict(
+                "decision_node_id",
+                "decision_node_id: already inscribed".into(),
+            ));
+        }
+        if intent_id != req.intent_id {
+            return Err(conflict(
+                "intent_id",
+                "intent_id: the node was proposed under another intent".into(),
+            ));
+        }
+        if agent_id != req.agent_id {
+            return Err(conflict(
+                "agent_id",
+                "agent_id: the node was proposed by another agent".into(),
+            ));
+        }
+        if payload_hash(&req.payload) != hash {
+            return Err(conflict(
+                "payload",
+                "payload: differs from the proposed payload".into(),
+            ));
+        }
+        if !req.verdict.eq_ignore_ascii_case(&verdict) {
+            return Err(conflict(
+                "verdict",
+                format!(
+                    "verdict: the proposal was judged {}",
+                    verdict.to_ascii_uppercase()
+                ),
+            ));
+        }
+        if verdict == Outcome::Escalate.as_str() {
+            return Err(conflict(
+                "verdict",
+                "verdict: an escalated decision is inscribed with its resolution".into(),
+            ));
+        }
+        let eval: Value = serde_json::from_str(&evaluation).unwrap_or(Value::Null);
+        let decision_id = new_id("dec");
+        let receipt = self
+            .ledger
+            .append(Entry::new(
+                "decision",
+                p.tenant.clone(),
+                json!({
+                    "decision_id": decision_id,
+                    "decision_node_id": req.decision_node_id,
+                    "intent_id": intent_id,
+                    "agency_id": agency,
+                    "agent_id": agent_id,
+                    "verdict": verdict,
+                    "payload_hash": hash,
+                    "policy_hash": eval["policy_hash"],
+                    "reason_codes": eval["reason_codes"],
+                    "utilization": eval["utilization"],
+                    "mic_fired": eval["mic_fired"],
+                }),
+            ))
+            .await?;
+        let inscribed_at = receipt.record.timestamp.clone();
+        self.store
+            .conn
+            .lock()
+            .expect("not poisoned")
+            .execute(
+                "UPDATE decisions SET decision_id = ?1, record_index = ?2, record_hash = ?3,
+                     prior_hash = ?4, inscribed_at = ?5 WHERE id = ?6",
+                params![
+                    decision_id,
+                    receipt.index as i64,
+                    receipt.record_hash.to_hex(),
+                    receipt.prior_hash.to_hex(),
+                    inscribed_at,
+                    req.decision_node_id
+                ],
+            )
+            .map_err(self.store.err())?;
+        Ok(Inscribed {
+            decision_id,
+            record_hash: receipt.record_hash.to_hex(),
+            prior_hash: receipt.prior_hash.to_hex(),
+            mic_fired: eval["mic_fired"].as_bool().unwrap_or(false),
+            verdict: verdict.to_ascii_uppercase(),
+            inscribed_at,
+            ledger_index: receipt.index,
+        })
+    }
+
+    /// The full record of a decision, by its decision id or its node id.
+    pub fn forensics(&self, p: &Principal, id: &str) -> Result<Forensics, GovError> {
+        if !(p.allows(&Scope::Read) || p.allows(&Scope::Auditor)) {
+            return Err(GovError::Forbidden(Scope::Read));
+        }
+        type Row = (
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            Option<String>,
+            Option<i64>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        );
+        let row: Option<Row> = self
+            .store
+            .conn
+            .lock()
+            .expect("not poisoned")
+            .query_row(
+                "SELECT id, intent_id, agent_id, decision_type, payload, verdict, evaluation,
+                        decision_id, record_index, record_hash, prior_hash, inscribed_at
+                 FROM decisions WHERE tenant_id = ?1 AND (decision_id = ?2 OR id = ?2)",
+                params![p.tenant, id],
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                        r.get(7)?,
+                        r.get(8)?,
+                        r.get(9)?,
+                        r.get(10)?,
+                        r.get(11)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(self.store.err())?;
+        let Some((
+            node,
+            intent_id,
+            agent_id,
+            decision_type,
+            payload,
+            verdict,
+            evaluation,
+            decision_id,
+            index,
+            record_hash,
+            prior_hash,
+            inscribed_at,
+        )) = row
+        else {
+            return Err(GovError::NotFound {
+                what: "decision",
+                id: id.to_owned(),
+            });
+        };
+        let eval: Value = serde_json::from_str(&evaluation).unwrap_or(Value::Null);
+        let receipt = match index {
+            Some(i) => Some(self.ledger.reader().receipt(i as u64)?),
+            None => None,
+        };
+        Ok(Forensics {
+            decision_id: decision_id.unwrap_or(node),
+            verdict: verdict.to_ascii_uppercase(),
+            decision_type,
+            payload: serde_json::from_str(&payload).unwrap_or(Value::Null),
+            mic_conditions: mic_conditions(&eval),
+            governance_utilization: eval["utilization"].as_f64().unwrap_or(0.0),
+            reason_codes: serde_json::from_value(eval["reason_codes"].clone()).unwrap_or_default(),
+            policy_hash: eval["policy_hash"].as_str().unwrap_or_default().to_owned(),
+            record_hash,
+            prior_hash,
+            inscribed_at,
+            intent_id,
+            agent_id,
+            receipt,
+        })
+    }
+}

@@ -1,0 +1,104 @@
+//! One mapping from every domain error to the API's error body, `{"code","message","field"?}`.
+//!
+//! Internal causes (store and ledger failures) are logged and answered with a generic message:
+//! they may name paths or state a client has no business seeing.
+
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+use warden_governance::{AuthError, GovError};
+
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    field: Option<&'static str>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "an internal error occurred; retry with backoff",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({"code": self.code, "message": self.message});
+        if let Some(f) = self.field {
+            body["field"] = json!(f);
+        }
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<GovError> for ApiError {
+    fn from(e: GovError) -> Self {
+        let message = e.to_string();
+        match e {
+            GovError::Forbidden(_) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", message),
+            GovError::NotFound { .. } => ApiError::new(StatusCode::NOT_FOUND, "not_found", message),
+            GovError::Invalid { field, .. } => ApiError {
+                field: Some(field),
+                ..ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+            },
+            GovError::Conflict { field, .. } => ApiError {
+                field,
+                ..ApiError::new(StatusCode::CONFLICT, "conflict", message)
+            },
+            GovError::Policy(_) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unprocessable", message)
+            }
+            GovError::Store(e) => ApiError::internal(e),
+            GovError::Ledger(e) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Store(e) => ApiError::internal(e),
+            other => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", other.to_string()),
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        match r {
+            JsonRejection::MissingJsonContentType(_) => ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as Content-Type: application/json",
+            ),
+            JsonRejection::BytesRejection(_) => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the body is larger than the 1 MiB limit",
+            ),
+            // serde's message names the field and what was expected.
+            other => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                other.body_text(),
+            ),
+        }
+    }
+}

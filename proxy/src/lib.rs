@@ -1,0 +1,158 @@
+//! Warden's HTTP front. This first part serves the governance REST API: handlers parse,
+//! authenticate (in an extractor), call one `warden-governance` function and shape its answer.
+
+mod error;
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+use warden_governance::{Decisions, Inscribe, Principal, Propose, RegisterIntent, Store};
+use warden_ledger::{keys, Ledger};
+
+pub use error::ApiError;
+
+/// The largest request body accepted.
+pub const BODY_LIMIT: usize = 1 << 20;
+
+/// What the routes need.
+pub struct ApiState {
+    pub store: Arc<Store>,
+    pub ledger: Arc<Ledger>,
+    pub decisions: Decisions,
+}
+
+/// The authenticated caller, from `Authorization: Bearer <key>`.
+pub struct Auth(pub Principal);
+
+impl FromRequestParts<Arc<ApiState>> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<ApiState>,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "send the API key as Authorization: Bearer <key>",
+                )
+            })?;
+        let key = header.trim().to_owned();
+        let store = state.store.clone();
+        let principal = tokio::task::spawn_blocking(move || store.authenticate(&key))
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "authentication failed",
+                )
+            })??;
+        Ok(Auth(principal))
+    }
+}
+
+type Body<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
+
+pub fn router(state: Arc<ApiState>) -> Router {
+    Router::new()
+        .route("/v1/register-intent", post(register_intent))
+        .route("/v1/decisions/propose", post(propose))
+        .route("/v1/decisions/inscribe", post(inscribe))
+        .route("/v1/decisions/{id}/forensics", get(forensics))
+        .route("/v1/ledger/checkpoint", get(latest_checkpoint))
+        .route("/v1/ledger/public-key", get(public_key))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+/// Runs a blocking domain call off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, warden_governance::GovError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "the request failed",
+            )
+        })?
+        .map_err(ApiError::from)
+}
+
+async fn register_intent(
+    State(s): State<Arc<ApiState>>,
+    Auth(p): Auth,
+    body: Body<RegisterIntent>,
+) -> Result<Response, ApiError> {
+    let Json(req) = body?;
+    let out = blocking(move || s.decisions.register_intent(&p, req)).await?;
+    Ok((StatusCode::CREATED, Json(out)).into_response())
+}
+
+async fn propose(
+    State(s): State<Arc<ApiState>>,
+    Auth(p): Auth,
+    body: Body<Propose>,
+) -> Result<Response, ApiError> {
+    let Json(req) = body?;
+    let out = blocking(move || s.decisions.propose(&p, req)).await?;
+    Ok(Json(out).into_response())
+}
+
+async fn inscribe(
+    State(s): State<Arc<ApiState>>,
+    Auth(p): Auth,
+    body: Body<Inscribe>,
+) -> Result<Response, ApiError> {
+    let Json(req) = body?;
+    let out = s.decisions.inscribe(&p, req).await?;
+    Ok((StatusCode::CREATED, Json(out)).into_response())
+}
+
+async fn forensics(
+    State(s): State<Arc<ApiState>>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let out = blocking(move || s.decisions.forensics(&p, &id)).await?;
+    Ok(Json(out).into_response())
+}
+
+/// The latest signed checkpoint: public, so that anyone can check receipts against it.
+async fn latest_checkpoint(State(s): State<Arc<ApiState>>) -> Result<Response, ApiError> {
+    let cp = blocking(move || Ok(s.ledger.reader().latest_checkpoint()?)).await?;
+    match cp {
+        Some(cp) => Ok(Json(cp).into_response()),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "the ledger is empty",
+        )),
+    }
+}
+
+async fn public_key(State(s): State<Arc<ApiState>>) -> Response {
+    let key = s.ledger.verifying_key();
+    Json(json!({
+        "key_id": keys::key_id(key),
+        "algorithm": "Ed25519",
+        "public_key_pem": keys::public_key_pem(key),
+    }))
+    .into_response()
+}

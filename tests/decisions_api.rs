@@ -1,0 +1,259 @@
+//! The decision API over HTTP with the real server: the three-step sequence of seed 001 with its
+//! example payloads, forensics whose receipt `warden verify` accepts, and the error codes.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+fn intent(addr: std::net::SocketAddr, key: &str) -> String {
+    let (status, body) = post(
+        addr,
+        "/v1/register-intent",
+        key,
+        json!({"agency_id": "agency-1", "description": "Optimise Q3 ad spend"}),
+    );
+    assert_eq!(status, 201, "{body}");
+    body["intent_id"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn register_propose_inscribe_and_verify_the_forensic_receipt() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, admin) = server_with_admin_key(dir.path());
+    let addr = server.api;
+    let intent_id = intent(addr, &admin);
+
+    // Seed 001's budget change: allowed, with a utilization that shows the margins.
+    let payload = json!({"change_pct": 20, "confidence": 0.91, "sample_size": 1200});
+    let (status, proposal) = post(
+        addr,
+        "/v1/decisions/propose",
+        &admin,
+        json!({"intent_id": intent_id, "decision_type": "budget_change", "payload": payload, "agent_id": "agt-7"}),
+    );
+    assert_eq!(status, 200, "{proposal}");
+    assert_eq!(proposal["verdict"], "ALLOW");
+    assert_eq!(proposal["mic_fired"], false);
+    let utilization = proposal["governance_utilization"].as_f64().unwrap();
+    assert!(utilization > 0.0 && utilization < 100.0, "{proposal}");
+    assert!(!proposal["mic_conditions"].as_array().unwrap().is_empty());
+    let node = proposal["decision_node_id"].as_str().unwrap().to_owned();
+
+    let inscribe = json!({"intent_id": intent_id, "decision_node_id": node, "verdict": "ALLOW",
+        "payload": payload, "agent_id": "agt-7", "agency_id": "agency-1"});
+    let (status, inscribed) = post(addr, "/v1/decisions/inscribe", &admin, inscribe.clone());
+    assert_eq!(status, 201, "{inscribed}");
+    assert_eq!(
+        inscribed["prior_hash"],
+        "0".repeat(64),
+        "the first record follows genesis"
+    );
+    let decision_id = inscribed["decision_id"].as_str().unwrap().to_owned();
+
+    // Inscribing the same node twice is a conflict.
+    let (status, body) = post(addr, "/v1/decisions/inscribe", &admin, inscribe);
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("conflict")),
+        "{body}"
+    );
+
+    let (status, forensics) = http(
+        addr,
+        "GET",
+        &format!("/v1/decisions/{decision_id}/forensics"),
+        Some(&admin),
+        "application/json",
+        b"",
+    );
+    assert_eq!(status, 200, "{forensics}");
+    assert_eq!(forensics["record_hash"], inscribed["record_hash"]);
+    assert_eq!(forensics["payload"], payload);
+    let receipt = dir.path().join("receipt.json");
+    std::fs::write(&receipt, forensics["receipt"].to_string()).unwrap();
+    let pubkey = dir.path().join("keys/ledger.pub");
+    let out = run(
+        dir.path(),
+        &[
+            "verify",
+            receipt.to_str().unwrap(),
+            "--public-key",
+            pubkey.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+}
+
+#[test]
+fn escalations_blocks_and_every_error_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, admin) = server_with_admin_key(dir.path());
+    let addr = server.api;
+    let intent_id = intent(addr, &admin);
+    let propose = |key: &str, decision_type: &str, payload: Value| {
+        post(
+            addr,
+            "/v1/decisions/propose",
+            key,
+            json!({"intent_id": intent_id, "decision_type": decision_type, "payload": payload, "agent_id": "agt-7"}),
+        )
+    };
+
+    // Seed 004's refund needs approval; an escalated decision cannot be inscribed without it.
+    let (status, p) = propose(
+        &admin,
+        "execute_refund",
+        json!({"amount": 1250.00, "user_id": "usr_22"}),
+    );
+    assert_eq!(status, 200, "{p}");
+    assert_eq!(p["verdict"], "ESCALATE");
+    assert_eq!(p["reason_codes"], json!(["AMOUNT_OVER_THRESHOLD"]));
+    let (status, body) = post(
+        addr,
+        "/v1/decisions/inscribe",
+        &admin,
+        json!({
+        "intent_id": intent_id, "decision_node_id": p["decision_node_id"], "verdict": "ESCALATE",
+        "payload": {"amount": 1250.00, "user_id": "usr_22"}, "agent_id": "agt-7", "agency_id": "agency-1"}),
+    );
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (409, Some("verdict")),
+        "{body}"
+    );
+
+    // A blocked budget change is inscribed as blocked; a different payload is a conflict.
+    let (_, b) = propose(
+        &admin,
+        "budget_change",
+        json!({"change_pct": 60, "confidence": 0.95, "sample_size": 5000}),
+    );
+    assert_eq!(b["verdict"], "BLOCK");
+    let (status, body) = post(
+        addr,
+        "/v1/decisions/inscribe",
+        &admin,
+        json!({
+        "intent_id": intent_id, "decision_node_id": b["decision_node_id"], "verdict": "BLOCK",
+        "payload": {"change_pct": 61, "confidence": 0.95, "sample_size": 5000}, "agent_id": "agt-7", "agency_id": "agency-1"}),
+    );
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (409, Some("payload")),
+        "{body}"
+    );
+
+    // 401: no key, a wrong key.
+    let (status, body) = http(
+        addr,
+        "POST",
+        "/v1/register-intent",
+        None,
+        "application/json",
+        b"{}",
+    );
+    assert_eq!((status, body["code"].as_str()), (401, Some("unauthorized")));
+    let (status, _) = post(addr, "/v1/register-intent", "wdn_nope", json!({}));
+    assert_eq!(status, 401);
+
+    // 403: a read-only key of the same tenant cannot propose.
+    let out = run(
+        dir.path(),
+        &[
+            "keys", "create", "--tenant", "default", "--scopes", "read", "--json",
+        ],
+        "",
+    );
+    let reader: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (status, body) = propose(reader["key"].as_str().unwrap(), "budget_change", json!({}));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("forbidden")),
+        "{body}"
+    );
+
+    // 404 across tenants: another tenant's admin sees neither the intent nor the decision.
+    let out = run(
+        dir.path(),
+        &[
+            "keys", "create", "--tenant", "globex", "--scopes", "admin", "--json",
+        ],
+        "",
+    );
+    let other: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (status, body) = propose(
+        other["key"].as_str().unwrap(),
+        "budget_change",
+        json!({"change_pct": 1}),
+    );
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("not_found")),
+        "{body}"
+    );
+    let (status, _) = http(
+        addr,
+        "GET",
+        &format!(
+            "/v1/decisions/{}/forensics",
+            b["decision_node_id"].as_str().unwrap()
+        ),
+        other["key"].as_str(),
+        "application/json",
+        b"",
+    );
+    assert_eq!(status, 404);
+
+    // 400: a missing field, named.
+    let (status, body) = post(
+        addr,
+        "/v1/register-intent",
+        &admin,
+        json!({"description": "x"}),
+    );
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("invalid_request")),
+        "{body}"
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("agency_id"),
+        "{body}"
+    );
+    // 422: the payload's type does not fit the policy's condition.
+    let (status, body) = propose(&admin, "budget_change", json!({"change_pct": "twenty"}));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (422, Some("unprocessable")),
+        "{body}"
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("change_pct"),
+        "{body}"
+    );
+    // 415 and 413.
+    let (status, _) = http(
+        addr,
+        "POST",
+        "/v1/register-intent",
+        Some(&admin),
+        "text/plain",
+        b"{}",
+    );
+    assert_eq!(status, 415);
+    let big = format!(
+        "{{\"agency_id\":\"a\",\"description\":\"{}\"}}",
+        "x".repeat(2 << 20)
+    );
+    let (status, _) = http(
+        addr,
+        "POST",
+        "/v1/register-intent",
+        Some(&admin),
+        "application/json",
+        big.as_bytes(),
+    );
+    assert_eq!(status, 413);
+}
