@@ -257,3 +257,131 @@ fn escalations_blocks_and_every_error_code() {
     );
     assert_eq!(status, 413);
 }
+
+#[test]
+fn escalations_are_resolved_on_the_decision_desk_and_inscribed_with_their_resolution() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, admin) = server_with_admin_key(dir.path());
+    let addr = server.api;
+    let intent_id = intent(addr, &admin);
+    let refund = json!({"amount": 1250.00, "user_id": "usr_22"});
+    let escalate = || {
+        let (status, p) = post(
+            addr,
+            "/v1/decisions/propose",
+            &admin,
+            json!({
+            "intent_id": intent_id, "decision_type": "execute_refund", "payload": refund, "agent_id": "agt-7"}),
+        );
+        assert_eq!(
+            (status, p["verdict"].as_str()),
+            (200, Some("ESCALATE")),
+            "{p}"
+        );
+        (
+            p["decision_node_id"].as_str().unwrap().to_owned(),
+            p["escalation_thread_id"].as_str().unwrap().to_owned(),
+        )
+    };
+    let inscribe = |node: &str| {
+        post(
+            addr,
+            "/v1/decisions/inscribe",
+            &admin,
+            json!({
+            "intent_id": intent_id, "decision_node_id": node, "verdict": "ESCALATE",
+            "payload": refund, "agent_id": "agt-7", "agency_id": "agency-1"}),
+        )
+    };
+    let get = |path: &str, key: &str| http(addr, "GET", path, Some(key), "application/json", b"");
+
+    let (node, thread) = escalate();
+    let (status, body) = inscribe(&node);
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains(&thread),
+        "{body}"
+    );
+
+    let (status, queue) = get("/v1/escalations?status=open", &admin);
+    assert_eq!(status, 200, "{queue}");
+    let open = queue["escalations"].as_array().unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0]["thread_id"], thread.as_str());
+    assert_eq!(open[0]["reason_codes"], json!(["AMOUNT_OVER_THRESHOLD"]));
+    let (status, _) = get("/v1/escalations?status=maybe", &admin);
+    assert_eq!(status, 400);
+
+    // Only an admin resolves; the answer must be APPROVE or REJECT.
+    let out = run(
+        dir.path(),
+        &[
+            "keys", "create", "--tenant", "default", "--scopes", "write", "--json",
+        ],
+        "",
+    );
+    let writer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let resolve = |key: &str, thread: &str, resolution: &str| {
+        post(
+            addr,
+            &format!("/v1/escalations/{thread}/resolve"),
+            key,
+            json!({"resolution": resolution, "resolved_by": "maria@finance", "notes": "customer verified"}),
+        )
+    };
+    assert_eq!(
+        resolve(writer["key"].as_str().unwrap(), &thread, "APPROVE").0,
+        403
+    );
+    let (status, body) = resolve(&admin, &thread, "MAYBE");
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (400, Some("resolution")),
+        "{body}"
+    );
+
+    let (status, resolved) = resolve(&admin, &thread, "APPROVE");
+    assert_eq!(status, 200, "{resolved}");
+    assert_eq!(resolved["resolution"], "APPROVE");
+    assert_eq!(resolved["record_hash"].as_str().unwrap().len(), 64);
+    assert_eq!(
+        resolve(&admin, &thread, "REJECT").0,
+        409,
+        "a thread is resolved once"
+    );
+
+    let (status, inscribed) = inscribe(&node);
+    assert_eq!(status, 201, "{inscribed}");
+    assert_eq!(inscribed["resolution"], "APPROVE");
+
+    // A rejected one is inscribed too, as rejected: the final outcome is on record.
+    let (node2, thread2) = escalate();
+    assert_eq!(resolve(&admin, &thread2, "reject").0, 200);
+    let (status, inscribed) = inscribe(&node2);
+    assert_eq!(
+        (status, inscribed["resolution"].as_str()),
+        (201, Some("REJECT")),
+        "{inscribed}"
+    );
+    let (_, queue) = get("/v1/escalations?status=open", &admin);
+    assert!(
+        queue["escalations"].as_array().unwrap().is_empty(),
+        "{queue}"
+    );
+
+    // The resolutions are in the ledger, which still verifies.
+    let out = run(dir.path(), &["ledger", "export"], "");
+    let export = text(&out.stdout);
+    assert_eq!(
+        export.matches("\"kind\":\"escalation.resolution\"").count(),
+        2
+    );
+    let path = dir.path().join("export.jsonl");
+    std::fs::write(&path, &export).unwrap();
+    assert_eq!(
+        run(dir.path(), &["verify", path.to_str().unwrap()], "")
+            .status
+            .code(),
+        Some(0)
+    );
+}

@@ -91,6 +91,9 @@ pub struct Proposal {
     pub governance_utilization: f64,
     pub reason_codes: Vec<String>,
     pub policy_hash: String,
+    /// For `ESCALATE`: the Decision Desk thread that must be resolved before inscription.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub escalation_thread_id: Option<String>,
 }
 
 /// `POST /v1/decisions/inscribe`
@@ -114,6 +117,9 @@ pub struct Inscribed {
     pub verdict: String,
     pub inscribed_at: String,
     pub ledger_index: u64,
+    /// For an escalated decision: `APPROVE` or `REJECT`, as resolved on the Decision Desk.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<String>,
 }
 
 /// `GET /v1/decisions/{id}/forensics`
@@ -139,8 +145,8 @@ pub struct Forensics {
 
 /// The decision operations over the store, the ledger and the live policies.
 pub struct Decisions {
-    store: Arc<Store>,
-    ledger: Arc<Ledger>,
+    pub(crate) store: Arc<Store>,
+    pub(crate) ledger: Arc<Ledger>,
     policies: Arc<LivePolicySet>,
 }
 
@@ -156,7 +162,7 @@ fn need(p: &Principal, scope: Scope) -> Result<(), GovError> {
     }
 }
 
-fn text(field: &'static str, v: &str, max: usize) -> Result<(), GovError> {
+pub(crate) fn text(field: &'static str, v: &str, max: usize) -> Result<(), GovError> {
     if v.trim().is_empty() || v.chars().count() > max || v.chars().any(char::is_control) {
         return Err(GovError::Invalid {
             field,
@@ -175,7 +181,7 @@ fn payload_hash(payload: &Value) -> String {
     )
 }
 
-fn new_id(prefix: &str) -> String {
+pub(crate) fn new_id(prefix: &str) -> String {
     let mut b = [0u8; 12];
     getrandom::fill(&mut b).expect("the operating system's random source is available");
     format!("{prefix}_{}", hex::encode(b))
@@ -298,7 +304,13 @@ impl Decisions {
                 ],
             )
             .map_err(self.store.err())?;
+        let escalation_thread_id = if evaluation.verdict == Outcome::Escalate {
+            Some(self.open_escalation(&p.tenant, &id, &evaluation.reason_codes)?)
+        } else {
+            None
+        };
         Ok(Proposal {
+            escalation_thread_id,
             verdict: verdict_name(evaluation.verdict),
             decision_node_id: id,
             mic_fired: evaluation.mic_fired,
@@ -383,12 +395,12 @@ impl Decisions {
                 ),
             ));
         }
-        if verdict == Outcome::Escalate.as_str() {
-            return Err(conflict(
-                "verdict",
-                "verdict: an escalated decision is inscribed with its resolution".into(),
-            ));
-        }
+        // An escalated decision is inscribed with its resolution, once there is one.
+        let resolution = if verdict == Outcome::Escalate.as_str() {
+            self.resolution_of(&req.decision_node_id)?
+        } else {
+            None
+        };
         let eval: Value = serde_json::from_str(&evaluation).unwrap_or(Value::Null);
         let decision_id = new_id("dec");
         let receipt = self
@@ -408,6 +420,11 @@ impl Decisions {
                     "reason_codes": eval["reason_codes"],
                     "utilization": eval["utilization"],
                     "mic_fired": eval["mic_fired"],
+                    "resolution": resolution.as_ref().map(|r| json!({
+                        "thread_id": r.thread_id,
+                        "resolution": r.resolution,
+                        "record_hash": r.record_hash,
+                    })),
                 }),
             ))
             .await?;
@@ -437,6 +454,7 @@ impl Decisions {
             verdict: verdict.to_ascii_uppercase(),
             inscribed_at,
             ledger_index: receipt.index,
+            resolution: resolution.map(|r| r.resolution),
         })
     }
 

@@ -6,6 +6,7 @@
 //! escalations build on it.
 
 mod decisions;
+mod escalations;
 mod keys;
 mod scope;
 mod store;
@@ -14,6 +15,7 @@ pub use decisions::{
     Decisions, Forensics, GovError, Inscribe, Inscribed, IntentCreated, MicCondition, Proposal,
     Propose, RegisterIntent,
 };
+pub use escalations::{Escalation, Resolve, Resolved};
 pub use keys::{AuthError, CreatedKey, KeyInfo, Principal, KEY_PREFIX};
 pub use scope::{parse_scopes, Scope, ScopeError};
 pub use store::{Store, StoreError};

@@ -55,6 +55,21 @@ CREATE TABLE decisions (
 );
 CREATE INDEX decisions_tenant ON decisions(tenant_id, created_at);
 ",
+    "
+CREATE TABLE escalations (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    decision_node_id TEXT NOT NULL UNIQUE REFERENCES decisions(id),
+    reason_codes TEXT NOT NULL,
+    status TEXT NOT NULL,
+    opened_at TEXT NOT NULL,
+    resolved_by TEXT,
+    resolved_at TEXT,
+    notes TEXT,
+    record_hash TEXT
+);
+CREATE INDEX escalations_tenant ON escalations(tenant_id, status, opened_at);
+",
 ];
 
 pub(crate) const DB_FILE: &str = "warden.db";

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
-use warden_governance::{Decisions, Inscribe, Principal, Propose, RegisterIntent, Store};
+use warden_governance::{Decisions, Inscribe, Principal, Propose, RegisterIntent, Resolve, Store};
 use warden_ledger::{keys, Ledger};
 
 pub use error::ApiError;
@@ -72,6 +72,11 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/decisions/propose", post(propose))
         .route("/v1/decisions/inscribe", post(inscribe))
         .route("/v1/decisions/{id}/forensics", get(forensics))
+        .route("/v1/escalations", get(list_escalations))
+        .route(
+            "/v1/escalations/{thread_id}/resolve",
+            post(resolve_escalation),
+        )
         .route("/v1/ledger/checkpoint", get(latest_checkpoint))
         .route("/v1/ledger/public-key", get(public_key))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
@@ -131,6 +136,35 @@ async fn forensics(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let out = blocking(move || s.decisions.forensics(&p, &id)).await?;
+    Ok(Json(out).into_response())
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EscalationQuery {
+    status: Option<String>,
+}
+
+/// The Decision Desk queue.
+async fn list_escalations(
+    State(s): State<Arc<ApiState>>,
+    Auth(p): Auth,
+    query: Result<axum::extract::Query<EscalationQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let axum::extract::Query(q) = query
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
+    let out = blocking(move || s.decisions.list_escalations(&p, q.status.as_deref())).await?;
+    Ok(Json(json!({ "escalations": out })).into_response())
+}
+
+async fn resolve_escalation(
+    State(s): State<Arc<ApiState>>,
+    Auth(p): Auth,
+    Path(thread_id): Path<String>,
+    body: Body<Resolve>,
+) -> Result<Response, ApiError> {
+    let Json(req) = body?;
+    let out = s.decisions.resolve_escalation(&p, &thread_id, req).await?;
     Ok(Json(out).into_response())
 }
 

@@ -1,0 +1,268 @@
+//! The Decision Desk: escalation threads opened by `escalate` verdicts and resolved by people.
+//!
+//! A resolution is itself governed: it is inscribed in the ledger (kind
+//! `escalation.resolution`) before it takes effect, so the causal chain decision -> escalate ->
+//! human resolution -> final outcome can be proved from the ledger alone. An escalated
+//! decision is inscribed only once its thread is resolved, and its record names the resolution.
+
+use rusqlite::{params, OptionalExtension};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use warden_ledger::Entry;
+
+use crate::decisions::{Decisions, GovError};
+use crate::keys::Principal;
+use crate::scope::Scope;
+
+/// `POST /v1/escalations/{thread_id}/resolve`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resolve {
+    /// `APPROVE` or `REJECT`.
+    pub resolution: String,
+    /// The human who decided.
+    pub resolved_by: String,
+    #[serde(default)]
+    pub notes: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Resolved {
+    pub thread_id: String,
+    pub resolution: String,
+    pub resolved_at: String,
+    /// Hash of the resolution's own ledger record.
+    pub record_hash: String,
+}
+
+/// A thread on the Decision Desk.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Escalation {
+    pub thread_id: String,
+    pub decision_node_id: String,
+    pub intent_id: String,
+    pub agent_id: String,
+    pub decision_type: String,
+    pub reason_codes: Vec<String>,
+    /// `OPEN`, `APPROVE` or `REJECT`.
+    pub status: String,
+    pub opened_at: String,
+    pub resolved_by: Option<String>,
+    pub resolved_at: Option<String>,
+    pub notes: Option<String>,
+}
+
+/// The resolution an escalated decision is inscribed with.
+pub(crate) struct Resolution {
+    pub thread_id: String,
+    pub resolution: String,
+    pub record_hash: String,
+}
+
+impl Decisions {
+    /// Opens the thread of an escalated decision node (called by `propose`).
+    pub(crate) fn open_escalation(
+        &self,
+        tenant: &str,
+        node: &str,
+        reason_codes: &[String],
+    ) -> Result<String, GovError> {
+        let thread_id = crate::decisions::new_id("esc");
+        self.store
+            .conn
+            .lock()
+            .expect("not poisoned")
+            .execute(
+                "INSERT INTO escalations (id, tenant_id, decision_node_id, reason_codes, status, opened_at)
+                 VALUES (?1, ?2, ?3, ?4, 'OPEN', ?5)",
+                params![thread_id, tenant, node, reason_codes.join(","), crate::now()],
+            )
+            .map_err(self.store.err())?;
+        Ok(thread_id)
+    }
+
+    /// The tenant's threads, newest first; `status` filters (`OPEN`, `APPROVE`, `REJECT`).
+    pub fn list_escalations(
+        &self,
+        p: &Principal,
+        status: Option<&str>,
+    ) -> Result<Vec<Escalation>, GovError> {
+        if !(p.allows(&Scope::Read) || p.allows(&Scope::Auditor)) {
+            return Err(GovError::Forbidden(Scope::Read));
+        }
+        let status = status.map(str::to_ascii_uppercase);
+        if let Some(s) = &status {
+            if !["OPEN", "APPROVE", "REJECT"].contains(&s.as_str()) {
+                return Err(GovError::Invalid {
+                    field: "status",
+                    message: format!("{s:?} is not OPEN, APPROVE or REJECT"),
+                });
+            }
+        }
+        let conn = self.store.conn.lock().expect("not poisoned");
+        let mut st = conn
+            .prepare(
+                "SELECT e.id, e.decision_node_id, d.intent_id, d.agent_id, d.decision_type,
+                        e.reason_codes, e.status, e.opened_at, e.resolved_by, e.resolved_at, e.notes
+                 FROM escalations e JOIN decisions d ON d.id = e.decision_node_id
+                 WHERE e.tenant_id = ?1 AND (?2 IS NULL OR e.status = ?2)
+                 ORDER BY e.opened_at DESC, e.id LIMIT 500",
+            )
+            .map_err(self.store.err())?;
+        let rows = st
+            .query_map(params![p.tenant, status], |r| {
+                Ok(Escalation {
+                    thread_id: r.get(0)?,
+                    decision_node_id: r.get(1)?,
+                    intent_id: r.get(2)?,
+                    agent_id: r.get(3)?,
+                    decision_type: r.get(4)?,
+                    reason_codes: r
+                        .get::<_, String>(5)?
+                        .split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                    status: r.get(6)?,
+                    opened_at: r.get(7)?,
+                    resolved_by: r.get(8)?,
+                    resolved_at: r.get(9)?,
+                    notes: r.get(10)?,
+                })
+            })
+            .map_err(self.store.err())?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.store.err()(e).into())
+    }
+
+    /// Resolves an open thread; the resolution is inscribed before it counts.
+    pub async fn resolve_escalation(
+        &self,
+        p: &Principal,
+        thread_id: &str,
+        req: Resolve,
+    ) -> Result<Resolved, GovError> {
+        if !p.allows(&Scope::Admin) {
+            return Err(GovError::Forbidden(Scope::Admin));
+        }
+        let resolution = req.resolution.to_ascii_uppercase();
+        if resolution != "APPROVE" && resolution != "REJECT" {
+            return Err(GovError::Invalid {
+                field: "resolution",
+                message: format!("{:?} is not APPROVE or REJECT", req.resolution),
+            });
+        }
+        crate::decisions::text("resolved_by", &req.resolved_by, 200)?;
+        if let Some(n) = &req.notes {
+            if n.chars().count() > 4000 {
+                return Err(GovError::Invalid {
+                    field: "notes",
+                    message: "at most 4000 characters".into(),
+                });
+            }
+        }
+        let row: Option<(String, String)> = self
+            .store
+            .conn
+            .lock()
+            .expect("not poisoned")
+            .query_row(
+                "SELECT decision_node_id, status FROM escalations WHERE id = ?1 AND tenant_id = ?2",
+                params![thread_id, p.tenant],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(self.store.err())?;
+        let Some((node, status)) = row else {
+            return Err(GovError::NotFound {
+                what: "escalation thread",
+                id: thread_id.to_owned(),
+            });
+        };
+        if status != "OPEN" {
+            return Err(GovError::Conflict {
+                field: None,
+                message: format!("thread {thread_id} was already resolved: {status}"),
+            });
+        }
+        let receipt = self
+            .ledger
+            .append(Entry::new(
+                "escalation.resolution",
+                p.tenant.clone(),
+                json!({
+                    "thread_id": thread_id,
+                    "decision_node_id": node,
+                    "resolution": resolution,
+                    "resolved_by": req.resolved_by,
+                    "notes": req.notes,
+                    "key_id": p.key_id,
+                }),
+            ))
+            .await?;
+        let resolved_at = receipt.record.timestamp.clone();
+        let changed = self
+            .store
+            .conn
+            .lock()
+            .expect("not poisoned")
+            .execute(
+                "UPDATE escalations SET status = ?1, resolved_by = ?2, resolved_at = ?3, notes = ?4,
+                     record_hash = ?5 WHERE id = ?6 AND status = 'OPEN'",
+                params![
+                    resolution,
+                    req.resolved_by,
+                    resolved_at,
+                    req.notes,
+                    receipt.record_hash.to_hex(),
+                    thread_id
+                ],
+            )
+            .map_err(self.store.err())?;
+        if changed == 0 {
+            // Resolved concurrently; the first resolution stands and this one's record says so.
+            return Err(GovError::Conflict {
+                field: None,
+                message: format!("thread {thread_id} was resolved concurrently"),
+            });
+        }
+        Ok(Resolved {
+            thread_id: thread_id.to_owned(),
+            resolution,
+            resolved_at,
+            record_hash: receipt.record_hash.to_hex(),
+        })
+    }
+
+    /// The resolution of the node's thread, if it has one and it is resolved.
+    pub(crate) fn resolution_of(&self, node: &str) -> Result<Option<Resolution>, GovError> {
+        let row: Option<(String, String, Option<String>)> = self
+            .store
+            .conn
+            .lock()
+            .expect("not poisoned")
+            .query_row(
+                "SELECT id, status, record_hash FROM escalations WHERE decision_node_id = ?1",
+                [node],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(self.store.err())?;
+        Ok(match row {
+            Some((thread_id, status, Some(record_hash))) if status != "OPEN" => Some(Resolution {
+                thread_id,
+                resolution: status,
+                record_hash,
+            }),
+            Some((thread_id, _, _)) => {
+                return Err(GovError::Conflict {
+                    field: Some("verdict"),
+                    message: format!(
+                        "verdict: the decision awaits its resolution on the Decision Desk (thread {thread_id})"
+                    ),
+                })
+            }
+            None => None,
+        })
+    }
+}
