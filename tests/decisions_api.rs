@@ -385,3 +385,122 @@ fn escalations_are_resolved_on_the_decision_desk_and_inscribed_with_their_resolu
         Some(0)
     );
 }
+
+#[test]
+fn the_kla_sequence_register_evaluate_and_verify_lineage() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, admin) = server_with_admin_key(dir.path());
+    let addr = server.api;
+    let manifest = json!({"name": "claims-triage", "description": "Triages inbound insurance claims",
+        "model": "gpt-4.1", "temperature": 0.2, "tools": ["lookup_policy", "flag_for_review"]});
+    let (status, agent) = post(addr, "/v1/agents", &admin, manifest.clone());
+    assert_eq!(status, 201, "{agent}");
+    let agent_id = agent["agentId"].as_str().unwrap().to_owned();
+    assert!(agent["manifestHash"]
+        .as_str()
+        .unwrap()
+        .starts_with("sha256:"));
+    let (status, body) = post(addr, "/v1/agents", &admin, manifest);
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (409, Some("name")),
+        "duplicate registration: {body}"
+    );
+    let (status, body) = post(
+        addr,
+        "/v1/agents",
+        &admin,
+        json!({"name": "x", "model": "m", "temperature": 7}),
+    );
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (400, Some("temperature")),
+        "{body}"
+    );
+    let (status, fetched) = http(
+        addr,
+        "GET",
+        &format!("/v1/agents/{agent_id}"),
+        Some(&admin),
+        "application/json",
+        b"",
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        fetched["tools"],
+        json!(["lookup_policy", "flag_for_review"])
+    );
+
+    // Seed 004's refund of 1,250.00 requires approval.
+    let (status, d) = post(
+        addr,
+        "/v1/decisions.evaluate",
+        &admin,
+        json!({
+        "agentId": agent_id, "action": "execute_refund", "context": {"amount": 1250.00, "user_id": "usr_22"}}),
+    );
+    assert_eq!(status, 200, "{d}");
+    assert_eq!(d["decision"], "require_approval");
+    assert_eq!(d["reasonCodes"], json!(["AMOUNT_OVER_THRESHOLD"]));
+    assert_eq!(d["requiresDeskApproval"], true);
+    let (_, small) = post(
+        addr,
+        "/v1/decisions.evaluate",
+        &admin,
+        json!({
+        "agentId": agent_id, "action": "execute_refund", "context": {"amount": 20}}),
+    );
+    assert_eq!(
+        (
+            small["decision"].as_str(),
+            small["requiresDeskApproval"].as_bool()
+        ),
+        (Some("allow"), Some(false))
+    );
+    let (status, body) = post(
+        addr,
+        "/v1/decisions.evaluate",
+        &admin,
+        json!({
+        "agentId": "agt_unknown", "action": "execute_refund", "context": {}}),
+    );
+    assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
+
+    // The lineage proof recomputes to the signed root from the leaf and the path alone.
+    let id = d["decisionId"].as_str().unwrap();
+    let (status, lineage) = http(
+        addr,
+        "GET",
+        &format!("/v1/lineage/{id}/verify"),
+        Some(&admin),
+        "application/json",
+        b"",
+    );
+    assert_eq!(status, 200, "{lineage}");
+    assert_eq!(lineage["anchored"], true);
+    let hash = |v: &Value| {
+        warden_ledger::Hash::from_hex(v.as_str().unwrap().strip_prefix("sha256:").unwrap()).unwrap()
+    };
+    let path: Vec<_> = lineage["merklePath"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(hash)
+        .collect();
+    warden_ledger::merkle::verify_inclusion(
+        lineage["ledgerIndex"].as_u64().unwrap(),
+        lineage["treeSize"].as_u64().unwrap(),
+        &hash(&lineage["leafHash"]),
+        &path,
+        &hash(&lineage["rootHash"]),
+    )
+    .unwrap();
+    let receipt = dir.path().join("lineage.json");
+    std::fs::write(&receipt, lineage["receipt"].to_string()).unwrap();
+    assert_eq!(
+        run(dir.path(), &["verify", receipt.to_str().unwrap()], "")
+            .status
+            .code(),
+        Some(0)
+    );
+}

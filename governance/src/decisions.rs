@@ -147,7 +147,7 @@ pub struct Forensics {
 pub struct Decisions {
     pub(crate) store: Arc<Store>,
     pub(crate) ledger: Arc<Ledger>,
-    policies: Arc<LivePolicySet>,
+    pub(crate) policies: Arc<LivePolicySet>,
 }
 
 fn verdict_name(o: Outcome) -> String {
@@ -172,7 +172,7 @@ pub(crate) fn text(field: &'static str, v: &str, max: usize) -> Result<(), GovEr
     Ok(())
 }
 
-fn payload_hash(payload: &Value) -> String {
+pub(crate) fn payload_hash(payload: &Value) -> String {
     format!(
         "sha256:{}",
         hex::encode(Sha256::digest(

@@ -5,12 +5,14 @@
 //! before anything else: tenants, API keys and their scopes. Agents, intents, decisions and
 //! escalations build on it.
 
+mod agents;
 mod decisions;
 mod escalations;
 mod keys;
 mod scope;
 mod store;
 
+pub use agents::{Agent, AgentRegistered, Evaluate, Evaluated, Lineage, RegisterAgent};
 pub use decisions::{
     Decisions, Forensics, GovError, Inscribe, Inscribed, IntentCreated, MicCondition, Proposal,
     Propose, RegisterIntent,

@@ -70,6 +70,19 @@ CREATE TABLE escalations (
 );
 CREATE INDEX escalations_tenant ON escalations(tenant_id, status, opened_at);
 ",
+    "
+CREATE TABLE agents (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    name TEXT NOT NULL,
+    manifest TEXT NOT NULL,
+    manifest_hash TEXT NOT NULL,
+    default_intent_id TEXT NOT NULL REFERENCES intents(id),
+    record_hash TEXT NOT NULL,
+    registered_at TEXT NOT NULL,
+    UNIQUE (tenant_id, name)
+);
+",
 ];
 
 pub(crate) const DB_FILE: &str = "warden.db";

@@ -12,7 +12,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
-use warden_governance::{Decisions, Inscribe, Principal, Propose, RegisterIntent, Resolve, Store};
+use warden_governance::{
+    Decisions, Evaluate, Inscribe, Principal, Propose, RegisterAgent, RegisterIntent, Resolve,
+    Store,
+};
 use warden_ledger::{keys, Ledger};
 
 pub use error::ApiError;
@@ -73,6 +76,10 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/decisions/inscribe", post(inscribe))
         .route("/v1/decisions/{id}/forensics", get(forensics))
         .route("/v1/escalations", get(list_escalations))
+        .route("/v1/agents", post(register_agent))
+        .route("/v1/agents/{id}", get(agent))
+        .route("/v1/decisions.evaluate", post(evaluate))
+        .route("/v1/lineage/{id}/verify", get(lineage))
         .route(
             "/v1/escalations/{thread_id}/resolve",
             post(resolve_escalation),
@@ -165,6 +172,44 @@ async fn resolve_escalation(
 ) -> Result<Response, ApiError> {
     let Json(req) = body?;
     let out = s.decisions.resolve_escalation(&p, &thread_id, req).await?;
+    Ok(Json(out).into_response())
+}
+
+async fn register_agent(
+    State(s): State<Arc<ApiState>>,
+    Auth(p): Auth,
+    body: Body<RegisterAgent>,
+) -> Result<Response, ApiError> {
+    let Json(req) = body?;
+    let out = s.decisions.register_agent(&p, req).await?;
+    Ok((StatusCode::CREATED, Json(out)).into_response())
+}
+
+async fn agent(
+    State(s): State<Arc<ApiState>>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let out = blocking(move || s.decisions.agent(&p, &id)).await?;
+    Ok(Json(out).into_response())
+}
+
+async fn evaluate(
+    State(s): State<Arc<ApiState>>,
+    Auth(p): Auth,
+    body: Body<Evaluate>,
+) -> Result<Response, ApiError> {
+    let Json(req) = body?;
+    let out = s.decisions.evaluate(&p, req).await?;
+    Ok(Json(out).into_response())
+}
+
+async fn lineage(
+    State(s): State<Arc<ApiState>>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let out = blocking(move || s.decisions.lineage(&p, &id)).await?;
     Ok(Json(out).into_response())
 }
 
