@@ -504,3 +504,84 @@ fn the_kla_sequence_register_evaluate_and_verify_lineage() {
         Some(0)
     );
 }
+
+#[test]
+fn client_summary_and_efficiency_score() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, admin) = server_with_admin_key(dir.path());
+    let addr = server.api;
+    let intent_id = intent(addr, &admin);
+    for (t, payload) in [
+        (
+            "budget_change",
+            json!({"change_pct": 20, "confidence": 0.91, "sample_size": 1200}),
+        ),
+        (
+            "budget_change",
+            json!({"change_pct": 60, "confidence": 0.95, "sample_size": 5000}),
+        ),
+        ("execute_refund", json!({"amount": 1250.0})),
+    ] {
+        let (status, _) = post(
+            addr,
+            "/v1/decisions/propose",
+            &admin,
+            json!({"intent_id": intent_id, "decision_type": t, "payload": payload, "agent_id": "agt-7"}),
+        );
+        assert_eq!(status, 200);
+    }
+    let client_key = |agency: &str| {
+        let out = run(
+            dir.path(),
+            &[
+                "keys",
+                "create",
+                "--tenant",
+                "default",
+                "--scopes",
+                &format!("client:{agency}"),
+                "--json",
+            ],
+            "",
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()["key"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let get = |path: &str, key: &str| http(addr, "GET", path, Some(key), "application/json", b"");
+
+    let portal = client_key("agency-1");
+    let (status, summary) = get("/v1/client/agency-1/summary", &portal);
+    assert_eq!(status, 200, "{summary}");
+    assert_eq!(summary["total_decisions"], 3);
+    assert_eq!(summary["decisions_this_month"], 3);
+    assert_eq!(summary["false_winners_caught"], 2);
+    assert_eq!(summary["recent_decisions"].as_array().unwrap().len(), 3);
+    // A client key is read-only and bound to its agency.
+    assert_eq!(get("/v1/client/agency-2/summary", &portal).0, 403);
+    assert_eq!(
+        post(
+            addr,
+            "/v1/register-intent",
+            &portal,
+            json!({"agency_id": "a", "description": "d"})
+        )
+        .0,
+        403
+    );
+
+    let (status, eff) = get("/v1/governance/efficiency/agency-1", &admin);
+    assert_eq!(status, 200, "{eff}");
+    assert_eq!(eff["total_decisions_scored"], 3);
+    assert_eq!(eff["period"], "30d");
+    // One allowed change in the amber band (100), one block and one escalation at 100% (0).
+    assert_eq!(eff["amber_band_pct"], 33.3);
+    assert_eq!(eff["efficiency_score_pct"], 33.3);
+    let (status, body) = get("/v1/governance/efficiency/agency-1?period=soon", &admin);
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (400, Some("period")),
+        "{body}"
+    );
+}

@@ -9,6 +9,7 @@ mod agents;
 mod decisions;
 mod escalations;
 mod keys;
+mod reports;
 mod scope;
 mod store;
 
@@ -19,6 +20,7 @@ pub use decisions::{
 };
 pub use escalations::{Escalation, Resolve, Resolved};
 pub use keys::{AuthError, CreatedKey, KeyInfo, Principal, KEY_PREFIX};
+pub use reports::{efficiency_of, ClientSummary, Efficiency, RecentDecision};
 pub use scope::{parse_scopes, Scope, ScopeError};
 pub use store::{Store, StoreError};
 

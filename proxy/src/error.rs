@@ -28,6 +28,18 @@ impl ApiError {
         }
     }
 
+    pub fn field(
+        status: StatusCode,
+        code: &'static str,
+        field: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
+        ApiError {
+            field: Some(field),
+            ..ApiError::new(status, code, message)
+        }
+    }
+
     fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
         ApiError::new(

@@ -77,6 +77,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/decisions/{id}/forensics", get(forensics))
         .route("/v1/escalations", get(list_escalations))
         .route("/v1/agents", post(register_agent))
+        .route("/v1/client/{token}/summary", get(client_summary))
+        .route("/v1/governance/efficiency/{agency_id}", get(efficiency))
         .route("/v1/agents/{id}", get(agent))
         .route("/v1/decisions.evaluate", post(evaluate))
         .route("/v1/lineage/{id}/verify", get(lineage))
@@ -210,6 +212,48 @@ async fn lineage(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let out = blocking(move || s.decisions.lineage(&p, &id)).await?;
+    Ok(Json(out).into_response())
+}
+
+/// The seed's `:token` is the agency a `client:<agency_id>` key may view.
+async fn client_summary(
+    State(s): State<Arc<ApiState>>,
+    Auth(p): Auth,
+    Path(token): Path<String>,
+) -> Result<Response, ApiError> {
+    let out = blocking(move || s.decisions.client_summary(&p, &token)).await?;
+    Ok(Json(out).into_response())
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PeriodQuery {
+    period: Option<String>,
+}
+
+async fn efficiency(
+    State(s): State<Arc<ApiState>>,
+    Auth(p): Auth,
+    Path(agency): Path<String>,
+    query: Result<axum::extract::Query<PeriodQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let axum::extract::Query(q) = query
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
+    let days = match q.period.as_deref() {
+        None => 30,
+        Some(p) => p
+            .strip_suffix('d')
+            .and_then(|d| d.parse().ok())
+            .ok_or_else(|| {
+                ApiError::field(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "period",
+                    "period: expected days, e.g. 30d",
+                )
+            })?,
+    };
+    let out = blocking(move || s.decisions.efficiency(&p, &agency, days)).await?;
     Ok(Json(out).into_response())
 }
 
