@@ -585,3 +585,71 @@ fn client_summary_and_efficiency_score() {
         "{body}"
     );
 }
+
+#[test]
+fn idempotency_keys_replay_the_first_answer_and_refuse_a_different_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, admin) = server_with_admin_key(dir.path());
+    let addr = server.api;
+    let bearer = format!("Bearer {admin}");
+    let send = |idem: &str, bearer: &str, body: Value| {
+        http_with(
+            addr,
+            "POST",
+            "/v1/register-intent",
+            &[
+                ("Authorization", bearer),
+                ("Content-Type", "application/json"),
+                ("Idempotency-Key", idem),
+            ],
+            body.to_string().as_bytes(),
+        )
+    };
+    let body = json!({"agency_id": "agency-1", "description": "retry me"});
+    let (status, first) = send("k-1", &bearer, body.clone());
+    assert_eq!(status, 201, "{first}");
+    let (status, again) = send("k-1", &bearer, body.clone());
+    assert_eq!(
+        (status, &again),
+        (201, &first),
+        "a retry gets the original answer"
+    );
+    let (status, other) = send("k-2", &bearer, body.clone());
+    assert_eq!(status, 201);
+    assert_ne!(
+        other["intent_id"], first["intent_id"],
+        "a new key acts again"
+    );
+    let (status, err) = send(
+        "k-1",
+        &bearer,
+        json!({"agency_id": "agency-1", "description": "changed"}),
+    );
+    assert_eq!(
+        (status, err["field"].as_str()),
+        (409, Some("Idempotency-Key")),
+        "{err}"
+    );
+    // Keys are per API key: another caller's k-1 is its own.
+    let out = run(
+        dir.path(),
+        &[
+            "keys", "create", "--tenant", "default", "--scopes", "write", "--json",
+        ],
+        "",
+    );
+    let writer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (status, theirs) = send(
+        "k-1",
+        &format!("Bearer {}", writer["key"].as_str().unwrap()),
+        body,
+    );
+    assert_eq!(status, 201);
+    assert_ne!(theirs["intent_id"], first["intent_id"]);
+    // An oversized key is refused, naming the header.
+    let (status, err) = send(&"x".repeat(300), &bearer, json!({}));
+    assert_eq!(
+        (status, err["field"].as_str()),
+        (400, Some("Idempotency-Key"))
+    );
+}

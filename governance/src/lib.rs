@@ -8,6 +8,7 @@
 mod agents;
 mod decisions;
 mod escalations;
+mod idempotency;
 mod keys;
 mod reports;
 mod scope;
@@ -19,6 +20,7 @@ pub use decisions::{
     Propose, RegisterIntent,
 };
 pub use escalations::{Escalation, Resolve, Resolved};
+pub use idempotency::{Begin, MAX_KEY_LEN as MAX_IDEMPOTENCY_KEY_LEN};
 pub use keys::{AuthError, CreatedKey, KeyInfo, Principal, KEY_PREFIX};
 pub use reports::{efficiency_of, ClientSummary, Efficiency, RecentDecision};
 pub use scope::{parse_scopes, Scope, ScopeError};

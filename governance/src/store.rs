@@ -83,6 +83,17 @@ CREATE TABLE agents (
     UNIQUE (tenant_id, name)
 );
 ",
+    "
+CREATE TABLE idempotency (
+    scope TEXT NOT NULL,
+    key TEXT NOT NULL,
+    request_hash TEXT NOT NULL,
+    status INTEGER,
+    body BLOB,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (scope, key)
+);
+",
 ];
 
 pub(crate) const DB_FILE: &str = "warden.db";

@@ -2,6 +2,7 @@
 //! authenticate (in an extractor), call one `warden-governance` function and shape its answer.
 
 mod error;
+mod idempotency;
 
 use std::sync::Arc;
 
@@ -90,6 +91,10 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/ledger/public-key", get(public_key))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::layer,
+        ))
         .with_state(state)
 }
 
