@@ -88,6 +88,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         warden_policy::PolicySet::with_default_pack(),
     ));
     let api_state = Arc::new(warden_proxy::ApiState {
+        limits: Arc::new(warden_proxy::RequestLimits::per_minute(
+            u32::try_from(config.server.requests_per_minute).unwrap_or(u32::MAX),
+        )),
         store: store.clone(),
         ledger: ledger.clone(),
         decisions: warden_governance::Decisions::new(store.clone(), ledger.clone(), policies),

@@ -653,3 +653,58 @@ fn idempotency_keys_replay_the_first_answer_and_refuse_a_different_body() {
         (400, Some("Idempotency-Key"))
     );
 }
+
+#[test]
+fn each_api_key_is_rate_limited_with_headers_and_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = warden();
+    cmd.arg("--data-dir")
+        .arg(dir.path())
+        .env("WARDEN_SERVER__REQUESTS_PER_MINUTE", "3");
+    let server = Server::start(&mut cmd);
+    let mut admin = String::new();
+    while !admin.starts_with("wdn_") {
+        admin = server
+            .stdout
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .unwrap()
+            .trim()
+            .to_owned();
+    }
+    let bearer = format!("Bearer {admin}");
+    let call = |bearer: &str| {
+        http_full(
+            server.api,
+            "GET",
+            "/v1/escalations",
+            &[("Authorization", bearer)],
+            b"",
+        )
+    };
+    for left in ["2", "1", "0"] {
+        let (status, head, _) = call(&bearer);
+        assert_eq!(status, 200, "{head}");
+        assert_eq!(header(&head, "x-ratelimit-limit"), Some("3"));
+        assert_eq!(header(&head, "x-ratelimit-remaining"), Some(left), "{head}");
+        assert!(header(&head, "x-ratelimit-reset").is_some());
+    }
+    let (status, head, body) = call(&bearer);
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (429, Some("rate_limited")),
+        "{body}"
+    );
+    let retry: u64 = header(&head, "retry-after").unwrap().parse().unwrap();
+    assert!((1..=20).contains(&retry), "one request every 20 s: {retry}");
+    // Another key has its own budget.
+    let out = run(
+        dir.path(),
+        &[
+            "keys", "create", "--tenant", "default", "--scopes", "read", "--json",
+        ],
+        "",
+    );
+    let reader: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (status, _, _) = call(&format!("Bearer {}", reader["key"].as_str().unwrap()));
+    assert_eq!(status, 200);
+}

@@ -42,6 +42,9 @@ pub struct ServerConfig {
     /// How long in-flight requests may take to finish after a shutdown signal, at most 10 minutes.
     /// Default 30 seconds.
     pub shutdown_grace: Duration,
+    /// API requests each API key may make per minute (with a burst of as many); beyond that,
+    /// 429 with `Retry-After`.
+    pub requests_per_minute: usize,
 }
 
 impl Default for ServerConfig {
@@ -50,6 +53,7 @@ impl Default for ServerConfig {
             listen: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8080)),
             admin_listen: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9090)),
             shutdown_grace: Duration::from_secs(30),
+            requests_per_minute: 600,
         }
     }
 }

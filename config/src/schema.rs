@@ -56,6 +56,14 @@ pub(crate) static FIELDS: &[Field] = &[
         },
     },
     Field {
+        path: "server.requests_per_minute",
+        default: "600",
+        set: |c, v| {
+            c.server.requests_per_minute = integer(v, 1, 1_000_000)?;
+            Ok(())
+        },
+    },
+    Field {
         path: "ledger.origin",
         default: "warden",
         set: |c, v| {
@@ -346,6 +354,7 @@ mod tests {
                 listen: "10.0.0.1:1".parse().unwrap(),
                 admin_listen: "10.0.0.1:2".parse().unwrap(),
                 shutdown_grace: Duration::from_secs(1),
+                requests_per_minute: 1,
             },
             ledger: crate::LedgerConfig {
                 origin: "other".into(),

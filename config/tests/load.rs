@@ -234,7 +234,7 @@ fn unknown_keys_top_level_and_nested() {
         problems("dataa_dir: /x\nserver:\n  listen: 127.0.0.1:1\n  port: 80\n"),
         [
             "warden.yaml:1:1: dataa_dir: unknown field `dataa_dir`, expected one of `data_dir`, `server`, `ledger`, `log`",
-            "warden.yaml:4:3: server.port: unknown field `port`, expected one of `listen`, `admin_listen`, `shutdown_grace`",
+            "warden.yaml:4:3: server.port: unknown field `port`, expected one of `listen`, `admin_listen`, `shutdown_grace`, `requests_per_minute`",
         ]
     );
 }
@@ -395,6 +395,7 @@ fn every_setting_has_a_working_env_var() {
         ("server.listen", "10.1.1.1:1"),
         ("server.admin_listen", "10.1.1.1:2"),
         ("server.shutdown_grace", "1m 30s"),
+        ("server.requests_per_minute", "120"),
         ("ledger.origin", "o"),
         ("ledger.batch_max", "7"),
         ("ledger.batch_wait", "5ms"),
@@ -421,6 +422,7 @@ fn every_setting_has_a_working_env_var() {
                 listen: "10.1.1.1:1".parse().unwrap(),
                 admin_listen: "10.1.1.1:2".parse().unwrap(),
                 shutdown_grace: Duration::from_secs(90),
+                requests_per_minute: 120,
             },
             ledger: warden_config::LedgerConfig {
                 origin: "o".into(),

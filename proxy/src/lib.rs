@@ -3,6 +3,9 @@
 
 mod error;
 mod idempotency;
+mod ratelimit;
+
+pub use ratelimit::RequestLimits;
 
 use std::sync::Arc;
 
@@ -26,6 +29,7 @@ pub const BODY_LIMIT: usize = 1 << 20;
 
 /// What the routes need.
 pub struct ApiState {
+    pub limits: Arc<RequestLimits>,
     pub store: Arc<Store>,
     pub ledger: Arc<Ledger>,
     pub decisions: Decisions,
@@ -94,6 +98,11 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             idempotency::layer,
+        ))
+        // Outermost: a request over its limit costs nothing else.
+        .layer(axum::middleware::from_fn_with_state(
+            state.limits.clone(),
+            ratelimit::layer,
         ))
         .with_state(state)
 }

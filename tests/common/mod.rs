@@ -196,6 +196,18 @@ pub fn http_with(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> (u16, serde_json::Value) {
+    let (status, _, body) = http_full(addr, method, path, headers, body);
+    (status, body)
+}
+
+/// Like [`http_with`], also returning the response head (status line and headers), lowercased.
+pub fn http_full(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, serde_json::Value) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let extra: String = headers
@@ -218,11 +230,19 @@ pub fn http_with(
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let body = resp.split("\r\n\r\n").nth(1).unwrap_or("");
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
     (
         status,
+        head.to_ascii_lowercase(),
         serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
     )
+}
+
+/// A response header's value from a head returned by [`http_full`].
+pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+        .map(str::trim)
 }
 
 /// A JSON POST with a bearer key.
