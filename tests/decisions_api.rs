@@ -708,3 +708,73 @@ fn each_api_key_is_rate_limited_with_headers_and_retry_after() {
     let (status, _, _) = call(&format!("Bearer {}", reader["key"].as_str().unwrap()));
     assert_eq!(status, 200);
 }
+
+#[test]
+fn a_caller_long_polls_an_escalation_until_a_human_resolves_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, admin) = server_with_admin_key(dir.path());
+    let addr = server.api;
+    let intent_id = intent(addr, &admin);
+    let (_, p) = post(
+        addr,
+        "/v1/decisions/propose",
+        &admin,
+        json!({
+        "intent_id": intent_id, "decision_type": "execute_refund", "payload": {"amount": 1250.0}, "agent_id": "agt-7"}),
+    );
+    let thread = p["escalation_thread_id"].as_str().unwrap().to_owned();
+    let get = |q: &str| {
+        http(
+            addr,
+            "GET",
+            &format!("/v1/escalations/{thread}{q}"),
+            Some(&admin),
+            "application/json",
+            b"",
+        )
+    };
+
+    let start = std::time::Instant::now();
+    let (status, e) = get("?wait=500ms");
+    assert_eq!((status, e["status"].as_str()), (200, Some("OPEN")));
+    assert!(
+        start.elapsed() >= std::time::Duration::from_millis(450),
+        "it waited"
+    );
+    assert_eq!(get("?wait=2h").0, 400);
+
+    let waiter = {
+        let (admin, thread) = (admin.clone(), thread.clone());
+        std::thread::spawn(move || {
+            let start = std::time::Instant::now();
+            let r = http(
+                addr,
+                "GET",
+                &format!("/v1/escalations/{thread}?wait=30s"),
+                Some(&admin),
+                "application/json",
+                b"",
+            );
+            (r, start.elapsed())
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (status, _) = post(
+        addr,
+        &format!("/v1/escalations/{thread}/resolve"),
+        &admin,
+        json!({"resolution": "APPROVE", "resolved_by": "maria@finance"}),
+    );
+    assert_eq!(status, 200);
+    let ((status, e), took) = waiter.join().unwrap();
+    assert_eq!(
+        (status, e["status"].as_str()),
+        (200, Some("APPROVE")),
+        "{e}"
+    );
+    assert!(
+        took < std::time::Duration::from_secs(10),
+        "woken by the resolution, not the timeout: {took:?}"
+    );
+    assert_eq!(e["resolved_by"], "maria@finance");
+}

@@ -148,6 +148,8 @@ pub struct Decisions {
     pub(crate) store: Arc<Store>,
     pub(crate) ledger: Arc<Ledger>,
     pub(crate) policies: Arc<LivePolicySet>,
+    /// Woken on every resolution, for callers long-polling a thread.
+    pub(crate) resolved: tokio::sync::Notify,
 }
 
 fn verdict_name(o: Outcome) -> String {
@@ -214,6 +216,7 @@ impl Decisions {
             store,
             ledger,
             policies,
+            resolved: tokio::sync::Notify::new(),
         }
     }
 

@@ -110,29 +110,57 @@ impl Decisions {
             )
             .map_err(self.store.err())?;
         let rows = st
-            .query_map(params![p.tenant, status], |r| {
-                Ok(Escalation {
-                    thread_id: r.get(0)?,
-                    decision_node_id: r.get(1)?,
-                    intent_id: r.get(2)?,
-                    agent_id: r.get(3)?,
-                    decision_type: r.get(4)?,
-                    reason_codes: r
-                        .get::<_, String>(5)?
-                        .split(',')
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_owned)
-                        .collect(),
-                    status: r.get(6)?,
-                    opened_at: r.get(7)?,
-                    resolved_by: r.get(8)?,
-                    resolved_at: r.get(9)?,
-                    notes: r.get(10)?,
-                })
-            })
+            .query_map(params![p.tenant, status], row_to_escalation)
             .map_err(self.store.err())?;
         rows.collect::<Result<Vec<_>, _>>()
             .map_err(|e| self.store.err()(e).into())
+    }
+
+    /// One thread of the tenant.
+    pub fn escalation(&self, p: &Principal, thread_id: &str) -> Result<Escalation, GovError> {
+        if !(p.allows(&Scope::Read) || p.allows(&Scope::Auditor)) {
+            return Err(GovError::Forbidden(Scope::Read));
+        }
+        let conn = self.store.conn.lock().expect("not poisoned");
+        conn.query_row(
+            "SELECT e.id, e.decision_node_id, d.intent_id, d.agent_id, d.decision_type,
+                    e.reason_codes, e.status, e.opened_at, e.resolved_by, e.resolved_at, e.notes
+             FROM escalations e JOIN decisions d ON d.id = e.decision_node_id
+             WHERE e.tenant_id = ?1 AND e.id = ?2",
+            params![p.tenant, thread_id],
+            row_to_escalation,
+        )
+        .optional()
+        .map_err(self.store.err())?
+        .ok_or_else(|| GovError::NotFound {
+            what: "escalation thread",
+            id: thread_id.to_owned(),
+        })
+    }
+
+    /// The thread once it is resolved, or as it is after `wait` (a caller holding an action
+    /// until a human decides long-polls this instead of polling).
+    pub async fn wait_escalation(
+        &self,
+        p: &Principal,
+        thread_id: &str,
+        wait: std::time::Duration,
+    ) -> Result<Escalation, GovError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            // Listen before looking, so a resolution in between is not missed.
+            let notified = self.resolved.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let e = self.escalation(p, thread_id)?;
+            if e.status != "OPEN" || tokio::time::Instant::now() >= deadline {
+                return Ok(e);
+            }
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep_until(deadline) => {}
+            }
+        }
     }
 
     /// Resolves an open thread; the resolution is inscribed before it counts.
@@ -219,6 +247,7 @@ impl Decisions {
                 ],
             )
             .map_err(self.store.err())?;
+        self.resolved.notify_waiters();
         if changed == 0 {
             // Resolved concurrently; the first resolution stands and this one's record says so.
             return Err(GovError::Conflict {
@@ -265,4 +294,25 @@ impl Decisions {
             None => None,
         })
     }
+}
+
+fn row_to_escalation(r: &rusqlite::Row<'_>) -> rusqlite::Result<Escalation> {
+    Ok(Escalation {
+        thread_id: r.get(0)?,
+        decision_node_id: r.get(1)?,
+        intent_id: r.get(2)?,
+        agent_id: r.get(3)?,
+        decision_type: r.get(4)?,
+        reason_codes: r
+            .get::<_, String>(5)?
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        status: r.get(6)?,
+        opened_at: r.get(7)?,
+        resolved_by: r.get(8)?,
+        resolved_at: r.get(9)?,
+        notes: r.get(10)?,
+    })
 }

@@ -81,6 +81,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/decisions/inscribe", post(inscribe))
         .route("/v1/decisions/{id}/forensics", get(forensics))
         .route("/v1/escalations", get(list_escalations))
+        .route("/v1/escalations/{thread_id}", get(escalation))
         .route("/v1/agents", post(register_agent))
         .route("/v1/client/{token}/summary", get(client_summary))
         .route("/v1/governance/efficiency/{agency_id}", get(efficiency))
@@ -178,6 +179,49 @@ async fn list_escalations(
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
     let out = blocking(move || s.decisions.list_escalations(&p, q.status.as_deref())).await?;
     Ok(Json(json!({ "escalations": out })).into_response())
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WaitQuery {
+    wait: Option<String>,
+}
+
+/// The longest a caller may long-poll a thread in one request.
+const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// One thread; `?wait=30s` holds the answer until the thread is resolved (or the time is up).
+async fn escalation(
+    State(s): State<Arc<ApiState>>,
+    Auth(p): Auth,
+    Path(thread_id): Path<String>,
+    query: Result<axum::extract::Query<WaitQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let axum::extract::Query(q) = query
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
+    let wait = match q.wait.as_deref() {
+        None => std::time::Duration::ZERO,
+        Some(w) => parse_wait(w).filter(|d| *d <= MAX_WAIT).ok_or_else(|| {
+            ApiError::field(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "wait",
+                "wait: a duration up to 60s, e.g. 30s or 500ms",
+            )
+        })?,
+    };
+    let out = s.decisions.wait_escalation(&p, &thread_id, wait).await?;
+    Ok(Json(out).into_response())
+}
+
+fn parse_wait(w: &str) -> Option<std::time::Duration> {
+    if let Some(ms) = w.strip_suffix("ms") {
+        return ms.parse().ok().map(std::time::Duration::from_millis);
+    }
+    w.strip_suffix('s')?
+        .parse()
+        .ok()
+        .map(std::time::Duration::from_secs)
 }
 
 async fn resolve_escalation(
