@@ -83,10 +83,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     let ledger = Arc::new(ledger);
     let store = Arc::new(store.0);
-    // The built-in pack until policy directories are configurable.
-    let policies = Arc::new(warden_policy::LivePolicySet::new(
-        warden_policy::PolicySet::with_default_pack(),
-    ));
+    let (policies, _watcher) = load_policies(&config)?;
     let api_state = Arc::new(warden_proxy::ApiState {
         limits: Arc::new(warden_proxy::RequestLimits::per_minute(
             u32::try_from(config.server.requests_per_minute).unwrap_or(u32::MAX),
@@ -135,6 +132,37 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     state.ledger.shutdown().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The packs of `policy.dir`, watched for changes, or the built-in pack. An invalid directory
+/// stops start-up with every problem; later, an invalid change is refused and the old set stays.
+fn load_policies(
+    config: &Config,
+) -> anyhow::Result<(
+    Arc<warden_policy::LivePolicySet>,
+    Option<warden_policy::PolicyWatcher>,
+)> {
+    use warden_policy::{LivePolicySet, PolicySet, TrustPolicy};
+    let Some(dir) = &config.policy.dir else {
+        tracing::info!("policy: the built-in default pack");
+        return Ok((
+            Arc::new(LivePolicySet::new(PolicySet::with_default_pack())),
+            None,
+        ));
+    };
+    let live = Arc::new(
+        LivePolicySet::from_dir(dir, TrustPolicy::AllowUnsigned)
+            .map_err(|e| anyhow::anyhow!("policy.dir {}:\n{e}", dir.display()))?,
+    );
+    tracing::info!(dir = %dir.display(), hash = %live.current().hash(), "policy packs loaded");
+    let watcher = live.watch(config.policy.reload_interval, |result| match result {
+        Ok(r) if r.hash != r.previous_hash => {
+            tracing::info!(hash = %r.hash, previous = %r.previous_hash, "policy packs reloaded")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!("policy change refused, the previous packs stay in force: {e}"),
+    });
+    Ok((live, Some(watcher)))
 }
 
 pub fn ledger_options(config: &Config) -> LedgerOptions {

@@ -778,3 +778,105 @@ fn a_caller_long_polls_an_escalation_until_a_human_resolves_it() {
     );
     assert_eq!(e["resolved_by"], "maria@finance");
 }
+
+#[test]
+fn policy_packs_hot_reload_and_an_invalid_change_keeps_the_old_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let packs = dir.path().join("packs");
+    std::fs::create_dir_all(&packs).unwrap();
+    let refunds = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/policies/refunds.yaml"
+    ))
+    .unwrap();
+    std::fs::write(packs.join("refunds.yaml"), &refunds).unwrap();
+    let mut cmd = warden();
+    cmd.arg("--data-dir")
+        .arg(dir.path())
+        .env("WARDEN_POLICY__DIR", &packs)
+        .env("WARDEN_POLICY__RELOAD_INTERVAL", "100ms");
+    let server = Server::start(&mut cmd);
+    let mut admin = String::new();
+    while !admin.starts_with("wdn_") {
+        admin = server
+            .stdout
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .unwrap()
+            .trim()
+            .to_owned();
+    }
+    let (_, agent) = post(
+        server.api,
+        "/v1/agents",
+        &admin,
+        json!({"name": "refunder", "model": "m"}),
+    );
+    let evaluate = || {
+        let (status, d) = post(
+            server.api,
+            "/v1/decisions.evaluate",
+            &admin,
+            json!({
+            "agentId": agent["agentId"], "action": "execute_refund", "context": {"amount": 1250.0, "currency": "EUR"}}),
+        );
+        assert_eq!(status, 200, "{d}");
+        d["decision"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(evaluate(), "require_approval");
+
+    // Raise the threshold: the running Warden picks it up.
+    std::fs::write(
+        packs.join("refunds.yaml"),
+        refunds.replacen("value: 1000\n", "value: 2000\n", 1),
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while evaluate() != "allow" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the change was not picked up"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+
+    // A broken change is refused with a log line; the last good set stays in force.
+    std::fs::write(packs.join("refunds.yaml"), "pack: refunds\nrules: [\n").unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        if server
+            .logs
+            .try_iter()
+            .any(|l| l.contains("policy change refused"))
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no log line for the refused change"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(evaluate(), "allow");
+    drop(server);
+
+    // At start, an invalid directory stops Warden with the problem and its position.
+    let out = warden()
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env("WARDEN_POLICY__DIR", &packs)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("refunds.yaml:"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -40,5 +40,5 @@ mod schema;
 pub use env::{Env, ProcessEnv};
 pub use error::{ConfigError, Problem, ProblemOrigin, Problems};
 pub use load::{check, load};
-pub use model::{Config, LedgerConfig, LogConfig, LogFormat, ServerConfig};
+pub use model::{Config, LedgerConfig, LogConfig, LogFormat, PolicyConfig, ServerConfig};
 pub use schema::{settings, Setting};

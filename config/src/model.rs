@@ -17,6 +17,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// The tamper-evident ledger.
     pub ledger: LedgerConfig,
+    /// The policy packs.
+    pub policy: PolicyConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -27,6 +29,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./warden-data"),
             server: ServerConfig::default(),
             ledger: LedgerConfig::default(),
+            policy: PolicyConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -91,6 +94,26 @@ impl LedgerConfig {
         match &self.signing_key {
             Some(path) => path.clone(),
             None => data_dir.join("keys").join("ledger.key"),
+        }
+    }
+}
+
+/// Where the policy packs come from (`policy:` in the file).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PolicyConfig {
+    /// A directory of `*.yaml` packs (`*.cases.yaml` are table tests and skipped); `None`: the
+    /// built-in default pack.
+    pub dir: Option<PathBuf>,
+    /// How often the directory is checked for changes; a changed set is validated and swapped
+    /// atomically, an invalid one is refused and the old set stays.
+    pub reload_interval: Duration,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            dir: None,
+            reload_interval: Duration::from_secs(2),
         }
     }
 }

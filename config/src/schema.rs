@@ -96,6 +96,22 @@ pub(crate) static FIELDS: &[Field] = &[
         },
     },
     Field {
+        path: "policy.dir",
+        default: "null",
+        set: |c, v| {
+            c.policy.dir = optional_path(v)?;
+            Ok(())
+        },
+    },
+    Field {
+        path: "policy.reload_interval",
+        default: "2s",
+        set: |c, v| {
+            c.policy.reload_interval = duration(v, Duration::from_secs(3600))?;
+            Ok(())
+        },
+    },
+    Field {
         path: "log.format",
         default: "text",
         set: |c, v| {
@@ -362,6 +378,10 @@ mod tests {
                 batch_wait: Duration::from_millis(5),
                 signing_key: Some(Path::new("/k").into()),
             },
+            policy: crate::PolicyConfig {
+                dir: Some(Path::new("/p").into()),
+                reload_interval: Duration::from_secs(9),
+            },
             log: crate::LogConfig {
                 format: LogFormat::Json,
                 level: "trace".into(),
@@ -376,7 +396,10 @@ mod tests {
 
     #[test]
     fn schema_shape() {
-        assert_eq!(children(""), ["data_dir", "server", "ledger", "log"]);
+        assert_eq!(
+            children(""),
+            ["data_dir", "server", "ledger", "policy", "log"]
+        );
         assert_eq!(
             children("ledger"),
             ["origin", "batch_max", "batch_wait", "signing_key"]

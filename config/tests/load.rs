@@ -233,7 +233,7 @@ fn unknown_keys_top_level_and_nested() {
     assert_eq!(
         problems("dataa_dir: /x\nserver:\n  listen: 127.0.0.1:1\n  port: 80\n"),
         [
-            "warden.yaml:1:1: dataa_dir: unknown field `dataa_dir`, expected one of `data_dir`, `server`, `ledger`, `log`",
+            "warden.yaml:1:1: dataa_dir: unknown field `dataa_dir`, expected one of `data_dir`, `server`, `ledger`, `policy`, `log`",
             "warden.yaml:4:3: server.port: unknown field `port`, expected one of `listen`, `admin_listen`, `shutdown_grace`, `requests_per_minute`",
         ]
     );
@@ -400,6 +400,8 @@ fn every_setting_has_a_working_env_var() {
         ("ledger.batch_max", "7"),
         ("ledger.batch_wait", "5ms"),
         ("ledger.signing_key", "/k"),
+        ("policy.dir", "/p"),
+        ("policy.reload_interval", "9s"),
         ("log.format", "json"),
         ("log.level", "debug"),
     ];
@@ -429,6 +431,10 @@ fn every_setting_has_a_working_env_var() {
                 batch_max: 7,
                 batch_wait: Duration::from_millis(5),
                 signing_key: Some("/k".into()),
+            },
+            policy: warden_config::PolicyConfig {
+                dir: Some("/p".into()),
+                reload_interval: Duration::from_secs(9),
             },
             log: warden_config::LogConfig {
                 format: LogFormat::Json,
