@@ -1,7 +1,12 @@
 //! The embedded store of the governance domain (SQLite, `<data_dir>/warden.db`).
 //!
 //! Its schema moves forward through numbered migrations recorded in `schema_migrations`, so a
-//! newer Warden opens an older data directory. The ledger keeps its own database: records are
+//! newer Warden opens an older data directory.
+//!
+//! Commits use `synchronous=NORMAL` (WAL): durable across a crash of Warden, not across a power
+//! loss, where the last commits may roll back. The ledger is the durable record of every
+//! decision (its receipts wait for an fsync); syncing this store too would cost an fsync per
+//! request under one lock (about 2x less throughput, measured in BENCHMARKS.md). The ledger keeps its own database: records are
 //! append-only and written by one thread; this store is ordinary mutable state.
 
 use std::path::{Path, PathBuf};
@@ -146,7 +151,7 @@ impl Store {
         };
         let mut conn = Connection::open(&path).map_err(err)?;
         conn.execute_batch(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;
              CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL);",
         )
         .map_err(err)?;
