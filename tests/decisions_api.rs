@@ -880,3 +880,48 @@ fn policy_packs_hot_reload_and_an_invalid_change_keeps_the_old_set() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn the_openapi_document_and_swagger_ui_are_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = warden();
+    cmd.arg("--data-dir").arg(dir.path());
+    let server = Server::start(&mut cmd);
+    let (status, doc) = get(server.api, "/openapi.json");
+    assert_eq!(status, 200);
+    let doc: Value = serde_json::from_str(&doc).unwrap();
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
+    for path in [
+        "/v1/register-intent",
+        "/v1/decisions/propose",
+        "/v1/decisions/inscribe",
+        "/v1/decisions/{id}/forensics",
+        "/v1/escalations/{thread_id}/resolve",
+        "/v1/agents",
+        "/v1/decisions.evaluate",
+        "/v1/lineage/{id}/verify",
+        "/v1/client/{token}/summary",
+        "/v1/governance/efficiency/{agency_id}",
+    ] {
+        assert!(
+            doc["paths"][path].is_object(),
+            "{path} missing from the OpenAPI document"
+        );
+    }
+    // Request schemas come from the same types the handlers deserialize.
+    let propose = &doc["components"]["schemas"]["Propose"];
+    assert_eq!(
+        propose["required"],
+        json!(["intent_id", "decision_type", "payload", "agent_id"])
+    );
+    let (status, html) = get(server.api, "/docs/");
+    assert_eq!(status, 200);
+    assert!(html.contains("Swagger UI"));
+    let (status, init) = get(server.api, "/docs/swagger-initializer.js");
+    assert_eq!(status, 200);
+    assert!(init.contains("/openapi.json"), "{init}");
+}

@@ -18,7 +18,7 @@ use crate::keys::Principal;
 use crate::scope::Scope;
 
 /// `POST /v1/agents`
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterAgent {
     pub name: String,
@@ -33,7 +33,7 @@ pub struct RegisterAgent {
     pub owner: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AgentRegistered {
     pub agent_id: String,
@@ -43,7 +43,7 @@ pub struct AgentRegistered {
     pub default_intent_id: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Agent {
     pub agent_id: String,
@@ -59,7 +59,7 @@ pub struct Agent {
 }
 
 /// `POST /v1/decisions.evaluate`
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Evaluate {
     pub agent_id: String,
@@ -68,7 +68,7 @@ pub struct Evaluate {
     pub context: Value,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Evaluated {
     /// `allow`, `warn`, `require_approval` or `block`.
@@ -83,7 +83,7 @@ pub struct Evaluated {
 }
 
 /// `GET /v1/lineage/{id}/verify`
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Lineage {
     pub lineage_id: String,
@@ -95,6 +95,7 @@ pub struct Lineage {
     pub merkle_path: Vec<String>,
     pub tree_size: u64,
     /// The signed checkpoint the path leads to, and the whole receipt for `warden verify`.
+    #[schema(value_type = Object)]
     pub receipt: warden_ledger::Receipt,
 }
 

@@ -46,21 +46,21 @@ pub enum GovError {
 }
 
 /// `POST /v1/register-intent`
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterIntent {
     pub agency_id: String,
     pub description: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IntentCreated {
     pub intent_id: String,
     pub created_at: String,
 }
 
 /// `POST /v1/decisions/propose`
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Propose {
     pub intent_id: String,
@@ -70,7 +70,7 @@ pub struct Propose {
 }
 
 /// One condition as the seed's `mic_conditions` show it, with Warden's detail.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MicCondition {
     pub mic_id: String,
     pub condition: String,
@@ -81,7 +81,7 @@ pub struct MicCondition {
     pub passed: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Proposal {
     /// `ALLOW`, `WARN`, `ESCALATE` or `BLOCK`.
     pub verdict: String,
@@ -97,7 +97,7 @@ pub struct Proposal {
 }
 
 /// `POST /v1/decisions/inscribe`
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Inscribe {
     pub intent_id: String,
@@ -108,7 +108,7 @@ pub struct Inscribe {
     pub agency_id: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Inscribed {
     pub decision_id: String,
     pub record_hash: String,
@@ -123,7 +123,7 @@ pub struct Inscribed {
 }
 
 /// `GET /v1/decisions/{id}/forensics`
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Forensics {
     pub decision_id: String,
     pub verdict: String,
@@ -140,6 +140,7 @@ pub struct Forensics {
     pub agent_id: String,
     /// The ledger receipt (record, checkpoint, inclusion proof) proved against the latest
     /// checkpoint; `warden verify` accepts it as is.
+    #[schema(value_type = Option<Object>)]
     pub receipt: Option<warden_ledger::Receipt>,
 }
 

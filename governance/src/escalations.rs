@@ -15,7 +15,7 @@ use crate::keys::Principal;
 use crate::scope::Scope;
 
 /// `POST /v1/escalations/{thread_id}/resolve`
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Resolve {
     /// `APPROVE` or `REJECT`.
@@ -26,7 +26,7 @@ pub struct Resolve {
     pub notes: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Resolved {
     pub thread_id: String,
     pub resolution: String,
@@ -36,7 +36,7 @@ pub struct Resolved {
 }
 
 /// A thread on the Decision Desk.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Escalation {
     pub thread_id: String,
     pub decision_node_id: String,

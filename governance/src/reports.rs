@@ -17,7 +17,7 @@ use crate::decisions::{Decisions, GovError};
 use crate::keys::Principal;
 use crate::scope::Scope;
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RecentDecision {
     pub decision_id: String,
     pub verdict: String,
@@ -29,7 +29,7 @@ pub struct RecentDecision {
 }
 
 /// `GET /v1/client/{token}/summary`
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ClientSummary {
     pub agency_id: String,
     pub decisions_this_month: u64,
@@ -40,7 +40,7 @@ pub struct ClientSummary {
 }
 
 /// `GET /v1/governance/efficiency/{agency_id}`
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Efficiency {
     pub agency_id: String,
     pub efficiency_score_pct: f64,

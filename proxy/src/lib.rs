@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
+use utoipa::OpenApi;
 use warden_governance::{
     Decisions, Evaluate, Inscribe, Principal, Propose, RegisterAgent, RegisterIntent, Resolve,
     Store,
@@ -23,6 +24,45 @@ use warden_governance::{
 use warden_ledger::{keys, Ledger};
 
 pub use error::ApiError;
+
+/// Warden's error body, the same for every route.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ErrorBody {
+    /// Machine-readable: `invalid_request`, `unauthorized`, `forbidden`, `not_found`,
+    /// `conflict`, `payload_too_large`, `unsupported_media_type`, `unprocessable`,
+    /// `rate_limited`, `internal_error`.
+    code: String,
+    message: String,
+    /// The request field at fault, when there is one.
+    field: Option<String>,
+}
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        doc.components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+    }
+}
+
+/// The OpenAPI document of the REST API, served at `/openapi.json` (Swagger UI at `/docs`).
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "Warden governance API", description = "Intents, decisions, escalations, agents and ledger proofs."),
+    paths(register_intent, propose, inscribe, forensics, list_escalations, escalation,
+        resolve_escalation, register_agent, agent, evaluate, lineage, client_summary, efficiency,
+        latest_checkpoint, public_key),
+    components(schemas(ErrorBody)),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
 
 /// The largest request body accepted.
 pub const BODY_LIMIT: usize = 1 << 20;
@@ -94,6 +134,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         )
         .route("/v1/ledger/checkpoint", get(latest_checkpoint))
         .route("/v1/ledger/public-key", get(public_key))
+        .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(
@@ -124,6 +165,8 @@ async fn blocking<T: Send + 'static>(
         .map_err(ApiError::from)
 }
 
+/// Declare the intent of a governance session (step 1 of 3).
+#[utoipa::path(post, path = "/v1/register-intent", request_body = warden_governance::RegisterIntent, responses((status = 201, description = "Intent registered", body = warden_governance::IntentCreated), (status = "4XX", description = "Error", body = ErrorBody)), security(("bearer" = [])))]
 async fn register_intent(
     State(s): State<Arc<ApiState>>,
     Auth(p): Auth,
@@ -134,6 +177,8 @@ async fn register_intent(
     Ok((StatusCode::CREATED, Json(out)).into_response())
 }
 
+/// Evaluate a proposed decision against the policy packs (step 2 of 3).
+#[utoipa::path(post, path = "/v1/decisions/propose", request_body = warden_governance::Propose, responses((status = 200, description = "Verdict", body = warden_governance::Proposal), (status = "4XX", description = "Error", body = ErrorBody)), security(("bearer" = [])))]
 async fn propose(
     State(s): State<Arc<ApiState>>,
     Auth(p): Auth,
@@ -144,6 +189,8 @@ async fn propose(
     Ok(Json(out).into_response())
 }
 
+/// Inscribe a judged decision in the ledger (step 3 of 3).
+#[utoipa::path(post, path = "/v1/decisions/inscribe", request_body = warden_governance::Inscribe, responses((status = 201, description = "Inscribed in the ledger", body = warden_governance::Inscribed), (status = "4XX", description = "Error", body = ErrorBody)), security(("bearer" = [])))]
 async fn inscribe(
     State(s): State<Arc<ApiState>>,
     Auth(p): Auth,
@@ -154,6 +201,8 @@ async fn inscribe(
     Ok((StatusCode::CREATED, Json(out)).into_response())
 }
 
+/// The full record of a decision, with its ledger receipt.
+#[utoipa::path(get, path = "/v1/decisions/{id}/forensics", params(("id" = String, Path, description = "decision id or decision node id")), responses((status = 200, description = "The forensic record", body = warden_governance::Forensics), (status = "4XX", description = "Error", body = ErrorBody)), security(("bearer" = [])))]
 async fn forensics(
     State(s): State<Arc<ApiState>>,
     Auth(p): Auth,
@@ -170,6 +219,8 @@ struct EscalationQuery {
 }
 
 /// The Decision Desk queue.
+/// List escalation threads.
+#[utoipa::path(get, path = "/v1/escalations", params(("status" = Option<String>, Query, description = "OPEN, APPROVE or REJECT")), responses((status = 200, description = "The Decision Desk queue"), (status = "4XX", description = "Error", body = ErrorBody)), security(("bearer" = [])))]
 async fn list_escalations(
     State(s): State<Arc<ApiState>>,
     Auth(p): Auth,
@@ -191,6 +242,8 @@ struct WaitQuery {
 const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// One thread; `?wait=30s` holds the answer until the thread is resolved (or the time is up).
+/// One escalation thread; `wait` long-polls until it is resolved.
+#[utoipa::path(get, path = "/v1/escalations/{thread_id}", params(("thread_id" = String, Path), ("wait" = Option<String>, Query, description = "e.g. 30s, at most 60s")), responses((status = 200, description = "The thread", body = warden_governance::Escalation), (status = "4XX", description = "Error", body = ErrorBody)), security(("bearer" = [])))]
 async fn escalation(
     State(s): State<Arc<ApiState>>,
     Auth(p): Auth,
@@ -224,6 +277,8 @@ fn parse_wait(w: &str) -> Option<std::time::Duration> {
         .map(std::time::Duration::from_secs)
 }
 
+/// Approve or reject an escalated decision (admin).
+#[utoipa::path(post, path = "/v1/escalations/{thread_id}/resolve", request_body = warden_governance::Resolve, params(("thread_id" = String, Path)), responses((status = 200, description = "Resolved and inscribed", body = warden_governance::Resolved), (status = "4XX", description = "Error", body = ErrorBody)), security(("bearer" = [])))]
 async fn resolve_escalation(
     State(s): State<Arc<ApiState>>,
     Auth(p): Auth,
@@ -235,6 +290,8 @@ async fn resolve_escalation(
     Ok(Json(out).into_response())
 }
 
+/// Register an agent; its manifest hash is inscribed.
+#[utoipa::path(post, path = "/v1/agents", request_body = warden_governance::RegisterAgent, responses((status = 201, description = "Registered", body = warden_governance::AgentRegistered), (status = "4XX", description = "Error", body = ErrorBody)), security(("bearer" = [])))]
 async fn register_agent(
     State(s): State<Arc<ApiState>>,
     Auth(p): Auth,
@@ -245,6 +302,8 @@ async fn register_agent(
     Ok((StatusCode::CREATED, Json(out)).into_response())
 }
 
+/// An agent of the registry.
+#[utoipa::path(get, path = "/v1/agents/{id}", params(("id" = String, Path)), responses((status = 200, description = "The agent", body = warden_governance::Agent), (status = "4XX", description = "Error", body = ErrorBody)), security(("bearer" = [])))]
 async fn agent(
     State(s): State<Arc<ApiState>>,
     Auth(p): Auth,
@@ -254,6 +313,8 @@ async fn agent(
     Ok(Json(out).into_response())
 }
 
+/// Judge an action and inscribe the outcome in one call.
+#[utoipa::path(post, path = "/v1/decisions.evaluate", request_body = warden_governance::Evaluate, responses((status = 200, description = "Judged and inscribed", body = warden_governance::Evaluated), (status = "4XX", description = "Error", body = ErrorBody)), security(("bearer" = [])))]
 async fn evaluate(
     State(s): State<Arc<ApiState>>,
     Auth(p): Auth,
@@ -264,6 +325,8 @@ async fn evaluate(
     Ok(Json(out).into_response())
 }
 
+/// Proof that a decision is anchored in the ledger.
+#[utoipa::path(get, path = "/v1/lineage/{id}/verify", params(("id" = String, Path)), responses((status = 200, description = "The Merkle proof", body = warden_governance::Lineage), (status = "4XX", description = "Error", body = ErrorBody)), security(("bearer" = [])))]
 async fn lineage(
     State(s): State<Arc<ApiState>>,
     Auth(p): Auth,
@@ -274,6 +337,8 @@ async fn lineage(
 }
 
 /// The seed's `:token` is the agency a `client:<agency_id>` key may view.
+/// An agency's client-portal summary.
+#[utoipa::path(get, path = "/v1/client/{token}/summary", params(("token" = String, Path, description = "the agency id")), responses((status = 200, description = "The portal summary", body = warden_governance::ClientSummary), (status = "4XX", description = "Error", body = ErrorBody)), security(("bearer" = [])))]
 async fn client_summary(
     State(s): State<Arc<ApiState>>,
     Auth(p): Auth,
@@ -289,6 +354,8 @@ struct PeriodQuery {
     period: Option<String>,
 }
 
+/// An agency's governance efficiency score.
+#[utoipa::path(get, path = "/v1/governance/efficiency/{agency_id}", params(("agency_id" = String, Path), ("period" = Option<String>, Query, description = "e.g. 30d")), responses((status = 200, description = "The score", body = warden_governance::Efficiency), (status = "4XX", description = "Error", body = ErrorBody)), security(("bearer" = [])))]
 async fn efficiency(
     State(s): State<Arc<ApiState>>,
     Auth(p): Auth,
@@ -316,6 +383,8 @@ async fn efficiency(
 }
 
 /// The latest signed checkpoint: public, so that anyone can check receipts against it.
+/// The latest signed checkpoint (public).
+#[utoipa::path(get, path = "/v1/ledger/checkpoint", responses((status = 200, description = "The latest signed checkpoint"), (status = "4XX", description = "Error", body = ErrorBody)))]
 async fn latest_checkpoint(State(s): State<Arc<ApiState>>) -> Result<Response, ApiError> {
     let cp = blocking(move || Ok(s.ledger.reader().latest_checkpoint()?)).await?;
     match cp {
@@ -328,6 +397,8 @@ async fn latest_checkpoint(State(s): State<Arc<ApiState>>) -> Result<Response, A
     }
 }
 
+/// The ledger public key (public).
+#[utoipa::path(get, path = "/v1/ledger/public-key", responses((status = 200, description = "The ledger public key"), (status = "4XX", description = "Error", body = ErrorBody)))]
 async fn public_key(State(s): State<Arc<ApiState>>) -> Response {
     let key = s.ledger.verifying_key();
     Json(json!({
