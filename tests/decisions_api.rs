@@ -925,3 +925,94 @@ fn the_openapi_document_and_swagger_ui_are_served() {
     assert_eq!(status, 200);
     assert!(init.contains("/openapi.json"), "{init}");
 }
+
+#[test]
+fn no_route_lets_one_tenant_read_or_change_anothers_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, admin) = server_with_admin_key(dir.path());
+    let addr = server.api;
+    // Tenant `default` creates one of everything.
+    let intent_id = intent(addr, &admin);
+    let (_, agent) = post(
+        addr,
+        "/v1/agents",
+        &admin,
+        json!({"name": "a1", "model": "m"}),
+    );
+    let agent_id = agent["agentId"].as_str().unwrap().to_owned();
+    let (_, p) = post(
+        addr,
+        "/v1/decisions/propose",
+        &admin,
+        json!({"intent_id": intent_id,
+        "decision_type": "execute_refund", "payload": {"amount": 1250.0}, "agent_id": "x"}),
+    );
+    let node = p["decision_node_id"].as_str().unwrap().to_owned();
+    let thread = p["escalation_thread_id"].as_str().unwrap().to_owned();
+    let (_, d) = post(
+        addr,
+        "/v1/decisions.evaluate",
+        &admin,
+        json!({"agentId": agent_id, "action": "execute_refund", "context": {"amount": 5}}),
+    );
+    let decision = d["decisionId"].as_str().unwrap().to_owned();
+
+    // Tenant `globex`, with an admin key, tries every route on those ids.
+    let out = run(
+        dir.path(),
+        &[
+            "keys", "create", "--tenant", "globex", "--scopes", "admin", "--json",
+        ],
+        "",
+    );
+    let other: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let key = other["key"].as_str().unwrap();
+    let get = |path: &str| http(addr, "GET", path, Some(key), "application/json", b"");
+    assert_eq!(get(&format!("/v1/decisions/{node}/forensics")).0, 404);
+    assert_eq!(get(&format!("/v1/decisions/{decision}/forensics")).0, 404);
+    assert_eq!(get(&format!("/v1/lineage/{decision}/verify")).0, 404);
+    assert_eq!(get(&format!("/v1/agents/{agent_id}")).0, 404);
+    assert_eq!(get(&format!("/v1/escalations/{thread}")).0, 404);
+    let (status, queue) = get("/v1/escalations");
+    assert_eq!(
+        (status, queue["escalations"].as_array().unwrap().len()),
+        (200, 0)
+    );
+    let (_, summary) = get(&format!("/v1/client/agency-1/summary"));
+    assert_eq!(summary["total_decisions"], 0, "{summary}");
+    let (_, eff) = get("/v1/governance/efficiency/agency-1");
+    assert_eq!(eff["total_decisions_scored"], 0, "{eff}");
+    let change = [
+        (
+            "/v1/decisions/propose",
+            json!({"intent_id": intent_id, "decision_type": "t", "payload": {}, "agent_id": "x"}),
+        ),
+        (
+            "/v1/decisions/inscribe",
+            json!({"intent_id": intent_id, "decision_node_id": node, "verdict": "ESCALATE",
+            "payload": {"amount": 1250.0}, "agent_id": "x", "agency_id": "agency-1"}),
+        ),
+        (
+            &format!("/v1/escalations/{thread}/resolve") as &str,
+            json!({"resolution": "APPROVE", "resolved_by": "intruder"}),
+        ),
+        (
+            "/v1/decisions.evaluate",
+            json!({"agentId": agent_id, "action": "execute_refund", "context": {}}),
+        ),
+    ];
+    for (path, body) in change {
+        let (status, b) = post(addr, path, key, body);
+        assert_eq!(status, 404, "{path}: {b}");
+    }
+    // And tenant `default` still sees its thread open.
+    let (_, e) = http(
+        addr,
+        "GET",
+        &format!("/v1/escalations/{thread}"),
+        Some(&admin),
+        "application/json",
+        b"",
+    );
+    assert_eq!(e["status"], "OPEN");
+}
