@@ -978,7 +978,7 @@ fn no_route_lets_one_tenant_read_or_change_anothers_data() {
         (status, queue["escalations"].as_array().unwrap().len()),
         (200, 0)
     );
-    let (_, summary) = get(&format!("/v1/client/agency-1/summary"));
+    let (_, summary) = get("/v1/client/agency-1/summary");
     assert_eq!(summary["total_decisions"], 0, "{summary}");
     let (_, eff) = get("/v1/governance/efficiency/agency-1");
     assert_eq!(eff["total_decisions_scored"], 0, "{eff}");
