@@ -159,14 +159,7 @@ fn escalations_blocks_and_every_error_code() {
     assert_eq!(status, 401);
 
     // 403: a read-only key of the same tenant cannot propose.
-    let out = run(
-        dir.path(),
-        &[
-            "keys", "create", "--tenant", "default", "--scopes", "read", "--json",
-        ],
-        "",
-    );
-    let reader: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let reader = json!({"key": create_key(dir.path(), "default", "read")});
     let (status, body) = propose(reader["key"].as_str().unwrap(), "budget_change", json!({}));
     assert_eq!(
         (status, body["code"].as_str()),
@@ -175,14 +168,7 @@ fn escalations_blocks_and_every_error_code() {
     );
 
     // 404 across tenants: another tenant's admin sees neither the intent nor the decision.
-    let out = run(
-        dir.path(),
-        &[
-            "keys", "create", "--tenant", "globex", "--scopes", "admin", "--json",
-        ],
-        "",
-    );
-    let other: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let other = json!({"key": create_key(dir.path(), "globex", "admin")});
     let (status, body) = propose(
         other["key"].as_str().unwrap(),
         "budget_change",
@@ -313,14 +299,7 @@ fn escalations_are_resolved_on_the_decision_desk_and_inscribed_with_their_resolu
     assert_eq!(status, 400);
 
     // Only an admin resolves; the answer must be APPROVE or REJECT.
-    let out = run(
-        dir.path(),
-        &[
-            "keys", "create", "--tenant", "default", "--scopes", "write", "--json",
-        ],
-        "",
-    );
-    let writer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let writer = json!({"key": create_key(dir.path(), "default", "write")});
     let resolve = |key: &str, thread: &str, resolution: &str| {
         post(
             addr,
@@ -530,25 +509,7 @@ fn client_summary_and_efficiency_score() {
         );
         assert_eq!(status, 200);
     }
-    let client_key = |agency: &str| {
-        let out = run(
-            dir.path(),
-            &[
-                "keys",
-                "create",
-                "--tenant",
-                "default",
-                "--scopes",
-                &format!("client:{agency}"),
-                "--json",
-            ],
-            "",
-        );
-        serde_json::from_slice::<Value>(&out.stdout).unwrap()["key"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
+    let client_key = |agency: &str| create_key(dir.path(), "default", &format!("client:{agency}"));
     let get = |path: &str, key: &str| http(addr, "GET", path, Some(key), "application/json", b"");
 
     let portal = client_key("agency-1");
@@ -631,14 +592,7 @@ fn idempotency_keys_replay_the_first_answer_and_refuse_a_different_body() {
         "{err}"
     );
     // Keys are per API key: another caller's k-1 is its own.
-    let out = run(
-        dir.path(),
-        &[
-            "keys", "create", "--tenant", "default", "--scopes", "write", "--json",
-        ],
-        "",
-    );
-    let writer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let writer = json!({"key": create_key(dir.path(), "default", "write")});
     let (status, theirs) = send(
         "k-1",
         &format!("Bearer {}", writer["key"].as_str().unwrap()),
@@ -697,14 +651,7 @@ fn each_api_key_is_rate_limited_with_headers_and_retry_after() {
     let retry: u64 = header(&head, "retry-after").unwrap().parse().unwrap();
     assert!((1..=20).contains(&retry), "one request every 20 s: {retry}");
     // Another key has its own budget.
-    let out = run(
-        dir.path(),
-        &[
-            "keys", "create", "--tenant", "default", "--scopes", "read", "--json",
-        ],
-        "",
-    );
-    let reader: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let reader = json!({"key": create_key(dir.path(), "default", "read")});
     let (status, _, _) = call(&format!("Bearer {}", reader["key"].as_str().unwrap()));
     assert_eq!(status, 200);
 }
@@ -958,14 +905,7 @@ fn no_route_lets_one_tenant_read_or_change_anothers_data() {
     let decision = d["decisionId"].as_str().unwrap().to_owned();
 
     // Tenant `globex`, with an admin key, tries every route on those ids.
-    let out = run(
-        dir.path(),
-        &[
-            "keys", "create", "--tenant", "globex", "--scopes", "admin", "--json",
-        ],
-        "",
-    );
-    let other: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let other = json!({"key": create_key(dir.path(), "globex", "admin")});
     let key = other["key"].as_str().unwrap();
     let get = |path: &str| http(addr, "GET", path, Some(key), "application/json", b"");
     assert_eq!(get(&format!("/v1/decisions/{node}/forensics")).0, 404);

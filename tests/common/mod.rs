@@ -278,3 +278,17 @@ pub fn server_with_admin_key(dir: &Path) -> (Server, String) {
     }
     (server, key)
 }
+
+/// Creates an API key with `warden keys create` and returns its secret.
+pub fn create_key(dir: &Path, tenant: &str, scopes: &str) -> String {
+    let out = run(
+        dir,
+        &[
+            "keys", "create", "--tenant", tenant, "--scopes", scopes, "--json",
+        ],
+        "",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    created["key"].as_str().unwrap().to_owned()
+}
