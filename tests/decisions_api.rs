@@ -59,13 +59,10 @@ fn register_propose_inscribe_and_verify_the_forensic_receipt() {
         "{body}"
     );
 
-    let (status, forensics) = http(
+    let (status, forensics) = get_as(
         addr,
-        "GET",
         &format!("/v1/decisions/{decision_id}/forensics"),
-        Some(&admin),
-        "application/json",
-        b"",
+        &admin,
     );
     assert_eq!(status, 200, "{forensics}");
     assert_eq!(forensics["record_hash"], inscribed["record_hash"]);
@@ -279,7 +276,7 @@ fn escalations_are_resolved_on_the_decision_desk_and_inscribed_with_their_resolu
             "payload": refund, "agent_id": "agt-7", "agency_id": "agency-1"}),
         )
     };
-    let get = |path: &str, key: &str| http(addr, "GET", path, Some(key), "application/json", b"");
+    let get = |path: &str, key: &str| get_as(addr, path, key);
 
     let (node, thread) = escalate();
     let (status, body) = inscribe(&node);
@@ -396,14 +393,7 @@ fn the_kla_sequence_register_evaluate_and_verify_lineage() {
         (400, Some("temperature")),
         "{body}"
     );
-    let (status, fetched) = http(
-        addr,
-        "GET",
-        &format!("/v1/agents/{agent_id}"),
-        Some(&admin),
-        "application/json",
-        b"",
-    );
+    let (status, fetched) = get_as(addr, &format!("/v1/agents/{agent_id}"), &admin);
     assert_eq!(status, 200);
     assert_eq!(
         fetched["tools"],
@@ -447,14 +437,7 @@ fn the_kla_sequence_register_evaluate_and_verify_lineage() {
 
     // The lineage proof recomputes to the signed root from the leaf and the path alone.
     let id = d["decisionId"].as_str().unwrap();
-    let (status, lineage) = http(
-        addr,
-        "GET",
-        &format!("/v1/lineage/{id}/verify"),
-        Some(&admin),
-        "application/json",
-        b"",
-    );
+    let (status, lineage) = get_as(addr, &format!("/v1/lineage/{id}/verify"), &admin);
     assert_eq!(status, 200, "{lineage}");
     assert_eq!(lineage["anchored"], true);
     let hash = |v: &Value| {
@@ -510,7 +493,7 @@ fn client_summary_and_efficiency_score() {
         assert_eq!(status, 200);
     }
     let client_key = |agency: &str| create_key(dir.path(), "default", &format!("client:{agency}"));
-    let get = |path: &str, key: &str| http(addr, "GET", path, Some(key), "application/json", b"");
+    let get = |path: &str, key: &str| get_as(addr, path, key);
 
     let portal = client_key("agency-1");
     let (status, summary) = get("/v1/client/agency-1/summary", &portal);
@@ -670,16 +653,7 @@ fn a_caller_long_polls_an_escalation_until_a_human_resolves_it() {
         "intent_id": intent_id, "decision_type": "execute_refund", "payload": {"amount": 1250.0}, "agent_id": "agt-7"}),
     );
     let thread = p["escalation_thread_id"].as_str().unwrap().to_owned();
-    let get = |q: &str| {
-        http(
-            addr,
-            "GET",
-            &format!("/v1/escalations/{thread}{q}"),
-            Some(&admin),
-            "application/json",
-            b"",
-        )
-    };
+    let get = |q: &str| get_as(addr, &format!("/v1/escalations/{thread}{q}"), &admin);
 
     let start = std::time::Instant::now();
     let (status, e) = get("?wait=500ms");
@@ -694,14 +668,7 @@ fn a_caller_long_polls_an_escalation_until_a_human_resolves_it() {
         let (admin, thread) = (admin.clone(), thread.clone());
         std::thread::spawn(move || {
             let start = std::time::Instant::now();
-            let r = http(
-                addr,
-                "GET",
-                &format!("/v1/escalations/{thread}?wait=30s"),
-                Some(&admin),
-                "application/json",
-                b"",
-            );
+            let r = get_as(addr, &format!("/v1/escalations/{thread}?wait=30s"), &admin);
             (r, start.elapsed())
         })
     };
@@ -907,7 +874,7 @@ fn no_route_lets_one_tenant_read_or_change_anothers_data() {
     // Tenant `globex`, with an admin key, tries every route on those ids.
     let other = json!({"key": create_key(dir.path(), "globex", "admin")});
     let key = other["key"].as_str().unwrap();
-    let get = |path: &str| http(addr, "GET", path, Some(key), "application/json", b"");
+    let get = |path: &str| get_as(addr, path, key);
     assert_eq!(get(&format!("/v1/decisions/{node}/forensics")).0, 404);
     assert_eq!(get(&format!("/v1/decisions/{decision}/forensics")).0, 404);
     assert_eq!(get(&format!("/v1/lineage/{decision}/verify")).0, 404);
@@ -946,13 +913,6 @@ fn no_route_lets_one_tenant_read_or_change_anothers_data() {
         assert_eq!(status, 404, "{path}: {b}");
     }
     // And tenant `default` still sees its thread open.
-    let (_, e) = http(
-        addr,
-        "GET",
-        &format!("/v1/escalations/{thread}"),
-        Some(&admin),
-        "application/json",
-        b"",
-    );
+    let (_, e) = get_as(addr, &format!("/v1/escalations/{thread}"), &admin);
     assert_eq!(e["status"], "OPEN");
 }

@@ -292,3 +292,8 @@ pub fn create_key(dir: &Path, tenant: &str, scopes: &str) -> String {
     let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     created["key"].as_str().unwrap().to_owned()
 }
+
+/// An authenticated GET: status and JSON body.
+pub fn get_as(addr: SocketAddr, path: &str, key: &str) -> (u16, serde_json::Value) {
+    http(addr, "GET", path, Some(key), "application/json", b"")
+}
