@@ -7,6 +7,8 @@
 //! - `say:TEXT`: answer TEXT (streamed in 8-byte pieces);
 //! - `split:N:TEXT`: answer TEXT, streamed as exactly two pieces split at byte N;
 //! - `tool:NAME:ARGS`: propose a call of tool NAME with the JSON ARGS (streamed in fragments);
+//! - `leak:`: answer with a (fake) AWS access key in the middle of a longer text, as a model
+//!   leaking a credential would;
 //! - anything else: answer `echo: <message>`.
 //!
 //! The model selects failures: `mock-broken` answers 500, `mock-slow` answers after 3 s,
@@ -140,6 +142,14 @@ fn script(text: &str) -> Script {
             let n = (0..=n).rev().find(|i| t.is_char_boundary(*i)).unwrap_or(0);
             return Script::Say(t.to_owned(), vec![n]);
         }
+    }
+    if text.starts_with("leak:") {
+        let reply = format!(
+            "Sure. {}Then the key AKIAIOSFODNN7EXAMPLZ and more text after it.",
+            "Here is a long and harmless preamble, streamed before anything bad. ".repeat(12)
+        );
+        let cuts = (8..reply.len()).step_by(8).collect();
+        return Script::Say(reply, cuts);
     }
     if let Some(rest) = text.strip_prefix("tool:") {
         if let Some((name, args)) = rest.split_once(':') {
