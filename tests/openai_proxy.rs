@@ -733,3 +733,44 @@ async fn a_card_split_anywhere_in_a_stream_is_redacted() {
             .unwrap();
     });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guardians_scan_route_reports_like_warden_scan() {
+    let s = start("").await;
+    let r = raw(
+        &s,
+        "/v1/guardians/scan",
+        json!({"text": "mail jane@example.com, card 4111 1111 1111 1111",
+        "channel": "user_input"}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["redacted"], "mail jane@example.com, card [CREDIT_CARD]");
+    assert!(v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["entity_type"] == "EMAIL_ADDRESS"));
+    let r = raw(&s, "/v1/guardians/scan", json!({"txt": "x"})).await;
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["code"], "invalid_request");
+    assert!(v["message"].as_str().unwrap().contains("txt"), "{v}");
+}
+
+#[test]
+fn config_check_validates_the_guardians_section() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("warden.yaml");
+    std::fs::write(&file, "guardians:\n  pii:\n    min_scor: 0.3\n").unwrap();
+    let mut cmd = common::warden();
+    cmd.args(["config", "check"]).arg(&file);
+    let out = common::run_cmd(cmd, "");
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("min_scor"),
+        "{}",
+        text(&out.stderr)
+    );
+}

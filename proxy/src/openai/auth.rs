@@ -30,6 +30,20 @@ impl AuthCache {
 
     /// The caller of `headers`, which must hold the `write` scope (agents act).
     pub async fn principal(&self, headers: &HeaderMap) -> Result<Principal, OpenAiError> {
+        let principal = self.principal_any(headers).await?;
+        if !principal.allows(&Scope::Write) {
+            return Err(OpenAiError::new(
+                StatusCode::FORBIDDEN,
+                "permission_error",
+                "forbidden",
+                "this key lacks the write scope the data plane needs",
+            ));
+        }
+        Ok(principal)
+    }
+
+    /// The caller of `headers`, whatever its scopes.
+    pub async fn principal_any(&self, headers: &HeaderMap) -> Result<Principal, OpenAiError> {
         let unauthorized = |m: String| {
             OpenAiError::new(
                 StatusCode::UNAUTHORIZED,
@@ -83,14 +97,6 @@ impl AuthCache {
                 p
             }
         };
-        if !principal.allows(&Scope::Write) {
-            return Err(OpenAiError::new(
-                StatusCode::FORBIDDEN,
-                "permission_error",
-                "forbidden",
-                "this key lacks the write scope the data plane needs",
-            ));
-        }
         Ok(principal)
     }
 }

@@ -146,6 +146,7 @@ pub fn router(plane: Arc<Plane>) -> Router {
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/responses", post(responses))
         .route("/v1/models", get(call::models))
+        .route("/v1/guardians/scan", post(scan))
         .route("/v1/{*rest}", any(other))
         .layer(axum::extract::DefaultBodyLimit::max(
             plane.config.max_body_bytes,
@@ -167,6 +168,26 @@ async fn embeddings(State(p): State<Arc<Plane>>, headers: HeaderMap, body: Bytes
 
 async fn responses(State(p): State<Arc<Plane>>, headers: HeaderMap, body: Bytes) -> Response {
     call::govern(p, Route::Responses, headers, body).await
+}
+
+/// `POST /v1/guardians/scan` `{"text", "channel"?}`: the guardians' report on one text, as
+/// `warden scan` prints it, for tuning thresholds against a running sidecar. Governance API
+/// errors (`{code, message, field?}`), any scope.
+async fn scan(
+    State(p): State<Arc<Plane>>,
+    headers: HeaderMap,
+    body: Result<
+        axum::Json<warden_guardians::ScanRequest>,
+        axum::extract::rejection::JsonRejection,
+    >,
+) -> Response {
+    if let Err(e) = p.auth.principal_any(&headers).await {
+        return crate::ApiError::new(e.status, "unauthorized", e.message).into_response();
+    }
+    match body {
+        Ok(axum::Json(req)) => axum::Json(p.guardians.scan_request(&req)).into_response(),
+        Err(r) => crate::ApiError::from(r).into_response(),
+    }
 }
 
 async fn other(
