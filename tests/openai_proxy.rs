@@ -774,3 +774,40 @@ fn config_check_validates_the_guardians_section() {
         text(&out.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_disconnecting_cancels_the_upstream_call_and_is_inscribed() {
+    let s = start("").await;
+    let r = raw(
+        &s,
+        "/v1/chat/completions",
+        json!({"model": "mock-trickle", "stream": true,
+        "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let decision = r.headers()["x-warden-decision-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(r);
+    let mut waited = 0;
+    while s.received.cancelled_streams() == 0 && waited < 50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    assert_eq!(
+        s.received.cancelled_streams(),
+        1,
+        "the upstream stream was dropped"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let export = ledger_export(s.dir.path());
+    let outcome = export
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|l| l["kind"] == "llm.response" && l["payload"]["decision_id"] == decision.as_str())
+        .expect("the outcome record");
+    assert_eq!(outcome["payload"]["outcome"], "client_disconnected");
+}

@@ -12,7 +12,8 @@
 //! - anything else: answer `echo: <message>`.
 //!
 //! The model selects failures: `mock-broken` answers 500, `mock-slow` answers after 3 s,
-//! `mock-20ms` after 20 ms.
+//! `mock-20ms` after 20 ms, `mock-trickle` streams one chunk every 100 ms for 30 s (and counts
+//! the streams dropped before their end).
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -26,9 +27,13 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-/// What the mock has received: request bodies and `Authorization` headers, newest last.
+/// What the mock has received: request bodies and `Authorization` headers, newest last; and
+/// how many streams were dropped before their end (the client went away).
 #[derive(Clone, Default)]
-pub struct Received(Arc<Mutex<Vec<Request>>>);
+pub struct Received(
+    Arc<Mutex<Vec<Request>>>,
+    Arc<std::sync::atomic::AtomicUsize>,
+);
 
 /// One request: its `Authorization` header and its body.
 type Request = (Option<String>, Value);
@@ -44,6 +49,11 @@ impl Received {
     pub fn authorizations(&self) -> Vec<Option<String>> {
         let g = self.0.lock().expect("not poisoned");
         g.iter().map(|(a, _)| a.clone()).collect()
+    }
+
+    /// Streams whose client disconnected before the last event.
+    pub fn cancelled_streams(&self) -> usize {
+        self.1.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn push(&self, headers: &HeaderMap, v: Value) {
@@ -217,6 +227,40 @@ fn sse(frames: Vec<String>) -> Response {
 
 const PROMPT_TOKENS: u64 = 11;
 
+/// Counts a stream as cancelled unless it was consumed to its end.
+struct Watch(Arc<std::sync::atomic::AtomicUsize>, bool);
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        if !self.1 {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+fn trickle(received: &Received) -> Response {
+    let watch = Watch(received.1.clone(), false);
+    let stream = futures_util::stream::unfold((0u32, watch), |(i, mut watch)| async move {
+        if i >= 300 {
+            watch.1 = true;
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let chunk = json!({"id": "chatcmpl-trickle", "object": "chat.completion.chunk", "created": 1,
+            "model": "mock-trickle", "choices": [{"index": 0, "delta": {"content": "tick "}, "finish_reason": null}]});
+        Some((
+            Ok::<_, Infallible>(Bytes::from(format!("data: {chunk}\n\n"))),
+            (i + 1, watch),
+        ))
+    });
+    let mut r = Body::from_stream(stream).into_response();
+    r.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    r
+}
+
 async fn chat(
     State(received): State<Received>,
     headers: HeaderMap,
@@ -224,6 +268,9 @@ async fn chat(
 ) -> Response {
     received.push(&headers, body.clone());
     let model = body["model"].as_str().unwrap_or("mock-model").to_owned();
+    if model == "mock-trickle" {
+        return trickle(&received);
+    }
     if let Some(r) = delay_for(&model).await {
         return r;
     }
