@@ -230,6 +230,12 @@ const PROMPT_TOKENS: u64 = 11;
 /// Counts a stream as cancelled unless it was consumed to its end.
 struct Watch(Arc<std::sync::atomic::AtomicUsize>, bool);
 
+impl Watch {
+    fn complete(&mut self) {
+        self.1 = true;
+    }
+}
+
 impl Drop for Watch {
     fn drop(&mut self) {
         if !self.1 {
@@ -242,7 +248,7 @@ fn trickle(received: &Received) -> Response {
     let watch = Watch(received.1.clone(), false);
     let stream = futures_util::stream::unfold((0u32, watch), |(i, mut watch)| async move {
         if i >= 300 {
-            watch.1 = true;
+            watch.complete();
             return None;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
