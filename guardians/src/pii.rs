@@ -139,6 +139,11 @@ const ALL_ENTITIES: [Entity; 8] = [
     Entity::Crypto,
 ];
 
+/// The obfuscated `@` forms that gate the obfuscated-address pattern.
+pub(crate) const AT_HINTS: [&str; 8] = [
+    "[at]", "(at)", "{at}", "<at>", " at ", "[ at ]", "( at )", "\tat\t",
+];
+
 /// Word boundary for ASCII text; works on any haystack without the Unicode slow path.
 const B: &str = r"(?-u:\b)";
 
@@ -148,7 +153,9 @@ pub(crate) struct PiiDetector {
     regions: Vec<country::Id>,
     email: Regex,
     email_obfuscated: Regex,
-    /// `[at]`, `(at)`, ` at `...: the obfuscated-address pattern runs only when one occurs
+    /// `[at]`, `(at)`, ` at `... ([`AT_HINTS`]): the obfuscated-address pattern runs only when
+    /// one occurs. Used when the engine's shared automaton did not scan the text.
+    #[cfg_attr(not(test), allow(dead_code))]
     at_hint: aho_corasick::AhoCorasick,
     // The patterns below run only inside candidate regions (see `detect`), with the
     // `regex-automata` meta engine, which searches a range while honouring look-around (`\b`)
@@ -210,11 +217,7 @@ impl PiiDetector {
                     r"(?i){B}[a-z0-9][a-z0-9._%+\-]{{0,63}}@(?:[a-z0-9](?:[a-z0-9\-]{{0,61}}[a-z0-9])?\.)+[a-z]{{2,24}}{B}"
                 ),
             )?,
-            at_hint: aho_corasick::AhoCorasickBuilder::new()
-                .ascii_case_insensitive(true)
-                .build([
-                    "[at]", "(at)", "{at}", "<at>", " at ", "[ at ]", "( at )", "\tat\t",
-                ])?,
+            at_hint: crate::keywords::automaton(AT_HINTS, aho_corasick::MatchKind::Standard)?,
             email_obfuscated: re(
                 "email_obfuscated",
                 &format!(
@@ -260,7 +263,13 @@ impl PiiDetector {
     }
 
     /// Appends PII findings (action `Flag`, fixed later) to `out`.
+    #[cfg(test)]
     pub(crate) fn detect(&self, text: &str, out: &mut Vec<Finding>) {
+        self.detect_with(text, self.at_hint.is_match(text), out);
+    }
+
+    /// Appends PII findings; `at_hint` says whether one of [`AT_HINTS`] occurs in `text`.
+    pub(crate) fn detect_with(&self, text: &str, at_hint: bool, out: &mut Vec<Finding>) {
         let first = out.len();
         let bytes = text.as_bytes();
         let has_digit = bytes.iter().any(u8::is_ascii_digit);
@@ -270,7 +279,7 @@ impl PiiDetector {
                     self.push(text, out, Entity::Email, m.start(), m.end(), 0.95, "email");
                 }
             }
-            if self.at_hint.is_match(text) {
+            if at_hint {
                 for m in self.email_obfuscated.find_iter(text) {
                     if text[m.range()].contains('@') {
                         continue;
