@@ -993,56 +993,30 @@ impl InjectionDetector {
         let n = bytes.len();
         let mut out: [Vec<(usize, usize)>; 3] = Default::default();
         let has_digit = bytes.iter().any(u8::is_ascii_digit);
-        let has_percent = bytes.contains(&b'%');
+        let percents = bytes.iter().filter(|b| **b == b'%').count();
         // base64: maximal runs of at least 24, plus up to two '='.
-        let mut i = 0;
-        while i < n {
-            if CLASS[usize::from(bytes[i])] & B64 == 0 {
-                i += 1;
-                continue;
+        for (s, e) in runs(bytes, |b| CLASS[usize::from(b)] & B64 != 0, 24) {
+            let mut end = e;
+            while end < n && end - e < 2 && bytes[end] == b'=' {
+                end += 1;
             }
-            let s = i;
-            while i < n && CLASS[usize::from(bytes[i])] & B64 != 0 {
-                i += 1;
-            }
-            if i - s >= 24 {
-                let mut e = i;
-                while e < n && e - i < 2 && bytes[e] == b'=' {
-                    e += 1;
-                }
-                out[0].push((s, e));
-                i = e;
-            }
+            out[0].push((s, end));
         }
-        let regions = |class: u8, need: &dyn Fn(u8) -> bool, min: usize| {
-            let mut v = Vec::new();
-            let mut i = 0;
-            while i < n {
-                if CLASS[usize::from(bytes[i])] & class == 0 {
-                    i += 1;
-                    continue;
-                }
-                let s = i;
-                let mut count = 0;
-                while i < n && CLASS[usize::from(bytes[i])] & class != 0 {
-                    count += usize::from(need(bytes[i]));
-                    i += 1;
-                }
-                if count >= min {
-                    v.push((s, i));
-                }
-            }
-            v
-        };
         // hex: 12 or more pairs of hex digits, each optionally followed by ' ' or ':'.
-        let hex_regions = if has_digit {
-            regions(HEX | HEXSEP, &|b| b.is_ascii_hexdigit(), 24)
+        let hex_regions: Vec<(usize, usize)> = if has_digit {
+            runs(bytes, |b| CLASS[usize::from(b)] & (HEX | HEXSEP) != 0, 24)
+                .filter(|&(s, e)| {
+                    bytes[s..e].iter().filter(|b| b.is_ascii_hexdigit()).count() >= 24
+                })
+                .collect()
         } else {
             Vec::new()
         };
         // percent: at least four `%XX` escapes.
-        let pct_regions = if has_percent {
-            regions(PCT, &|b| b == b'%', 4)
+        let pct_regions: Vec<(usize, usize)> = if percents >= 4 {
+            runs(bytes, |b| CLASS[usize::from(b)] & PCT != 0, 12)
+                .filter(|&(s, e)| bytes[s..e].iter().filter(|b| **b == b'%').count() >= 4)
+                .collect()
         } else {
             Vec::new()
         };
@@ -1117,6 +1091,39 @@ impl InjectionDetector {
         }
         1.0 - keep
     }
+}
+
+/// The maximal runs of bytes in `class` that are at least `min` long, in order. Such a run covers
+/// a multiple of `min`, so only every `min`-th byte is looked at outside runs.
+fn runs<'a>(
+    bytes: &'a [u8],
+    class: impl Fn(u8) -> bool + 'a,
+    min: usize,
+) -> impl Iterator<Item = (usize, usize)> + 'a {
+    let n = bytes.len();
+    let mut probe = min.max(1) - 1;
+    std::iter::from_fn(move || {
+        while probe < n {
+            if !class(bytes[probe]) {
+                probe += min.max(1);
+                continue;
+            }
+            let mut s = probe;
+            while s > 0 && class(bytes[s - 1]) {
+                s -= 1;
+            }
+            let mut e = probe + 1;
+            while e < n && class(bytes[e]) {
+                e += 1;
+            }
+            // The next run starts after `e`; probe the first position that could end one there.
+            probe = e + min.max(1);
+            if e - s >= min {
+                return Some((s, e));
+            }
+        }
+        None
+    })
 }
 
 /// Decodes an encoded run; `Some` only when the result reads as text.
