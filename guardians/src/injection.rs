@@ -24,6 +24,7 @@ use aho_corasick::{AhoCorasick, MatchKind};
 use base64::Engine as _;
 use regex_automata::{meta, Input};
 
+use crate::bytescan::runs;
 use crate::config::InjectionConfig;
 use crate::error::GuardianError;
 use crate::finding::{Action, Channel, DetectorId, Finding};
@@ -1091,39 +1092,6 @@ impl InjectionDetector {
         }
         1.0 - keep
     }
-}
-
-/// The maximal runs of bytes in `class` that are at least `min` long, in order. Such a run covers
-/// a multiple of `min`, so only every `min`-th byte is looked at outside runs.
-fn runs<'a>(
-    bytes: &'a [u8],
-    class: impl Fn(u8) -> bool + 'a,
-    min: usize,
-) -> impl Iterator<Item = (usize, usize)> + 'a {
-    let n = bytes.len();
-    let mut probe = min.max(1) - 1;
-    std::iter::from_fn(move || {
-        while probe < n {
-            if !class(bytes[probe]) {
-                probe += min.max(1);
-                continue;
-            }
-            let mut s = probe;
-            while s > 0 && class(bytes[s - 1]) {
-                s -= 1;
-            }
-            let mut e = probe + 1;
-            while e < n && class(bytes[e]) {
-                e += 1;
-            }
-            // The next run starts after `e`; probe the first position that could end one there.
-            probe = e + min.max(1);
-            if e - s >= min {
-                return Some((s, e));
-            }
-        }
-        None
-    })
 }
 
 /// Decodes an encoded run; `Some` only when the result reads as text.

@@ -67,6 +67,7 @@
 //! involving minors, which blocks.
 #![deny(missing_docs)]
 
+mod bytescan;
 mod config;
 mod content;
 mod error;

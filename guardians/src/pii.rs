@@ -22,6 +22,7 @@ use regex::Regex;
 use regex_automata::{meta, Input};
 use sha2::{Digest, Sha256};
 
+use crate::bytescan::{next_digit, runs};
 use crate::config::PiiConfig;
 use crate::error::GuardianError;
 use crate::finding::{Action, DetectorId, Finding};
@@ -272,7 +273,7 @@ impl PiiDetector {
     pub(crate) fn detect_with(&self, text: &str, at_hint: bool, out: &mut Vec<Finding>) {
         let first = out.len();
         let bytes = text.as_bytes();
-        let has_digit = bytes.iter().any(u8::is_ascii_digit);
+        let has_digit = next_digit(bytes, 0).is_some();
         if self.on(Entity::Email) {
             if memchr_byte(b'@', bytes) {
                 for m in self.email.find_iter(text) {
@@ -304,10 +305,13 @@ impl PiiDetector {
             || self.on(Entity::Ssn)
             || self.on(Entity::Ip)
             || self.on(Entity::Phone);
+        let digits = digit_regions(bytes);
         if numeric {
-            for (rs, re_) in numeric_regions(bytes) {
+            for r in &digits.numeric {
+                let (rs, re_) = (r.start, r.end);
                 let input = || Input::new(text).range(rs..re_);
-                if self.on(Entity::Card) {
+                // Each recognizer needs this many digits (and dots) in one run of the region.
+                if self.on(Entity::Card) && r.digits >= 12 {
                     for m in self.card.find_iter(input()) {
                         if let Some(score) = card_score(&text[m.range()]) {
                             self.push(
@@ -322,14 +326,14 @@ impl PiiDetector {
                         }
                     }
                 }
-                if self.on(Entity::Ssn) {
+                if self.on(Entity::Ssn) && r.digits >= 9 {
                     for m in self.ssn.find_iter(input()) {
                         if let Some(score) = ssn_score(&text[m.range()]) {
                             self.push(text, out, Entity::Ssn, m.start(), m.end(), score, "us_ssn");
                         }
                     }
                 }
-                if self.on(Entity::Ip) {
+                if self.on(Entity::Ip) && r.dots >= 3 {
                     for m in self.ipv4.find_iter(input()) {
                         let (s, e) = (m.start(), m.end());
                         // Part of a longer dotted number (a version string, an OID)?
@@ -345,7 +349,7 @@ impl PiiDetector {
                         }
                     }
                 }
-                if self.on(Entity::Phone) {
+                if self.on(Entity::Phone) && r.digits >= 7 {
                     for m in self.phone.find_iter(input()) {
                         let (s, e) = trim_phone(text, m.start(), m.end());
                         if e <= s {
@@ -411,7 +415,8 @@ impl PiiDetector {
         let (iban_on, crypto_on) = (self.on(Entity::Iban), self.on(Entity::Crypto));
         if iban_on || crypto_on {
             let mut skip_to = 0;
-            for (s, e) in word_tokens(bytes) {
+            // Every IBAN and crypto address has a digit in its first token.
+            for &(s, e) in &digits.tokens {
                 let tok = &text[s..e];
                 let len = e - s;
                 if s < skip_to {
@@ -576,87 +581,138 @@ impl PiiDetector {
     }
 }
 
-/// Maximal runs of digits and number separators holding at least four digits, extended a little
-/// to the right for phone extensions (`x123`, ` ext. 45`): the only places where cards, SSNs,
-/// IPv4 addresses and phone numbers can start.
-fn numeric_regions(bytes: &[u8]) -> Vec<(usize, usize)> {
+/// A run of digits and number separators holding at least four digits, extended a little to the
+/// right for phone extensions (`x123`, ` ext. 45`): the only places where cards, SSNs, IPv4
+/// addresses and phone numbers can start. Adjacent ones are merged (their counts added).
+struct NumRegion {
+    start: usize,
+    end: usize,
+    digits: usize,
+    dots: usize,
+}
+
+/// What the digit-based recognizers look at, found from the digits of the text alone.
+struct DigitRegions {
+    numeric: Vec<NumRegion>,
+    /// The word tokens (`[A-Za-z0-9_]+`) that contain a digit, in order.
+    tokens: Vec<(usize, usize)>,
+}
+
+/// Visits each digit (skipping digit-free stretches eight bytes at a time) and grows the number
+/// run and the word token around it. A number run starts at its first digit, `(` or `+` and
+/// ends where the separators `[0-9 ().\-/+]` end.
+fn digit_regions(bytes: &[u8]) -> DigitRegions {
     let is_num =
         |b: u8| b.is_ascii_digit() || matches!(b, b' ' | b'(' | b')' | b'.' | b'-' | b'/' | b'+');
+    let is_word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
     let n = bytes.len();
-    let mut out: Vec<(usize, usize)> = Vec::new();
+    let mut out = DigitRegions {
+        numeric: Vec::new(),
+        tokens: Vec::new(),
+    };
+    let (mut num_done, mut tok_done) = (0, 0);
     let mut i = 0;
-    while i < n {
-        if !bytes[i].is_ascii_digit() && !matches!(bytes[i], b'(' | b'+') {
-            i += 1;
-            continue;
-        }
-        let s = i;
-        let mut digits = 0;
-        while i < n && is_num(bytes[i]) {
-            digits += usize::from(bytes[i].is_ascii_digit());
-            i += 1;
-        }
-        if digits >= 4 {
-            let e = (i + 12).min(n);
-            match out.last_mut() {
-                Some(last) if last.1 >= s => last.1 = e,
-                _ => out.push((s, e)),
+    while let Some(p) = next_digit(bytes, i) {
+        if p >= num_done {
+            let mut s = p;
+            while s > 0 && is_num(bytes[s - 1]) {
+                s -= 1;
+            }
+            while !(bytes[s].is_ascii_digit() || matches!(bytes[s], b'(' | b'+')) {
+                s += 1;
+            }
+            let mut e = p;
+            let (mut digits, mut dots) = (0, 0);
+            for &b in &bytes[s..p] {
+                digits += usize::from(b.is_ascii_digit());
+                dots += usize::from(b == b'.');
+            }
+            while e < n && is_num(bytes[e]) {
+                digits += usize::from(bytes[e].is_ascii_digit());
+                dots += usize::from(bytes[e] == b'.');
+                e += 1;
+            }
+            num_done = e;
+            if digits >= 4 {
+                let end = (e + 12).min(n);
+                match out.numeric.last_mut() {
+                    Some(last) if last.end >= s => {
+                        last.end = end;
+                        last.digits += digits;
+                        last.dots += dots;
+                    }
+                    _ => out.numeric.push(NumRegion {
+                        start: s,
+                        end,
+                        digits,
+                        dots,
+                    }),
+                }
             }
         }
-        if i == s {
-            i += 1;
+        if p >= tok_done {
+            let mut s = p;
+            while s > 0 && is_word(bytes[s - 1]) {
+                s -= 1;
+            }
+            let mut e = p + 1;
+            while e < n && is_word(bytes[e]) {
+                e += 1;
+            }
+            tok_done = e;
+            out.tokens.push((s, e));
         }
+        i = num_done.min(tok_done).max(p + 1);
     }
     out
 }
 
 /// Maximal runs of hex digits, `:`, `-` and `.` that could hold a MAC or IPv6 address, with the
-/// number of colons in each.
+/// number of colons in each: runs with two colons (found from the colons), and runs of at least
+/// 14 bytes (the shortest dash or dot MAC form) with five dashes or two dots.
 fn hex_regions(bytes: &[u8]) -> Vec<(usize, usize, usize)> {
     let is_hex = |b: u8| b.is_ascii_hexdigit() || matches!(b, b':' | b'-' | b'.');
     let n = bytes.len();
     let mut out = Vec::new();
-    let mut i = 0;
-    while i < n {
-        if !is_hex(bytes[i]) {
-            i += 1;
-            continue;
-        }
-        let s = i;
+    let count = |s: usize, e: usize| {
         let (mut colons, mut dashes, mut dots) = (0, 0, 0);
-        while i < n && is_hex(bytes[i]) {
-            match bytes[i] {
+        for b in &bytes[s..e] {
+            match b {
                 b':' => colons += 1,
                 b'-' => dashes += 1,
                 b'.' => dots += 1,
                 _ => {}
             }
-            i += 1;
         }
-        if colons >= 2 || dashes >= 5 || (dots >= 2 && i - s >= 14) {
-            out.push((s, i, colons));
+        (colons, dashes, dots)
+    };
+    let mut done = 0;
+    for p in memchr::memchr_iter(b':', bytes) {
+        if p < done {
+            continue;
+        }
+        let mut s = p;
+        while s > 0 && is_hex(bytes[s - 1]) {
+            s -= 1;
+        }
+        let mut e = p + 1;
+        while e < n && is_hex(bytes[e]) {
+            e += 1;
+        }
+        done = e;
+        let (colons, _, _) = count(s, e);
+        if colons >= 2 {
+            out.push((s, e, colons));
         }
     }
+    for (s, e) in runs(bytes, is_hex, 14) {
+        let (colons, dashes, dots) = count(s, e);
+        if colons < 2 && (dashes >= 5 || dots >= 2) {
+            out.push((s, e, colons));
+        }
+    }
+    out.sort_unstable();
     out
-}
-
-/// Maximal runs of ASCII word bytes (`[A-Za-z0-9_]`): the tokens crypto addresses must be.
-fn word_tokens(bytes: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
-    let w = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
-    let mut i = 0;
-    std::iter::from_fn(move || {
-        while i < bytes.len() && !w(bytes[i]) {
-            i += 1;
-        }
-        if i >= bytes.len() {
-            return None;
-        }
-        let s = i;
-        while i < bytes.len() && w(bytes[i]) {
-            i += 1;
-        }
-        Some((s, i))
-    })
 }
 
 /// Whether `bytes[i]` is the letter of a literal `\n`, `\t` or `\r` escape.
