@@ -9,8 +9,10 @@
 //! `order`, `invoice`...), as Presidio's context enhancer does.
 //!
 //! What it misses: names, street addresses, dates and other entities that need a language model
-//! (Presidio's spaCy NER); phone numbers that libphonenumber considers invalid unless a context
-//! word is near; numbers split by unusual separators; e-mail addresses obfuscated in ways other
+//! (Presidio's spaCy NER); phone numbers that libphonenumber considers invalid, and short local
+//! numbers in groups (`469 2020`, `87 47 98`), unless a context word is near; a phone number
+//! followed within three words by a street word (`Lane`, `Ave`, `rue`), taken for a house number;
+//! numbers split by unusual separators; e-mail addresses obfuscated in ways other
 //! than `[at]`/`(at)`/` at ... dot com`; non-ASCII digits.
 
 use std::borrow::Cow;
@@ -88,6 +90,7 @@ impl Entity {
                 "landline",
                 "dial",
                 "sms",
+                "message",
                 "messages",
                 "reach",
                 "text",
@@ -228,7 +231,7 @@ impl PiiDetector {
             phone: mre(
                 "phone",
                 &format!(
-                    r"(?i)(?:\+[1-9]|\(\+?[0-9]|[0-9])[0-9 ().\-/]{{5,20}}[0-9]{B}(?:[ \t]?(?:x|ext\.?|extension)[ \t]?[0-9]{{1,6}}{B})?"
+                    r"(?i)(?:\+[1-9]|\(\+?[0-9]|[0-9])[0-9 ().\-/]{{5,20}}[0-9](?:[ \t]?(?:x|ext\.?|extension)[ \t]?[0-9]{{1,6}})?{B}"
                 ),
             )?,
             card: mre("card", &format!(r"{B}(?:[0-9][ \-]?){{11,18}}[0-9]{B}"))?,
@@ -349,7 +352,7 @@ impl PiiDetector {
                         }
                     }
                 }
-                if self.on(Entity::Phone) && r.digits >= 7 {
+                if self.on(Entity::Phone) && r.digits >= 6 {
                     for m in self.phone.find_iter(input()) {
                         let (s, e) = trim_phone(text, m.start(), m.end());
                         if e <= s {
@@ -367,6 +370,10 @@ impl PiiDetector {
                                 || (bytes[s - 1].is_ascii_alphabetic()
                                     && !escaped_control(bytes, s - 1)))
                         {
+                            continue;
+                        }
+                        // `171 3890 Creekside Lane`: a house number, whatever the context says.
+                        if street_follows(bytes, e) {
                             continue;
                         }
                         let with_context =
@@ -513,10 +520,11 @@ impl PiiDetector {
             .take_while(|b| *b != b'x' && *b != b'e' && *b != b'X' && *b != b'E')
             .filter(u8::is_ascii_digit)
             .count();
-        if !(7..=15).contains(&digits) {
+        if !(6..=15).contains(&digits) || looks_like_date_or_version(cand) {
             return None;
         }
-        if looks_like_date_or_version(cand) {
+        // Six digits (`87 47 98`) are a phone number only next to a context word.
+        if digits < 7 && !with_context() {
             return None;
         }
         let international =
@@ -585,7 +593,12 @@ impl PiiDetector {
             }
         }
         // Formatted like a phone number but not valid in any configured region: needs context.
-        if has_sep && (7..=12).contains(&digits) && phone_shaped {
+        // So do short local numbers in groups (`469 2020`, `87 47 98`), which libphonenumber
+        // cannot place without an area code.
+        let local_groups = groups >= 2 && short_groups && (groups >= 3 || digits >= 7);
+        if has_sep && (7..=12).contains(&digits) && phone_shaped
+            || context && has_sep && digits <= 12 && local_groups
+        {
             Some(0.4)
         } else {
             None
@@ -778,8 +791,44 @@ fn looks_like_date_or_version(c: &str) -> bool {
     if c.contains('/') {
         return true;
     }
+    // French numbers are written 0X.XX.XX.XX.XX; versions do not look like that.
+    let french = groups.len() == 5 && c.starts_with('0') && groups.iter().all(|g| g.len() == 2);
     // dotted numbers with many short groups (1.2.3.4.5)
-    c.contains('.') && !c.contains(' ') && groups.iter().all(|g| g.len() <= 2) && groups.len() >= 3
+    c.contains('.')
+        && !c.contains(' ')
+        && !french
+        && groups.iter().all(|g| g.len() <= 2)
+        && groups.len() >= 3
+}
+
+/// Whether one of the next three words after `end` (within 40 bytes, on the same line) is a
+/// street word: the number before `Jasper Ave` or `rue Saint-Antoine` is a house number.
+fn street_follows(bytes: &[u8], end: usize) -> bool {
+    let hi = (end + 40).min(bytes.len());
+    let mut words = 0;
+    let mut i = end;
+    while i < hi && words < 3 {
+        if bytes[i] == b'\n' || bytes[i] == b'\\' {
+            return false;
+        }
+        if !bytes[i].is_ascii_alphabetic() {
+            i += 1;
+            continue;
+        }
+        let s = i;
+        while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
+            i += 1;
+        }
+        words += 1;
+        let w = &bytes[s..i];
+        if STREET_WORDS
+            .iter()
+            .any(|sw| sw.len() == w.len() && sw.as_bytes().eq_ignore_ascii_case(w))
+        {
+            return true;
+        }
+    }
+    false
 }
 
 /// Looks at a few words before and after a span for context words.
@@ -1301,6 +1350,35 @@ mod tests {
         ));
         assert!(found("released 2024-01-31").is_empty());
         assert!(found("version 1.2.3.4.5").is_empty());
+    }
+
+    #[test]
+    fn phone_formats_beyond_the_plain_ones() {
+        // French dotted national format (not a version string).
+        assert!(has(
+            "You can call 05.06.52.16.25",
+            "PHONE_NUMBER",
+            "05.06.52.16.25"
+        ));
+        assert!(found("version 1.22.33.44.55").is_empty());
+        // An extension glued to the number.
+        assert!(has(
+            "Desk: 275.233.4383x6404",
+            "PHONE_NUMBER",
+            "275.233.4383x6404"
+        ));
+        // Short local numbers count only next to a context word.
+        assert!(has(
+            "stop sending messages to 469 2020",
+            "PHONE_NUMBER",
+            "469 2020"
+        ));
+        assert!(has("call me on 92 34 70", "PHONE_NUMBER", "92 34 70"));
+        assert!(found("we sold 469 2020 units").is_empty());
+        assert!(found("scores were 92 34 70").is_empty());
+        // A house number stays one, even after "office is at".
+        assert!(found("our office is at 171 3890 Creekside Lane").is_empty());
+        assert!(found("call a taxi to 0662 3441 rue Saint-Antoine").is_empty());
     }
 
     #[test]
