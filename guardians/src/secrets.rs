@@ -78,7 +78,9 @@ enum Target {
 
 struct Allowlist {
     regexes: Vec<Regex>,
-    stopwords: Vec<String>,
+    /// The stopwords, matched ASCII case-insensitively anywhere in the secret (gitleaks
+    /// lowercases both): one automaton, since the generic rule lists about 1,500 of them.
+    stopwords: Option<aho_corasick::AhoCorasick>,
     target: Target,
     /// AND: every configured criterion must hold.
     all: bool,
@@ -96,13 +98,18 @@ impl Allowlist {
             .condition
             .as_deref()
             .is_some_and(|c| c.eq_ignore_ascii_case("and"));
+        let stopwords = if raw.stopwords.is_empty() {
+            None
+        } else {
+            Some(
+                aho_corasick::AhoCorasick::builder()
+                    .ascii_case_insensitive(true)
+                    .build(raw.stopwords.iter().map(|s| s.to_ascii_lowercase()))?,
+            )
+        };
         Ok(Allowlist {
             regexes,
-            stopwords: raw
-                .stopwords
-                .iter()
-                .map(|s| s.to_ascii_lowercase())
-                .collect(),
+            stopwords,
             target: match raw.regex_target.as_deref() {
                 Some("match") => Target::Match,
                 Some("line") => Target::Line,
@@ -124,10 +131,7 @@ impl Allowlist {
         };
         let regex_hit =
             (!self.regexes.is_empty()).then(|| self.regexes.iter().any(|r| r.is_match(target)));
-        let stop_hit = (!self.stopwords.is_empty()).then(|| {
-            let lower = secret.to_ascii_lowercase();
-            self.stopwords.iter().any(|s| lower.contains(s.as_str()))
-        });
+        let stop_hit = self.stopwords.as_ref().map(|s| s.is_match(secret));
         let checks = [regex_hit, stop_hit];
         let mut present = checks.iter().flatten().peekable();
         if present.peek().is_none() {
