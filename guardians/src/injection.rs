@@ -993,7 +993,7 @@ impl InjectionDetector {
         let bytes = text.as_bytes();
         let n = bytes.len();
         let mut out: [Vec<(usize, usize)>; 3] = Default::default();
-        let has_digit = bytes.iter().any(u8::is_ascii_digit);
+        let has_digit = crate::bytescan::next_digit(bytes, 0).is_some();
         let percents = bytes.iter().filter(|b| **b == b'%').count();
         // base64: maximal runs of at least 24, plus up to two '='.
         for (s, e) in runs(bytes, |b| CLASS[usize::from(b)] & B64 != 0, 24) {

@@ -117,6 +117,18 @@ fn already_normal(text: &str) -> bool {
     let bytes = text.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
+        // Skip ASCII eight bytes at a time.
+        while i + 8 <= bytes.len() {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&bytes[i..i + 8]);
+            if u64::from_le_bytes(w) & 0x8080_8080_8080_8080 != 0 {
+                break;
+            }
+            i += 8;
+        }
+        if i >= bytes.len() {
+            break;
+        }
         if bytes[i].is_ascii() {
             i += 1;
             continue;
