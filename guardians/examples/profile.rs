@@ -3,6 +3,9 @@
 //! ```text
 //! cargo run --release -p warden-guardians --example profile
 //! ```
+//!
+//! Prints wall-clock throughput and, on Linux, throughput per CPU second of this thread (from
+//! `/proc/thread-self/schedstat`), which other processes competing for the cores disturb less.
 
 use std::time::Instant;
 
@@ -37,10 +40,28 @@ Résumé: Zoë visited São Paulo and Kraków — naïve café owners said «bon
             .and_then(|v| v.parse().ok())
             .unwrap_or(20);
         let t = Instant::now();
+        let cpu0 = cpu_ns();
         for _ in 0..rounds {
             std::hint::black_box(g.scan_text(&text, Channel::UserInput));
         }
         let secs = t.elapsed().as_secs_f64() / f64::from(rounds);
-        println!("{which:<18} {:>8.1} MB/s", text.len() as f64 / secs / 1e6);
+        let mb = text.len() as f64 / 1e6;
+        match (cpu0, cpu_ns()) {
+            (Some(a), Some(b)) => {
+                let cpu = (b - a) as f64 / 1e9 / f64::from(rounds);
+                println!(
+                    "{which:<18} {:>8.1} MB/s wall {:>8.1} MB/s per CPU second",
+                    mb / secs,
+                    mb / cpu
+                );
+            }
+            _ => println!("{which:<18} {:>8.1} MB/s wall", mb / secs),
+        }
     }
+}
+
+/// Nanoseconds this thread has run on a CPU, if the kernel says.
+fn cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
 }

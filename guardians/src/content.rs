@@ -12,12 +12,13 @@
 
 use std::borrow::Cow;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use aho_corasick::{AhoCorasick, MatchKind};
 use regex::Regex;
 
 use crate::config::{CategoryConfig, ContentSafetyConfig};
 use crate::error::GuardianError;
 use crate::finding::{Action, DetectorId, Finding};
+use crate::keywords::{self, Hit};
 
 /// Category entity types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,11 +134,49 @@ const MINOR: &str = r"(?:child|children|kid|kids|minor|minors|underage|under-age
 const SEXUAL: &str = r"(?:sex|sexual|sexually|nude|nudes|naked|porn|porno|pornography|erotic|explicit|intercourse|molest|molesting|fondle|fondling|lewd|nsfw)";
 const GROUPS: &str = r"(?:jews|muslims|christians|blacks|whites|asians|arabs|hispanics|mexicans|immigrants|refugees|gays|lesbians|trans\s+people|transgender\s+people|women|men|hindus|sikhs|roma|gypsies)";
 
+/// Gates for the proximity patterns: they run only when one of these words occurs.
+const SEXUAL_HINTS: &[&str] = &[
+    "sex",
+    "nude",
+    "naked",
+    "porn",
+    "erotic",
+    "explicit",
+    "intercourse",
+    "molest",
+    "fondl",
+    "lewd",
+    "nsfw",
+];
+const GROUP_HINTS: &[&str] = &[
+    "jews",
+    "muslims",
+    "christians",
+    "blacks",
+    "whites",
+    "asians",
+    "arabs",
+    "hispanics",
+    "mexicans",
+    "immigrants",
+    "refugees",
+    "gays",
+    "lesbians",
+    "trans",
+    "women",
+    "men",
+    "hindus",
+    "sikhs",
+    "roma",
+    "gypsies",
+];
+
 pub(crate) struct ContentDetector {
-    lexicon: AhoCorasick,
-    /// cheap gates: the proximity patterns run only when one of their rarer words occurs
-    sexual_hint: AhoCorasick,
-    group_hint: AhoCorasick,
+    /// The lexicon's phrases, then the sexual hints, then the group hints (overlapping matches;
+    /// the lexicon's leftmost-longest matches are rebuilt from them). Used when the engine's
+    /// shared automaton did not scan the text.
+    #[cfg_attr(not(test), allow(dead_code))]
+    keywords: AhoCorasick,
     minors: Regex,
     hate: Regex,
     enabled: [bool; 6],
@@ -150,11 +189,7 @@ fn idx(c: Category) -> usize {
 
 impl ContentDetector {
     pub(crate) fn new(cfg: &ContentSafetyConfig) -> Result<Self, GuardianError> {
-        let lexicon = AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::LeftmostLongest)
-            .kind(Some(AhoCorasickKind::DFA))
-            .build(LEXICON.iter().map(|(_, _, p)| p))?;
+        let keywords = keywords::automaton(Self::keyword_list(), MatchKind::Standard)?;
         let b = r"(?-u:\b)";
         let minors = Regex::new(&format!(
             r"(?i){b}{MINOR}{b}[^.\n]{{0,60}}?{b}{SEXUAL}{b}|{b}{SEXUAL}{b}[^.\n]{{0,60}}?{b}{MINOR}{b}"
@@ -178,49 +213,8 @@ impl ContentDetector {
             enabled[idx(c)] = c.config(cfg).enabled;
             min_score[idx(c)] = c.config(cfg).min_score;
         }
-        let hint = |words: &[&str]| {
-            AhoCorasickBuilder::new()
-                .ascii_case_insensitive(true)
-                .kind(Some(AhoCorasickKind::DFA))
-                .build(words)
-        };
         Ok(ContentDetector {
-            sexual_hint: hint(&[
-                "sex",
-                "nude",
-                "naked",
-                "porn",
-                "erotic",
-                "explicit",
-                "intercourse",
-                "molest",
-                "fondl",
-                "lewd",
-                "nsfw",
-            ])?,
-            group_hint: hint(&[
-                "jews",
-                "muslims",
-                "christians",
-                "blacks",
-                "whites",
-                "asians",
-                "arabs",
-                "hispanics",
-                "mexicans",
-                "immigrants",
-                "refugees",
-                "gays",
-                "lesbians",
-                "trans",
-                "women",
-                "men",
-                "hindus",
-                "sikhs",
-                "roma",
-                "gypsies",
-            ])?,
-            lexicon,
+            keywords,
             minors,
             hate,
             enabled,
@@ -228,20 +222,50 @@ impl ContentDetector {
         })
     }
 
+    /// Lexicon phrases, sexual hints, group hints: the keywords [`Self::detect_with`] expects.
+    pub(crate) fn keyword_list() -> Vec<String> {
+        LEXICON
+            .iter()
+            .map(|(_, _, p)| *p)
+            .chain(SEXUAL_HINTS.iter().copied())
+            .chain(GROUP_HINTS.iter().copied())
+            .map(str::to_ascii_lowercase)
+            .collect()
+    }
+
+    #[cfg(test)]
     pub(crate) fn detect(&self, text: &str, out: &mut Vec<Finding>) {
+        let hits: Vec<Hit> = self
+            .keywords
+            .find_overlapping_iter(text)
+            .map(|m| Hit {
+                pattern: m.pattern().as_u32(),
+                start: m.start(),
+                end: m.end(),
+            })
+            .collect();
+        self.detect_with(text, &hits, out);
+    }
+
+    /// Appends findings in `text`, given the occurrences of [`Self::keyword_list`] in it.
+    pub(crate) fn detect_with(&self, text: &str, hits: &[Hit], out: &mut Vec<Finding>) {
         let bytes = text.as_bytes();
-        for m in self.lexicon.find_iter(text) {
-            let (s, e) = (m.start(), m.end());
+        let lexicon = LEXICON.len() as u32;
+        let sexual = lexicon + SEXUAL_HINTS.len() as u32;
+        for m in keywords::leftmost_longest(hits, |p| p < lexicon) {
+            let (s, e) = (m.start, m.end);
             let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
             if (s > 0 && word(bytes[s - 1]))
                 || (e < bytes.len() && word(bytes[e]) && !matches!(bytes[e], b's' | b'S'))
             {
                 continue;
             }
-            let (cat, weight, _) = LEXICON[m.pattern().as_usize()];
+            let (cat, weight, _) = LEXICON[m.pattern as usize];
             self.push(cat, weight, "lexicon", s, e, out);
         }
-        if self.enabled[idx(SexualMinors)] && self.sexual_hint.is_match(text) {
+        let sexual_hint = hits.iter().any(|h| (lexicon..sexual).contains(&h.pattern));
+        let group_hint = hits.iter().any(|h| h.pattern >= sexual);
+        if self.enabled[idx(SexualMinors)] && sexual_hint {
             for m in self.minors.find_iter(text) {
                 self.push(
                     SexualMinors,
@@ -253,7 +277,7 @@ impl ContentDetector {
                 );
             }
         }
-        if self.enabled[idx(Hate)] && self.group_hint.is_match(text) {
+        if self.enabled[idx(Hate)] && group_hint {
             for m in self.hate.find_iter(text) {
                 self.push(Hate, 0.8, "dehumanising_group", m.start(), m.end(), out);
             }

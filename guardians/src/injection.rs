@@ -20,14 +20,15 @@
 
 use std::borrow::Cow;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use aho_corasick::{AhoCorasick, MatchKind};
 use base64::Engine as _;
-use regex::Regex;
 use regex_automata::{meta, Input};
 
+use crate::bytescan::runs;
 use crate::config::InjectionConfig;
 use crate::error::GuardianError;
 use crate::finding::{Action, Channel, DetectorId, Finding};
+use crate::keywords::{self, Hit};
 use crate::normalize::{normalize, Normalized};
 use crate::pii::{ceil_boundary, floor_boundary};
 
@@ -625,6 +626,11 @@ const RULES: &[RuleDef] = &[
             "play 2",
             "play two",
             "both",
+            "play",
+            "simulate",
+            "answer",
+            "respond",
+            "act",
         ],
         pattern: r"\b(?:take|taking)\s+(?:up|on)\s+the\s+(?:persona|role|character)\s+of\b|\b(?:ai|chatbot|bot|assistant|language\s+model|character|persona|entity)\s+(?:is\s+)?(?:called|named)\s+[a-z0-9]|\b(?:play|simulate|answer\s+as|respond\s+as|act\s+as)\s+(?:both|two|2)\b|\bpersona\s*[=:]",
     },
@@ -645,6 +651,9 @@ const RULES: &[RuleDef] = &[
             "boundaries",
             "compass",
             "obligations",
+            "moral",
+            "ethical",
+            "legal",
         ],
         pattern: r"\bnot\s+(?:restrained|controlled|restricted|bound|limited|governed|constrained)\s+by\s+(?:any|openai|anthropic|the\s+(?:usual|same)|rules|guidelines|ethics|morals|its|their|policies)\b|\b(?:no|without|any)\s+(?:moral|ethical|legal)(?:,?\s+(?:or\s+|and\s+)?(?:moral|ethical|legal))*\s+(?:bounds|boundaries|limits|compass|restrictions|constraints|obligations|guidelines)\b",
     },
@@ -711,19 +720,27 @@ struct Rule {
     /// The meta engine, so a search can be limited to a window around a keyword hit while
     /// look-arounds still see the surrounding text.
     regex: meta::Regex,
+    /// How far from a keyword hit the regex is searched: a bound on the length of its matches
+    /// (each of which contains one of the rule's keywords), counting `\s+`-style repetitions as
+    /// at most [`UNBOUNDED_RUN`] long, capped at [`MAX_WINDOW`].
+    window: usize,
 }
 
-/// How far around a keyword hit a rule's regex is searched. Every rule's match is bounded (gaps
-/// are `{0,N}`) and contains one of its keywords, well within this distance.
-const WINDOW: usize = 1024;
+/// Unbounded repetitions in the rules (`\s+` between words) are assumed no longer than this when
+/// sizing a rule's search window.
+const UNBOUNDED_RUN: u32 = 16;
+/// The largest window searched around a keyword hit.
+const MAX_WINDOW: usize = 1024;
 
 pub(crate) struct InjectionDetector {
     rules: Vec<Rule>,
+    /// This detector's own automaton over `keyword_list`, for text the engine's shared pass did
+    /// not see (normalised or decoded text).
     keywords: AhoCorasick,
+    keyword_list: Vec<String>,
     keyword_rules: Vec<Vec<u8>>,
-    base64: Regex,
-    hex: Regex,
-    percent: Regex,
+    hex: meta::Regex,
+    percent: meta::Regex,
     decode_depth: u8,
 }
 
@@ -771,14 +788,16 @@ impl InjectionDetector {
                     }
                 }
             }
-            rules.push(Rule { def, regex });
+            let window = keywords::match_len_bound(&format!("(?i){pattern}"), UNBOUNDED_RUN)
+                .unwrap_or(MAX_WINDOW)
+                .clamp(16, MAX_WINDOW);
+            rules.push(Rule { def, regex, window });
         }
-        let keywords = AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::Standard)
-            .kind(Some(AhoCorasickKind::DFA))
-            .build(&kws)?;
-        let re = |id: &str, p: &str| Regex::new(p).map_err(|e| GuardianError::pattern(id, e));
+        let keywords = keywords::automaton(&kws, MatchKind::Standard)?;
+        let re = |id: &str, p: &str| {
+            meta::Regex::new(p)
+                .map_err(|e| GuardianError::Config(format!("pattern {id} does not compile: {e}")))
+        };
         if cfg.decode_depth > 3 {
             return Err(GuardianError::Config(
                 "prompt_injection.decode_depth must be 0..=3".into(),
@@ -787,8 +806,8 @@ impl InjectionDetector {
         Ok(InjectionDetector {
             rules,
             keywords,
+            keyword_list: kws,
             keyword_rules,
-            base64: re("prompt_injection.base64", r"[A-Za-z0-9+/_\-]{24,}={0,2}")?,
             hex: re(
                 "prompt_injection.hex",
                 r"(?-u:\b)(?:[0-9a-fA-F]{2}[ :]?){12,}(?-u:\b)",
@@ -801,11 +820,29 @@ impl InjectionDetector {
         })
     }
 
+    /// The keywords, lowercased, numbered as the hits [`Self::evidence_with`] expects.
+    pub(crate) fn keyword_list(&self) -> &[String] {
+        &self.keyword_list
+    }
+
     /// Collects the evidence in `text` (spans in `text`).
+    #[cfg(test)]
     pub(crate) fn evidence(&self, text: &str, channel: Channel, out: &mut Vec<Evidence>) {
+        self.evidence_with(text, channel, None, out);
+    }
+
+    /// Collects the evidence in `text`; `hits` are the occurrences of [`Self::keyword_list`] in
+    /// `text` when the caller already has them.
+    pub(crate) fn evidence_with(
+        &self,
+        text: &str,
+        channel: Channel,
+        hits: Option<&[Hit]>,
+        out: &mut Vec<Evidence>,
+    ) {
         let untrusted = channel.is_untrusted();
         match normalize(text) {
-            None => self.match_rules(text, untrusted, out, &|s, e| (s, e)),
+            None => self.match_rules(text, hits, untrusted, out, &|s, e| (s, e)),
             Some(n) => {
                 self.normalized_evidence(text, &n, untrusted, out);
             }
@@ -822,7 +859,7 @@ impl InjectionDetector {
         untrusted: bool,
         out: &mut Vec<Evidence>,
     ) {
-        self.match_rules(&n.text, untrusted, out, &|s, e| {
+        self.match_rules(&n.text, None, untrusted, out, &|s, e| {
             n.original_span(s, e, original)
         });
         if let Some((ts, te)) = n.tags_span {
@@ -835,7 +872,7 @@ impl InjectionDetector {
                 end: te,
             });
             let mut inner = Vec::new();
-            self.match_rules(&n.tags, untrusted, &mut inner, &|_, _| (ts, te));
+            self.match_rules(&n.tags, None, untrusted, &mut inner, &|_, _| (ts, te));
             out.extend(inner);
         }
         if n.invisible >= 8 {
@@ -852,41 +889,59 @@ impl InjectionDetector {
     fn match_rules(
         &self,
         text: &str,
+        hits: Option<&[Hit]>,
         untrusted: bool,
         out: &mut Vec<Evidence>,
         map: &dyn Fn(usize, usize) -> (usize, usize),
     ) {
+        let own;
+        let hits = match hits {
+            Some(h) => h,
+            None => {
+                own = self
+                    .keywords
+                    .find_overlapping_iter(text)
+                    .map(|m| Hit {
+                        pattern: m.pattern().as_u32(),
+                        start: m.start(),
+                        end: m.end(),
+                    })
+                    .collect::<Vec<Hit>>();
+                &own
+            }
+        };
         let mut triggered: u64 = 0;
         let bytes = text.as_bytes();
-        // (rule, keyword position), in text order
-        let mut hits: Vec<(u8, usize)> = Vec::new();
-        for m in self.keywords.find_overlapping_iter(text) {
+        // (rule, keyword start, keyword end), in the automaton's order
+        let mut rule_hits: Vec<(u8, usize, usize)> = Vec::new();
+        for m in hits {
             // Keywords are word starts: "ai" in "said" or "act" in "contact" does not count.
-            let s = m.start();
+            let s = m.start;
             if bytes[s].is_ascii_alphanumeric() && s > 0 && bytes[s - 1].is_ascii_alphanumeric() {
                 continue;
             }
-            for r in &self.keyword_rules[m.pattern().as_usize()] {
+            for r in &self.keyword_rules[m.pattern as usize] {
                 triggered |= 1 << r;
-                hits.push((*r, s));
+                rule_hits.push((*r, s, m.end));
             }
         }
         if triggered == 0 {
             return;
         }
+        // Searched in order of their start.
+        rule_hits.sort_unstable_by_key(|h| (h.0, h.1));
         let mut windows: Vec<(usize, usize)> = Vec::new();
         for (i, rule) in self.rules.iter().enumerate() {
             if triggered & (1 << i) == 0 || (rule.def.untrusted_only && !untrusted) {
                 continue;
             }
             windows.clear();
-            for &(_, pos) in hits.iter().filter(|(r, _)| usize::from(*r) == i) {
-                let s = floor_boundary(text, pos.saturating_sub(WINDOW));
-                let e = ceil_boundary(text, (pos + WINDOW).min(text.len()));
-                match windows.last_mut() {
-                    Some(last) if last.1 >= s => last.1 = last.1.max(e),
-                    _ => windows.push((s, e)),
-                }
+            let w = rule.window;
+            for &(_, hs, he) in rule_hits.iter().filter(|(r, _, _)| usize::from(*r) == i) {
+                // A match contains the keyword and is at most `w` long.
+                let s = floor_boundary(text, he.saturating_sub(w));
+                let e = ceil_boundary(text, (hs + w).min(text.len()));
+                keywords::push_window(&mut windows, s, e);
             }
             for &(ws, we) in &windows {
                 for m in rule.regex.find_iter(Input::new(text).range(ws..we)) {
@@ -903,28 +958,93 @@ impl InjectionDetector {
         }
     }
 
+    /// Encoded runs in `text`, by kind (base64, hex, percent), each in text order: what
+    /// `[A-Za-z0-9+/_-]{24,}={0,2}`, the `hex` and the `percent` regexes find, with the regexes
+    /// searched only inside the runs of their alphabet that are long enough to hold a match.
+    fn encoded_runs(&self, text: &str) -> [Vec<(usize, usize)>; 3] {
+        const B64: u8 = 1;
+        const HEX: u8 = 2; // hex digit
+        const HEXSEP: u8 = 4; // ' ' or ':'
+        const PCT: u8 = 8; // URL-safe character or '%'
+        static CLASS: [u8; 256] = {
+            let mut t = [0u8; 256];
+            let mut b = 0;
+            while b < 256 {
+                let c = b as u8;
+                let alnum = c.is_ascii_alphanumeric();
+                let mut k = 0;
+                if alnum || matches!(c, b'+' | b'/' | b'_' | b'-') {
+                    k |= B64;
+                }
+                if c.is_ascii_hexdigit() {
+                    k |= HEX;
+                }
+                if matches!(c, b' ' | b':') {
+                    k |= HEXSEP;
+                }
+                if alnum || matches!(c, b'+' | b'.' | b'_' | b'~' | b'-' | b'%') {
+                    k |= PCT;
+                }
+                t[b] = k;
+                b += 1;
+            }
+            t
+        };
+        let bytes = text.as_bytes();
+        let n = bytes.len();
+        let mut out: [Vec<(usize, usize)>; 3] = Default::default();
+        let has_digit = crate::bytescan::next_digit(bytes, 0).is_some();
+        let percents = bytes.iter().filter(|b| **b == b'%').count();
+        // base64: maximal runs of at least 24, plus up to two '='.
+        for (s, e) in runs(bytes, |b| CLASS[usize::from(b)] & B64 != 0, 24) {
+            let mut end = e;
+            while end < n && end - e < 2 && bytes[end] == b'=' {
+                end += 1;
+            }
+            out[0].push((s, end));
+        }
+        // hex: 12 or more pairs of hex digits, each optionally followed by ' ' or ':'.
+        let hex_regions: Vec<(usize, usize)> = if has_digit {
+            runs(bytes, |b| CLASS[usize::from(b)] & (HEX | HEXSEP) != 0, 24)
+                .filter(|&(s, e)| {
+                    bytes[s..e].iter().filter(|b| b.is_ascii_hexdigit()).count() >= 24
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        // percent: at least four `%XX` escapes.
+        let pct_regions: Vec<(usize, usize)> = if percents >= 4 {
+            runs(bytes, |b| CLASS[usize::from(b)] & PCT != 0, 12)
+                .filter(|&(s, e)| bytes[s..e].iter().filter(|b| **b == b'%').count() >= 4)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        for (k, re, regions) in [(1, &self.hex, hex_regions), (2, &self.percent, pct_regions)] {
+            for (s, e) in regions {
+                for m in re.find_iter(Input::new(text).range(s..e)) {
+                    out[k].push((m.start(), m.end()));
+                }
+            }
+        }
+        out
+    }
+
     fn decoded(&self, text: &str, untrusted: bool, depth: u8, out: &mut Vec<Evidence>) {
         let mut found = Vec::new();
-        let bytes = text.as_bytes();
-        let has_digit = bytes.iter().any(u8::is_ascii_digit);
-        let has_percent = bytes.contains(&b'%');
-        for (kind, re) in [
-            ("base64", &self.base64),
-            ("hex", &self.hex),
-            ("percent", &self.percent),
-        ] {
-            if (kind == "hex" && !has_digit) || (kind == "percent" && !has_percent) {
-                continue;
-            }
-            for m in re.find_iter(text) {
-                let Some(plain) = decode(kind, m.as_str()) else {
+        let runs = self.encoded_runs(text);
+        for (kind, runs) in ["base64", "hex", "percent"].into_iter().zip(runs) {
+            for (s, e) in runs {
+                let Some(plain) = decode(kind, &text[s..e]) else {
                     continue;
                 };
                 let mut inner = Vec::new();
-                let (s, e) = (m.start(), m.end());
                 match normalize(&plain) {
-                    None => self.match_rules(&plain, untrusted, &mut inner, &|_, _| (s, e)),
-                    Some(n) => self.match_rules(&n.text, untrusted, &mut inner, &|_, _| (s, e)),
+                    None => self.match_rules(&plain, None, untrusted, &mut inner, &|_, _| (s, e)),
+                    Some(n) => {
+                        self.match_rules(&n.text, None, untrusted, &mut inner, &|_, _| (s, e))
+                    }
                 }
                 if depth > 1 {
                     let mut deeper = Vec::new();
@@ -1145,5 +1265,53 @@ mod tests {
             Channel::ToolOutput,
         );
         assert!(s >= 0.8, "{ev:?}");
+    }
+
+    /// Rules are searched only near their keywords: that must find every match a search of the
+    /// whole text finds once the rule is triggered (a rule whose match can lack all its keywords
+    /// fails here), on every text of the labelled injection sets.
+    #[test]
+    fn keyword_windows_find_every_match() {
+        let d = InjectionDetector::new(&InjectionConfig::default()).unwrap();
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/injection");
+        let mut misses = Vec::new();
+        let mut texts = 0;
+        for f in ["attacks", "benign", "heldout_attacks"] {
+            let data = std::fs::read_to_string(format!("{dir}/{f}.jsonl")).unwrap();
+            for line in data.lines().filter(|l| !l.trim().is_empty()) {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                let t = v["text"].as_str().unwrap();
+                let t = normalize(t).map_or_else(|| t.to_string(), |n| n.text);
+                texts += 1;
+                let mut ev = Vec::new();
+                d.match_rules(&t, None, true, &mut ev, &|s, e| (s, e));
+                let b = t.as_bytes();
+                let mut triggered = 0u64;
+                for m in d.keywords.find_overlapping_iter(t.as_str()) {
+                    let s = m.start();
+                    if !(b[s].is_ascii_alphanumeric() && s > 0 && b[s - 1].is_ascii_alphanumeric())
+                    {
+                        for r in &d.keyword_rules[m.pattern().as_usize()] {
+                            triggered |= 1 << r;
+                        }
+                    }
+                }
+                for (i, rule) in d.rules.iter().enumerate() {
+                    if triggered & (1 << i) == 0 {
+                        continue;
+                    }
+                    for m in rule.regex.find_iter(t.as_str()) {
+                        let found = ev.iter().any(|e| {
+                            e.rule == rule.def.id && e.start <= m.start() && e.end >= m.end()
+                        });
+                        if !found {
+                            misses.push(format!("{}: {:?}", rule.def.id, &t[m.range()]));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(texts > 2000);
+        assert!(misses.is_empty(), "{misses:#?}");
     }
 }

@@ -11,9 +11,10 @@
 //! The anchors (LLM Guard, Presidio, NeMo Guardrails, gitleaks) spend tens to hundreds of
 //! milliseconds per scan and mostly cannot scan a stream. Warden runs its guardians on every chunk
 //! of every call, so everything expensive happens once, in [`Guardians::new`]: regexes compiled,
-//! keyword automata built. A scan is a few linear passes: Aho-Corasick keyword prefilters decide
-//! which of the 221 secret rules and the injection rules run at all, and each regex is written for
-//! the fast (ASCII, DFA) path of the `regex` crate. Nothing here does I/O; the crate is pure and
+//! keyword automata built. A scan is a few linear passes: one Aho-Corasick automaton over every
+//! detector's keywords decides which of the 221 secret rules, the injection rules and the content
+//! patterns run at all (and where: injection rules are searched only near their keywords), and
+//! each regex is written for the fast (ASCII, DFA) path of the `regex` crate. Nothing here does I/O; the crate is pure and
 //! [`Guardians`] is `Send + Sync`, meant to be built once and shared behind an `Arc`.
 //!
 //! Rules are data and code, not models: they are fast, explainable (every finding names its rule)
@@ -66,12 +67,14 @@
 //! involving minors, which blocks.
 #![deny(missing_docs)]
 
+mod bytescan;
 mod config;
 mod content;
 mod error;
 mod finding;
 mod injection;
 mod json;
+mod keywords;
 mod normalize;
 mod pii;
 mod redact;
@@ -97,6 +100,7 @@ pub use stream::{StreamOutput, StreamScanner};
 
 use content::ContentDetector;
 use injection::{Evidence, InjectionDetector};
+use keywords::{KeywordIndex, Owner};
 use pii::PiiDetector;
 use redact::Redactor;
 use secrets::SecretsDetector;
@@ -123,6 +127,8 @@ pub struct Guardians {
     secrets: Option<SecretsDetector>,
     injection: Option<InjectionDetector>,
     content: Option<ContentDetector>,
+    /// One automaton over every enabled detector's keywords, run once per text.
+    keywords: KeywordIndex,
     redactor: Redactor,
 }
 
@@ -160,27 +166,45 @@ impl Guardians {
                 "stream.hold_back must be at least 16 bytes".into(),
             ));
         }
+        let pii = cfg
+            .pii
+            .enabled
+            .then(|| PiiDetector::new(&cfg.pii))
+            .transpose()?;
+        let secrets = cfg
+            .secrets
+            .enabled
+            .then(|| SecretsDetector::new(&cfg.secrets.disabled_rules))
+            .transpose()?;
+        let injection = cfg
+            .prompt_injection
+            .enabled
+            .then(|| InjectionDetector::new(&cfg.prompt_injection))
+            .transpose()?;
+        let content = cfg
+            .content_safety
+            .enabled
+            .then(|| ContentDetector::new(&cfg.content_safety))
+            .transpose()?;
+        let mut lists: Vec<(Owner, Vec<String>)> = Vec::new();
+        if pii.is_some() {
+            lists.push((Owner::Pii, pii::AT_HINTS.map(String::from).to_vec()));
+        }
+        if let Some(d) = &secrets {
+            lists.push((Owner::Secrets, d.keyword_list().to_vec()));
+        }
+        if let Some(d) = &injection {
+            lists.push((Owner::Injection, d.keyword_list().to_vec()));
+        }
+        if content.is_some() {
+            lists.push((Owner::Content, ContentDetector::keyword_list()));
+        }
         Ok(Guardians {
-            pii: cfg
-                .pii
-                .enabled
-                .then(|| PiiDetector::new(&cfg.pii))
-                .transpose()?,
-            secrets: cfg
-                .secrets
-                .enabled
-                .then(|| SecretsDetector::new(&cfg.secrets.disabled_rules))
-                .transpose()?,
-            injection: cfg
-                .prompt_injection
-                .enabled
-                .then(|| InjectionDetector::new(&cfg.prompt_injection))
-                .transpose()?,
-            content: cfg
-                .content_safety
-                .enabled
-                .then(|| ContentDetector::new(&cfg.content_safety))
-                .transpose()?,
+            keywords: KeywordIndex::new(&lists)?,
+            pii,
+            secrets,
+            injection,
+            content,
             redactor: Redactor::new(&cfg.redaction)?,
             cfg,
         })
@@ -247,9 +271,10 @@ impl Guardians {
     pub(crate) fn raw_scan(&self, text: &str, channel: Channel) -> RawScan {
         let mut findings = Vec::new();
         let mut evidence = Vec::new();
+        let hits = self.keywords.scan(text);
         if let Some(d) = &self.pii {
             let first = findings.len();
-            d.detect(text, &mut findings);
+            d.detect_with(text, !hits.of(Owner::Pii).is_empty(), &mut findings);
             for f in &mut findings[first..] {
                 f.action = self
                     .cfg
@@ -262,14 +287,14 @@ impl Guardians {
         }
         if let Some(d) = &self.secrets {
             let first = findings.len();
-            d.detect(text, &mut findings);
+            d.detect_with(text, hits.of(Owner::Secrets), &mut findings);
             for f in &mut findings[first..] {
                 f.action = self.cfg.secrets.action.get(channel);
             }
         }
         if let Some(d) = &self.content {
             let first = findings.len();
-            d.detect(text, &mut findings);
+            d.detect_with(text, hits.of(Owner::Content), &mut findings);
             for f in &mut findings[first..] {
                 if let Some(c) = content::category_of(f.entity_type.as_ref()) {
                     f.action = c.config(&self.cfg.content_safety).action.get(channel);
@@ -277,7 +302,12 @@ impl Guardians {
             }
         }
         if let Some(d) = &self.injection {
-            d.evidence(text, channel, &mut evidence);
+            d.evidence_with(
+                text,
+                channel,
+                Some(hits.of(Owner::Injection)),
+                &mut evidence,
+            );
         }
         RawScan { findings, evidence }
     }

@@ -108,25 +108,57 @@ fn confusable(c: char) -> Option<char> {
     })
 }
 
+/// Whether `text` has nothing to rewrite: no invisible, tag or confusable character and already
+/// NFKC. Most non-ASCII text (accented letters, CJK, emoji) is; only its non-ASCII runs are
+/// looked at. The NFKC quick check is run on each run alone, which gives the same answer as on
+/// the whole text: an ASCII character is NFKC-stable with combining class 0, so no reordering
+/// or composition crosses it.
+fn already_normal(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        // Skip ASCII eight bytes at a time.
+        while i + 8 <= bytes.len() {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&bytes[i..i + 8]);
+            if u64::from_le_bytes(w) & 0x8080_8080_8080_8080 != 0 {
+                break;
+            }
+            i += 8;
+        }
+        if i >= bytes.len() {
+            break;
+        }
+        if bytes[i].is_ascii() {
+            i += 1;
+            continue;
+        }
+        let s = i;
+        while i < bytes.len() && !bytes[i].is_ascii() {
+            i += 1;
+        }
+        // ASCII bytes never occur inside a UTF-8 sequence, so `s..i` are whole characters.
+        let run = &text[s..i];
+        let suspicious = run.chars().any(|c| {
+            is_invisible(c)
+                || ('\u{E0000}'..='\u{E007F}').contains(&c)
+                || ((c.is_alphabetic() || matches!(c, '\u{2018}'..='\u{201F}'))
+                    && confusable(c).is_some())
+        });
+        if suspicious
+            || unicode_normalization::is_nfkc_quick(run.chars())
+                != unicode_normalization::IsNormalized::Yes
+        {
+            return false;
+        }
+    }
+    true
+}
+
 /// Normalises `text`; `None` when it is already in normal form (pure ASCII), which is the common
 /// case and costs one pass over the bytes.
 pub(crate) fn normalize(text: &str) -> Option<Normalized> {
-    if text.is_ascii() {
-        return None;
-    }
-    // Most non-ASCII text (accented letters, CJK, emoji) is already NFKC and has nothing to fold:
-    // check that cheaply before building a rewritten copy.
-    let suspicious = text.chars().any(|c| {
-        !c.is_ascii()
-            && (is_invisible(c)
-                || ('\u{E0000}'..='\u{E007F}').contains(&c)
-                || ((c.is_alphabetic() || matches!(c, '\u{2018}'..='\u{201F}'))
-                    && confusable(c).is_some()))
-    });
-    if !suspicious
-        && unicode_normalization::is_nfkc_quick(text.chars())
-            == unicode_normalization::IsNormalized::Yes
-    {
+    if text.is_ascii() || already_normal(text) {
         return None;
     }
     let mut out = String::with_capacity(text.len());
@@ -206,5 +238,32 @@ mod tests {
     #[test]
     fn ascii_is_fast_path() {
         assert!(normalize("plain text").is_none());
+    }
+
+    #[test]
+    fn run_wise_check_agrees_with_the_whole_text() {
+        let whole = |t: &str| {
+            !t.chars().any(|c| {
+                !c.is_ascii()
+                    && (is_invisible(c)
+                        || ('\u{E0000}'..='\u{E007F}').contains(&c)
+                        || ((c.is_alphabetic() || matches!(c, '\u{2018}'..='\u{201F}'))
+                            && confusable(c).is_some()))
+            }) && unicode_normalization::is_nfkc_quick(t.chars())
+                == unicode_normalization::IsNormalized::Yes
+        };
+        for t in [
+            "Résumé: Zoë visited São Paulo — «bonjour» ✓ 🚀",
+            "e\u{301} combining after ASCII",
+            "a\u{301}\u{300}b",
+            "ｆｕｌｌｗｉｄｔｈ",
+            "pr\u{200B}evious",
+            "іnstructions",
+            "日本語のテキスト and ASCII",
+            "x\u{E0069}y",
+            "ﬁ ligature",
+        ] {
+            assert_eq!(already_normal(t), whole(t), "{t:?}");
+        }
     }
 }

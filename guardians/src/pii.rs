@@ -9,8 +9,10 @@
 //! `order`, `invoice`...), as Presidio's context enhancer does.
 //!
 //! What it misses: names, street addresses, dates and other entities that need a language model
-//! (Presidio's spaCy NER); phone numbers that libphonenumber considers invalid unless a context
-//! word is near; numbers split by unusual separators; e-mail addresses obfuscated in ways other
+//! (Presidio's spaCy NER); phone numbers that libphonenumber considers invalid, and short local
+//! numbers in groups (`469 2020`, `87 47 98`), unless a context word is near; a phone number
+//! followed within three words by a street word (`Lane`, `Ave`, `rue`), taken for a house number;
+//! numbers split by unusual separators; e-mail addresses obfuscated in ways other
 //! than `[at]`/`(at)`/` at ... dot com`; non-ASCII digits.
 
 use std::borrow::Cow;
@@ -22,6 +24,7 @@ use regex::Regex;
 use regex_automata::{meta, Input};
 use sha2::{Digest, Sha256};
 
+use crate::bytescan::{next_digit, runs};
 use crate::config::PiiConfig;
 use crate::error::GuardianError;
 use crate::finding::{Action, DetectorId, Finding};
@@ -87,6 +90,7 @@ impl Entity {
                 "landline",
                 "dial",
                 "sms",
+                "message",
                 "messages",
                 "reach",
                 "text",
@@ -139,6 +143,11 @@ const ALL_ENTITIES: [Entity; 8] = [
     Entity::Crypto,
 ];
 
+/// The obfuscated `@` forms that gate the obfuscated-address pattern.
+pub(crate) const AT_HINTS: [&str; 8] = [
+    "[at]", "(at)", "{at}", "<at>", " at ", "[ at ]", "( at )", "\tat\t",
+];
+
 /// Word boundary for ASCII text; works on any haystack without the Unicode slow path.
 const B: &str = r"(?-u:\b)";
 
@@ -148,7 +157,9 @@ pub(crate) struct PiiDetector {
     regions: Vec<country::Id>,
     email: Regex,
     email_obfuscated: Regex,
-    /// `[at]`, `(at)`, ` at `...: the obfuscated-address pattern runs only when one occurs
+    /// `[at]`, `(at)`, ` at `... ([`AT_HINTS`]): the obfuscated-address pattern runs only when
+    /// one occurs. Used when the engine's shared automaton did not scan the text.
+    #[cfg_attr(not(test), allow(dead_code))]
     at_hint: aho_corasick::AhoCorasick,
     // The patterns below run only inside candidate regions (see `detect`), with the
     // `regex-automata` meta engine, which searches a range while honouring look-around (`\b`)
@@ -210,11 +221,7 @@ impl PiiDetector {
                     r"(?i){B}[a-z0-9][a-z0-9._%+\-]{{0,63}}@(?:[a-z0-9](?:[a-z0-9\-]{{0,61}}[a-z0-9])?\.)+[a-z]{{2,24}}{B}"
                 ),
             )?,
-            at_hint: aho_corasick::AhoCorasickBuilder::new()
-                .ascii_case_insensitive(true)
-                .build([
-                    "[at]", "(at)", "{at}", "<at>", " at ", "[ at ]", "( at )", "\tat\t",
-                ])?,
+            at_hint: crate::keywords::automaton(AT_HINTS, aho_corasick::MatchKind::Standard)?,
             email_obfuscated: re(
                 "email_obfuscated",
                 &format!(
@@ -224,7 +231,7 @@ impl PiiDetector {
             phone: mre(
                 "phone",
                 &format!(
-                    r"(?i)(?:\+[1-9]|\(\+?[0-9]|[0-9])[0-9 ().\-/]{{5,20}}[0-9]{B}(?:[ \t]?(?:x|ext\.?|extension)[ \t]?[0-9]{{1,6}}{B})?"
+                    r"(?i)(?:\+[1-9]|\(\+?[0-9]|[0-9])[0-9 ().\-/]{{5,20}}[0-9](?:[ \t]?(?:x|ext\.?|extension)[ \t]?[0-9]{{1,6}})?{B}"
                 ),
             )?,
             card: mre("card", &format!(r"{B}(?:[0-9][ \-]?){{11,18}}[0-9]{B}"))?,
@@ -260,17 +267,23 @@ impl PiiDetector {
     }
 
     /// Appends PII findings (action `Flag`, fixed later) to `out`.
+    #[cfg(test)]
     pub(crate) fn detect(&self, text: &str, out: &mut Vec<Finding>) {
+        self.detect_with(text, self.at_hint.is_match(text), out);
+    }
+
+    /// Appends PII findings; `at_hint` says whether one of [`AT_HINTS`] occurs in `text`.
+    pub(crate) fn detect_with(&self, text: &str, at_hint: bool, out: &mut Vec<Finding>) {
         let first = out.len();
         let bytes = text.as_bytes();
-        let has_digit = bytes.iter().any(u8::is_ascii_digit);
+        let has_digit = next_digit(bytes, 0).is_some();
         if self.on(Entity::Email) {
             if memchr_byte(b'@', bytes) {
                 for m in self.email.find_iter(text) {
                     self.push(text, out, Entity::Email, m.start(), m.end(), 0.95, "email");
                 }
             }
-            if self.at_hint.is_match(text) {
+            if at_hint {
                 for m in self.email_obfuscated.find_iter(text) {
                     if text[m.range()].contains('@') {
                         continue;
@@ -295,10 +308,13 @@ impl PiiDetector {
             || self.on(Entity::Ssn)
             || self.on(Entity::Ip)
             || self.on(Entity::Phone);
+        let digits = digit_regions(bytes);
         if numeric {
-            for (rs, re_) in numeric_regions(bytes) {
+            for r in &digits.numeric {
+                let (rs, re_) = (r.start, r.end);
                 let input = || Input::new(text).range(rs..re_);
-                if self.on(Entity::Card) {
+                // Each recognizer needs this many digits (and dots) in one run of the region.
+                if self.on(Entity::Card) && r.digits >= 12 {
                     for m in self.card.find_iter(input()) {
                         if let Some(score) = card_score(&text[m.range()]) {
                             self.push(
@@ -313,14 +329,14 @@ impl PiiDetector {
                         }
                     }
                 }
-                if self.on(Entity::Ssn) {
+                if self.on(Entity::Ssn) && r.digits >= 9 {
                     for m in self.ssn.find_iter(input()) {
                         if let Some(score) = ssn_score(&text[m.range()]) {
                             self.push(text, out, Entity::Ssn, m.start(), m.end(), score, "us_ssn");
                         }
                     }
                 }
-                if self.on(Entity::Ip) {
+                if self.on(Entity::Ip) && r.dots >= 3 {
                     for m in self.ipv4.find_iter(input()) {
                         let (s, e) = (m.start(), m.end());
                         // Part of a longer dotted number (a version string, an OID)?
@@ -336,7 +352,7 @@ impl PiiDetector {
                         }
                     }
                 }
-                if self.on(Entity::Phone) {
+                if self.on(Entity::Phone) && r.digits >= 6 {
                     for m in self.phone.find_iter(input()) {
                         let (s, e) = trim_phone(text, m.start(), m.end());
                         if e <= s {
@@ -354,6 +370,10 @@ impl PiiDetector {
                                 || (bytes[s - 1].is_ascii_alphabetic()
                                     && !escaped_control(bytes, s - 1)))
                         {
+                            continue;
+                        }
+                        // `171 3890 Creekside Lane`: a house number, whatever the context says.
+                        if street_follows(bytes, e) {
                             continue;
                         }
                         let with_context =
@@ -402,7 +422,8 @@ impl PiiDetector {
         let (iban_on, crypto_on) = (self.on(Entity::Iban), self.on(Entity::Crypto));
         if iban_on || crypto_on {
             let mut skip_to = 0;
-            for (s, e) in word_tokens(bytes) {
+            // Every IBAN and crypto address has a digit in its first token.
+            for &(s, e) in &digits.tokens {
                 let tok = &text[s..e];
                 let len = e - s;
                 if s < skip_to {
@@ -499,10 +520,11 @@ impl PiiDetector {
             .take_while(|b| *b != b'x' && *b != b'e' && *b != b'X' && *b != b'E')
             .filter(u8::is_ascii_digit)
             .count();
-        if !(7..=15).contains(&digits) {
+        if !(6..=15).contains(&digits) || looks_like_date_or_version(cand) {
             return None;
         }
-        if looks_like_date_or_version(cand) {
+        // Six digits (`87 47 98`) are a phone number only next to a context word.
+        if digits < 7 && !with_context() {
             return None;
         }
         let international =
@@ -541,10 +563,22 @@ impl PiiDetector {
         } else {
             0.4
         };
-        if best_without_context < min_score && !with_context() {
+        // Whether a context word is near: then any score from 0.35 up passes (context lifts it
+        // to 0.6); without one, only scores reaching `min_score` do.
+        let context = with_context();
+        if best_without_context < min_score && !context {
             return None;
         }
-        for (i, r) in self.regions.iter().enumerate() {
+        // Past the first region a valid number scores 0.55 or 0.35: when that cannot pass, only
+        // the first region's answer matters (each parse costs microseconds; there are 11 regions
+        // by default).
+        let later = if phone_shaped && has_sep { 0.55 } else { 0.35 };
+        let regions = if later < min_score && !context {
+            &self.regions[..self.regions.len().min(1)]
+        } else {
+            &self.regions[..]
+        };
+        for (i, r) in regions.iter().enumerate() {
             if let Ok(n) = phonenumber::parse(Some(*r), cand) {
                 if phonenumber::is_valid(&n) {
                     let primary = i == 0 && digits >= 10 && has_sep;
@@ -559,7 +593,12 @@ impl PiiDetector {
             }
         }
         // Formatted like a phone number but not valid in any configured region: needs context.
-        if has_sep && (7..=12).contains(&digits) && phone_shaped {
+        // So do short local numbers in groups (`469 2020`, `87 47 98`), which libphonenumber
+        // cannot place without an area code.
+        let local_groups = groups >= 2 && short_groups && (groups >= 3 || digits >= 7);
+        if has_sep && (7..=12).contains(&digits) && phone_shaped
+            || context && has_sep && digits <= 12 && local_groups
+        {
             Some(0.4)
         } else {
             None
@@ -567,87 +606,138 @@ impl PiiDetector {
     }
 }
 
-/// Maximal runs of digits and number separators holding at least four digits, extended a little
-/// to the right for phone extensions (`x123`, ` ext. 45`): the only places where cards, SSNs,
-/// IPv4 addresses and phone numbers can start.
-fn numeric_regions(bytes: &[u8]) -> Vec<(usize, usize)> {
+/// A run of digits and number separators holding at least four digits, extended a little to the
+/// right for phone extensions (`x123`, ` ext. 45`): the only places where cards, SSNs, IPv4
+/// addresses and phone numbers can start. Adjacent ones are merged (their counts added).
+struct NumRegion {
+    start: usize,
+    end: usize,
+    digits: usize,
+    dots: usize,
+}
+
+/// What the digit-based recognizers look at, found from the digits of the text alone.
+struct DigitRegions {
+    numeric: Vec<NumRegion>,
+    /// The word tokens (`[A-Za-z0-9_]+`) that contain a digit, in order.
+    tokens: Vec<(usize, usize)>,
+}
+
+/// Visits each digit (skipping digit-free stretches eight bytes at a time) and grows the number
+/// run and the word token around it. A number run starts at its first digit, `(` or `+` and
+/// ends where the separators `[0-9 ().\-/+]` end.
+fn digit_regions(bytes: &[u8]) -> DigitRegions {
     let is_num =
         |b: u8| b.is_ascii_digit() || matches!(b, b' ' | b'(' | b')' | b'.' | b'-' | b'/' | b'+');
+    let is_word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
     let n = bytes.len();
-    let mut out: Vec<(usize, usize)> = Vec::new();
+    let mut out = DigitRegions {
+        numeric: Vec::new(),
+        tokens: Vec::new(),
+    };
+    let (mut num_done, mut tok_done) = (0, 0);
     let mut i = 0;
-    while i < n {
-        if !bytes[i].is_ascii_digit() && !matches!(bytes[i], b'(' | b'+') {
-            i += 1;
-            continue;
-        }
-        let s = i;
-        let mut digits = 0;
-        while i < n && is_num(bytes[i]) {
-            digits += usize::from(bytes[i].is_ascii_digit());
-            i += 1;
-        }
-        if digits >= 4 {
-            let e = (i + 12).min(n);
-            match out.last_mut() {
-                Some(last) if last.1 >= s => last.1 = e,
-                _ => out.push((s, e)),
+    while let Some(p) = next_digit(bytes, i) {
+        if p >= num_done {
+            let mut s = p;
+            while s > 0 && is_num(bytes[s - 1]) {
+                s -= 1;
+            }
+            while !(bytes[s].is_ascii_digit() || matches!(bytes[s], b'(' | b'+')) {
+                s += 1;
+            }
+            let mut e = p;
+            let (mut digits, mut dots) = (0, 0);
+            for &b in &bytes[s..p] {
+                digits += usize::from(b.is_ascii_digit());
+                dots += usize::from(b == b'.');
+            }
+            while e < n && is_num(bytes[e]) {
+                digits += usize::from(bytes[e].is_ascii_digit());
+                dots += usize::from(bytes[e] == b'.');
+                e += 1;
+            }
+            num_done = e;
+            if digits >= 4 {
+                let end = (e + 12).min(n);
+                match out.numeric.last_mut() {
+                    Some(last) if last.end >= s => {
+                        last.end = end;
+                        last.digits += digits;
+                        last.dots += dots;
+                    }
+                    _ => out.numeric.push(NumRegion {
+                        start: s,
+                        end,
+                        digits,
+                        dots,
+                    }),
+                }
             }
         }
-        if i == s {
-            i += 1;
+        if p >= tok_done {
+            let mut s = p;
+            while s > 0 && is_word(bytes[s - 1]) {
+                s -= 1;
+            }
+            let mut e = p + 1;
+            while e < n && is_word(bytes[e]) {
+                e += 1;
+            }
+            tok_done = e;
+            out.tokens.push((s, e));
         }
+        i = num_done.min(tok_done).max(p + 1);
     }
     out
 }
 
 /// Maximal runs of hex digits, `:`, `-` and `.` that could hold a MAC or IPv6 address, with the
-/// number of colons in each.
+/// number of colons in each: runs with two colons (found from the colons), and runs of at least
+/// 14 bytes (the shortest dash or dot MAC form) with five dashes or two dots.
 fn hex_regions(bytes: &[u8]) -> Vec<(usize, usize, usize)> {
     let is_hex = |b: u8| b.is_ascii_hexdigit() || matches!(b, b':' | b'-' | b'.');
     let n = bytes.len();
     let mut out = Vec::new();
-    let mut i = 0;
-    while i < n {
-        if !is_hex(bytes[i]) {
-            i += 1;
-            continue;
-        }
-        let s = i;
+    let count = |s: usize, e: usize| {
         let (mut colons, mut dashes, mut dots) = (0, 0, 0);
-        while i < n && is_hex(bytes[i]) {
-            match bytes[i] {
+        for b in &bytes[s..e] {
+            match b {
                 b':' => colons += 1,
                 b'-' => dashes += 1,
                 b'.' => dots += 1,
                 _ => {}
             }
-            i += 1;
         }
-        if colons >= 2 || dashes >= 5 || (dots >= 2 && i - s >= 14) {
-            out.push((s, i, colons));
+        (colons, dashes, dots)
+    };
+    let mut done = 0;
+    for p in memchr::memchr_iter(b':', bytes) {
+        if p < done {
+            continue;
+        }
+        let mut s = p;
+        while s > 0 && is_hex(bytes[s - 1]) {
+            s -= 1;
+        }
+        let mut e = p + 1;
+        while e < n && is_hex(bytes[e]) {
+            e += 1;
+        }
+        done = e;
+        let (colons, _, _) = count(s, e);
+        if colons >= 2 {
+            out.push((s, e, colons));
         }
     }
+    for (s, e) in runs(bytes, is_hex, 14) {
+        let (colons, dashes, dots) = count(s, e);
+        if colons < 2 && (dashes >= 5 || dots >= 2) {
+            out.push((s, e, colons));
+        }
+    }
+    out.sort_unstable();
     out
-}
-
-/// Maximal runs of ASCII word bytes (`[A-Za-z0-9_]`): the tokens crypto addresses must be.
-fn word_tokens(bytes: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
-    let w = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
-    let mut i = 0;
-    std::iter::from_fn(move || {
-        while i < bytes.len() && !w(bytes[i]) {
-            i += 1;
-        }
-        if i >= bytes.len() {
-            return None;
-        }
-        let s = i;
-        while i < bytes.len() && w(bytes[i]) {
-            i += 1;
-        }
-        Some((s, i))
-    })
 }
 
 /// Whether `bytes[i]` is the letter of a literal `\n`, `\t` or `\r` escape.
@@ -701,8 +791,44 @@ fn looks_like_date_or_version(c: &str) -> bool {
     if c.contains('/') {
         return true;
     }
+    // French numbers are written 0X.XX.XX.XX.XX; versions do not look like that.
+    let french = groups.len() == 5 && c.starts_with('0') && groups.iter().all(|g| g.len() == 2);
     // dotted numbers with many short groups (1.2.3.4.5)
-    c.contains('.') && !c.contains(' ') && groups.iter().all(|g| g.len() <= 2) && groups.len() >= 3
+    c.contains('.')
+        && !c.contains(' ')
+        && !french
+        && groups.iter().all(|g| g.len() <= 2)
+        && groups.len() >= 3
+}
+
+/// Whether one of the next three words after `end` (within 40 bytes, on the same line) is a
+/// street word: the number before `Jasper Ave` or `rue Saint-Antoine` is a house number.
+fn street_follows(bytes: &[u8], end: usize) -> bool {
+    let hi = (end + 40).min(bytes.len());
+    let mut words = 0;
+    let mut i = end;
+    while i < hi && words < 3 {
+        if bytes[i] == b'\n' || bytes[i] == b'\\' {
+            return false;
+        }
+        if !bytes[i].is_ascii_alphabetic() {
+            i += 1;
+            continue;
+        }
+        let s = i;
+        while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
+            i += 1;
+        }
+        words += 1;
+        let w = &bytes[s..i];
+        if STREET_WORDS
+            .iter()
+            .any(|sw| sw.len() == w.len() && sw.as_bytes().eq_ignore_ascii_case(w))
+        {
+            return true;
+        }
+    }
+    false
 }
 
 /// Looks at a few words before and after a span for context words.
@@ -1224,6 +1350,35 @@ mod tests {
         ));
         assert!(found("released 2024-01-31").is_empty());
         assert!(found("version 1.2.3.4.5").is_empty());
+    }
+
+    #[test]
+    fn phone_formats_beyond_the_plain_ones() {
+        // French dotted national format (not a version string).
+        assert!(has(
+            "You can call 05.06.52.16.25",
+            "PHONE_NUMBER",
+            "05.06.52.16.25"
+        ));
+        assert!(found("version 1.22.33.44.55").is_empty());
+        // An extension glued to the number.
+        assert!(has(
+            "Desk: 275.233.4383x6404",
+            "PHONE_NUMBER",
+            "275.233.4383x6404"
+        ));
+        // Short local numbers count only next to a context word.
+        assert!(has(
+            "stop sending messages to 469 2020",
+            "PHONE_NUMBER",
+            "469 2020"
+        ));
+        assert!(has("call me on 92 34 70", "PHONE_NUMBER", "92 34 70"));
+        assert!(found("we sold 469 2020 units").is_empty());
+        assert!(found("scores were 92 34 70").is_empty());
+        // A house number stays one, even after "office is at".
+        assert!(found("our office is at 171 3890 Creekside Lane").is_empty());
+        assert!(found("call a taxi to 0662 3441 rue Saint-Antoine").is_empty());
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Secrets: the gitleaks rule set (embedded, MIT) loaded as data.
 //!
-//! How a scan runs: one Aho-Corasick pass over the text finds the rules' keywords (ASCII
+//! How a scan runs: the engine's shared Aho-Corasick pass finds the rules' keywords (ASCII
 //! case-insensitive, as gitleaks lowercases); only rules whose keywords occur run their regex;
 //! each match's secret (the capture group, as gitleaks picks it) must pass the rule's entropy
 //! gate, the global and per-rule allowlists (regexes, stopwords, match/line targets, AND/OR
@@ -20,12 +20,12 @@
 
 use std::borrow::Cow;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use regex::{Regex, RegexBuilder};
 use serde::Deserialize;
 
 use crate::error::GuardianError;
 use crate::finding::{Action, DetectorId, Finding};
+use crate::keywords::Hit;
 
 /// The embedded gitleaks rule file.
 pub const GITLEAKS_TOML: &str = include_str!("../rules/gitleaks.toml");
@@ -78,7 +78,9 @@ enum Target {
 
 struct Allowlist {
     regexes: Vec<Regex>,
-    stopwords: Vec<String>,
+    /// The stopwords, matched ASCII case-insensitively anywhere in the secret (gitleaks
+    /// lowercases both): one automaton, since the generic rule lists about 1,500 of them.
+    stopwords: Option<aho_corasick::AhoCorasick>,
     target: Target,
     /// AND: every configured criterion must hold.
     all: bool,
@@ -96,13 +98,18 @@ impl Allowlist {
             .condition
             .as_deref()
             .is_some_and(|c| c.eq_ignore_ascii_case("and"));
+        let stopwords = if raw.stopwords.is_empty() {
+            None
+        } else {
+            Some(
+                aho_corasick::AhoCorasick::builder()
+                    .ascii_case_insensitive(true)
+                    .build(raw.stopwords.iter().map(|s| s.to_ascii_lowercase()))?,
+            )
+        };
         Ok(Allowlist {
             regexes,
-            stopwords: raw
-                .stopwords
-                .iter()
-                .map(|s| s.to_ascii_lowercase())
-                .collect(),
+            stopwords,
             target: match raw.regex_target.as_deref() {
                 Some("match") => Target::Match,
                 Some("line") => Target::Line,
@@ -124,10 +131,7 @@ impl Allowlist {
         };
         let regex_hit =
             (!self.regexes.is_empty()).then(|| self.regexes.iter().any(|r| r.is_match(target)));
-        let stop_hit = (!self.stopwords.is_empty()).then(|| {
-            let lower = secret.to_ascii_lowercase();
-            self.stopwords.iter().any(|s| lower.contains(s.as_str()))
-        });
+        let stop_hit = self.stopwords.as_ref().map(|s| s.is_match(secret));
         let checks = [regex_hit, stop_hit];
         let mut present = checks.iter().flatten().peekable();
         if present.peek().is_none() {
@@ -153,7 +157,8 @@ struct Rule {
 
 pub(crate) struct SecretsDetector {
     rules: Vec<Rule>,
-    keywords: AhoCorasick,
+    /// the keywords, lowercased, in pattern order (matched by the shared automaton)
+    keyword_list: Vec<String>,
     /// keyword pattern index -> rules that list it
     keyword_rules: Vec<Vec<u16>>,
     /// rules without keywords: run on every text
@@ -354,11 +359,6 @@ impl SecretsDetector {
                 always.push(idx);
             }
         }
-        let keywords = AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::Standard)
-            .kind(Some(AhoCorasickKind::DFA))
-            .build(&kw_index)?;
         let global = match &file.allowlist {
             Some(a) => Allowlist::compile(a, "global")?,
             None => Allowlist::compile(&RawAllowlist::default(), "global")?,
@@ -370,7 +370,7 @@ impl SecretsDetector {
         Ok(SecretsDetector {
             always,
             rules,
-            keywords,
+            keyword_list: kw_index,
             keyword_rules,
             global,
             placeholder: re(
@@ -397,7 +397,13 @@ impl SecretsDetector {
         self.rules.len()
     }
 
-    pub(crate) fn detect(&self, text: &str, out: &mut Vec<Finding>) {
+    /// The keywords, lowercased, numbered as the hits [`Self::detect_with`] expects.
+    pub(crate) fn keyword_list(&self) -> &[String] {
+        &self.keyword_list
+    }
+
+    /// Appends the secrets in `text`, given the occurrences of this detector's keywords in it.
+    pub(crate) fn detect_with(&self, text: &str, hits: &[Hit], out: &mut Vec<Finding>) {
         let mut triggered = [0u64; 8];
         let mut any = false;
         for r in &self.always {
@@ -405,8 +411,8 @@ impl SecretsDetector {
             triggered[r / 64] |= 1 << (r % 64);
             any = true;
         }
-        for m in self.keywords.find_overlapping_iter(text) {
-            for r in &self.keyword_rules[m.pattern().as_usize()] {
+        for m in hits {
+            for r in &self.keyword_rules[m.pattern as usize] {
                 let r = usize::from(*r);
                 triggered[r / 64] |= 1 << (r % 64);
                 any = true;

@@ -1,7 +1,7 @@
 //! The streaming scanner: text in, scanned (and redacted) text out.
 //!
-//! The scanner keeps a window: up to `hold_back` bytes of already-released text as look-behind
-//! context, then the unreleased text. Each push rescans the window and releases text up to
+//! The scanner keeps a window: up to 128 bytes (at most `hold_back`) of already-released text as
+//! look-behind context, then the unreleased text. Each push rescans the window and releases text up to
 //! `hold_back` bytes before its end, never cutting through a finding (a match that reaches into
 //! the held tail keeps everything from its start held). So any match no longer than `hold_back`
 //! is seen whole whatever the chunking, and its redaction happens before release. Findings are
@@ -18,9 +18,9 @@
 //! buffer.
 //!
 //! Costs and limits: the window is rescanned only when `min_release` new bytes wait beyond the
-//! hold-back, and it is at most `2 × hold_back + min_release` plus one chunk long, so each byte is
-//! scanned about `(2 × hold_back + min_release) / min_release` times (3× with the defaults); the
-//! latency added is at most `hold_back + min_release` bytes of output.
+//! hold-back, and it is at most `128 + hold_back + min_release` plus one chunk long, so each byte
+//! is scanned about `(128 + hold_back + min_release) / min_release` times (2.5× with the
+//! defaults); the latency added is at most `hold_back + min_release` bytes of output.
 //! Matches longer than `hold_back` (e.g. a whole PEM private key) are caught only if their first
 //! `hold_back` bytes already match.
 
@@ -32,6 +32,13 @@ use crate::finding::{Action, Channel, DetectorId, Finding};
 use crate::injection::{self, Evidence, InjectionDetector};
 use crate::pii::floor_boundary;
 use crate::Guardians;
+
+/// Released text kept before the next scan's new text: the left context detectors look at when
+/// a match starts right after the released part (PII context words up to 48 bytes back, a
+/// gitleaks key name and assignment before a secret, one byte for `\b`). Matches themselves
+/// never start in released text (a match no longer than `hold_back` that crosses the release
+/// point was held back whole), so the look-behind does not need to be `hold_back` long.
+const CONTEXT: usize = 128;
 
 /// What one [`StreamScanner::push`] or [`StreamScanner::finish`] releases.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -226,8 +233,8 @@ impl<G: Deref<Target = Guardians>> StreamScanner<G> {
             .redact_range(&self.buf, base, released - base, r - base, &refs, &mut text);
         self.released = r;
 
-        // Keep `hold` bytes of released text as look-behind context.
-        let keep_from = floor_boundary(&self.buf, (r - base).saturating_sub(hold));
+        // Keep some released text as look-behind context for the next scan.
+        let keep_from = floor_boundary(&self.buf, (r - base).saturating_sub(hold.min(CONTEXT)));
         if keep_from > 0 {
             self.buf.drain(..keep_from);
             self.base += keep_from;

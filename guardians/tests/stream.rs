@@ -24,6 +24,10 @@ const FRAGMENTS: &[&str] = &[
     "mac 00:1A:2b:3C:4d:5E ",
     "I want to kill myself ",
     "let x = vec![1, 2, 3]; ",
+    // Findings that depend on left context: a key name well before the secret, a context word
+    // well before a number that needs one.
+    "export SERVICE_API_KEY_VALUE   =   \"q8Zr2LmX7vKp4TnW9sYb3\"\n",
+    "my social security number, as the form asks, is 536904399 ",
 ];
 
 fn key(f: &Finding) -> (DetectorId, String, String, usize, usize) {
@@ -112,6 +116,19 @@ fn every_single_cut_of_a_dense_text() {
         if text.is_char_boundary(c) {
             check(&text, &[c]);
         }
+    }
+}
+
+#[test]
+fn context_fragments_are_findings() {
+    let g = common::guardians();
+    for (text, entity) in [(FRAGMENTS[17], "SECRET"), (FRAGMENTS[18], "US_SSN")] {
+        let r = g.scan_text(text, Channel::Response);
+        assert!(
+            r.findings.iter().any(|f| f.entity_type == entity),
+            "{text:?}: {:?}",
+            r.findings
+        );
     }
 }
 

@@ -1,0 +1,95 @@
+//! Byte-level scanning helpers shared by the detectors: finding the few places worth a regex
+//! without looking at every byte.
+
+/// The maximal runs of bytes in `class` that are at least `min` long, in order. Such a run covers
+/// a multiple of `min`, so only every `min`-th byte is looked at outside runs.
+pub(crate) fn runs<'a>(
+    bytes: &'a [u8],
+    class: impl Fn(u8) -> bool + 'a,
+    min: usize,
+) -> impl Iterator<Item = (usize, usize)> + 'a {
+    let n = bytes.len();
+    let mut probe = min.max(1) - 1;
+    std::iter::from_fn(move || {
+        while probe < n {
+            if !class(bytes[probe]) {
+                probe += min.max(1);
+                continue;
+            }
+            let mut s = probe;
+            while s > 0 && class(bytes[s - 1]) {
+                s -= 1;
+            }
+            let mut e = probe + 1;
+            while e < n && class(bytes[e]) {
+                e += 1;
+            }
+            // The next run starts after `e`; probe the first position that could end one there.
+            probe = e + min.max(1);
+            if e - s >= min {
+                return Some((s, e));
+            }
+        }
+        None
+    })
+}
+
+/// The position of the first ASCII digit at or after `from`, eight bytes at a time.
+pub(crate) fn next_digit(bytes: &[u8], from: usize) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let n = bytes.len();
+    let mut i = from;
+    while i + 8 <= n {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&bytes[i..i + 8]);
+        // '0'..='9' become 0..=9 and every other byte 10 or more; then "is some byte below 10".
+        let x = u64::from_le_bytes(w) ^ (ONES * 0x30);
+        if x.wrapping_sub(ONES * 10) & !x & HIGH != 0 {
+            break;
+        }
+        i += 8;
+    }
+    (i..n).find(|&k| bytes[k].is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digits_are_found_wherever_they_are() {
+        let text: Vec<u8> = (0u8..=255).filter(|b| !b.is_ascii_digit()).collect();
+        assert_eq!(next_digit(&text, 0), None);
+        for pos in 0..text.len() {
+            for d in b'0'..=b'9' {
+                let mut t = text.clone();
+                t[pos] = d;
+                assert_eq!(next_digit(&t, 0), Some(pos));
+                assert_eq!(next_digit(&t, pos + 1), None);
+            }
+        }
+    }
+
+    #[test]
+    fn runs_match_a_plain_scan() {
+        let text = b"ab 0123456789abcdef0123456789 x yyyyyyyyyyyy zzzzzzzzzzzzzzzzzzzzzzzzz-";
+        for min in 1..30 {
+            let class = |b: u8| b.is_ascii_alphanumeric();
+            let mut want = Vec::new();
+            let mut i = 0;
+            while i < text.len() {
+                let s = i;
+                while i < text.len() && class(text[i]) {
+                    i += 1;
+                }
+                if i - s >= min {
+                    want.push((s, i));
+                }
+                i += 1;
+            }
+            let got: Vec<_> = runs(text, class, min).collect();
+            assert_eq!(got, want, "min {min}");
+        }
+    }
+}

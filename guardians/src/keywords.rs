@@ -1,0 +1,223 @@
+//! One keyword automaton for every detector.
+//!
+//! Each detector gates its expensive work on keywords: the secrets detector on gitleaks' rule
+//! keywords, the injection detector on its rules' words, content safety on its lexicon and
+//! proximity hints, PII on the `[at]`-style hints of obfuscated e-mail addresses. Scanning the text
+//! once per detector costs a full Aho-Corasick pass each (≈ 250 MB/s apiece on the project's
+//! machine), so [`crate::Guardians`] builds one automaton over the union of the keyword lists and
+//! hands each detector the hits that belong to it, with the detector's own pattern numbers. The
+//! detectors keep their own automata for text the shared pass does not see (normalised or decoded
+//! text in the injection detector, unit tests).
+//!
+//! All keywords are matched ASCII case-insensitively and overlapping, which is what the secrets
+//! and injection detectors ask for; content safety's leftmost-longest lexicon semantics are
+//! rebuilt from the overlapping hits ([`leftmost_longest`]).
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use regex_syntax::hir::{Hir, HirKind};
+
+use crate::error::GuardianError;
+
+/// Consumers of the shared automaton.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Owner {
+    Pii = 0,
+    Secrets = 1,
+    Injection = 2,
+    Content = 3,
+}
+
+const OWNERS: usize = 4;
+const NONE: u32 = u32::MAX;
+
+/// One keyword occurrence, numbered in the owning detector's own keyword list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Hit {
+    pub pattern: u32,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// The hits of one pass, split by owner, in the order the automaton reports them (by end).
+#[derive(Default)]
+pub(crate) struct Hits {
+    by: [Vec<Hit>; OWNERS],
+}
+
+impl Hits {
+    pub(crate) fn of(&self, owner: Owner) -> &[Hit] {
+        &self.by[owner as usize]
+    }
+}
+
+pub(crate) struct KeywordIndex {
+    ac: AhoCorasick,
+    /// For each pattern of `ac`, its number in each owner's list (`NONE` when absent).
+    local: Vec<[u32; OWNERS]>,
+}
+
+impl KeywordIndex {
+    /// Builds the union of the owners' lists (each lowercased, as the owners build theirs).
+    pub(crate) fn new(lists: &[(Owner, Vec<String>)]) -> Result<Self, GuardianError> {
+        let mut patterns: Vec<String> = Vec::new();
+        let mut local: Vec<[u32; OWNERS]> = Vec::new();
+        let mut index = std::collections::HashMap::<String, usize>::new();
+        for (owner, list) in lists {
+            for (i, k) in list.iter().enumerate() {
+                let k = k.to_ascii_lowercase();
+                let p = *index.entry(k.clone()).or_insert_with(|| {
+                    patterns.push(k);
+                    local.push([NONE; OWNERS]);
+                    patterns.len() - 1
+                });
+                let slot = &mut local[p][*owner as usize];
+                // A keyword listed twice by one owner: the owner's automaton reports it under
+                // both numbers; keep the first, which is what its own lookups use.
+                if *slot == NONE {
+                    *slot = u32::try_from(i)
+                        .map_err(|_| GuardianError::Config("too many keywords".into()))?;
+                }
+            }
+        }
+        let ac = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .kind(Some(AhoCorasickKind::DFA))
+            .build(&patterns)?;
+        Ok(KeywordIndex { ac, local })
+    }
+
+    /// One overlapping pass over `text`.
+    pub(crate) fn scan(&self, text: &str) -> Hits {
+        let mut hits = Hits::default();
+        for m in self.ac.find_overlapping_iter(text) {
+            let ids = &self.local[m.pattern().as_usize()];
+            for (o, id) in ids.iter().enumerate() {
+                if *id != NONE {
+                    hits.by[o].push(Hit {
+                        pattern: *id,
+                        start: m.start(),
+                        end: m.end(),
+                    });
+                }
+            }
+        }
+        hits
+    }
+}
+
+/// The hits a leftmost-longest search over the same patterns would report, from all the
+/// overlapping ones: at each step the match starting leftmost, the longest of those, then the
+/// search resumes at its end. `keep` selects the patterns taking part.
+pub(crate) fn leftmost_longest(hits: &[Hit], keep: impl Fn(u32) -> bool) -> Vec<Hit> {
+    let mut v: Vec<Hit> = hits.iter().copied().filter(|h| keep(h.pattern)).collect();
+    v.sort_by_key(|h| (h.start, std::cmp::Reverse(h.end), h.pattern));
+    let mut out = Vec::with_capacity(v.len());
+    let mut pos = 0;
+    for h in v {
+        if h.start >= pos {
+            pos = h.end;
+            out.push(h);
+        }
+    }
+    out
+}
+
+/// Builds an owner's own automaton with the same semantics as the shared one.
+pub(crate) fn automaton<I, P>(patterns: I, kind: MatchKind) -> Result<AhoCorasick, GuardianError>
+where
+    I: IntoIterator<Item = P>,
+    P: AsRef<[u8]>,
+{
+    Ok(AhoCorasickBuilder::new()
+        .ascii_case_insensitive(true)
+        .match_kind(kind)
+        .kind(Some(AhoCorasickKind::DFA))
+        .build(patterns)?)
+}
+
+/// An upper bound, in bytes, on the length of a match of `pattern`, counting an unbounded
+/// repetition (`+`, `*`, `{n,}`) as at most `unbounded` repetitions (or its minimum, if larger).
+/// `None` if the pattern does not parse.
+///
+/// Detectors search a rule's regex only within this distance of a keyword the match must contain;
+/// a match stretched by a longer run (e.g. more than `unbounded` spaces where the pattern says
+/// `\s+`) may be missed.
+pub(crate) fn match_len_bound(pattern: &str, unbounded: u32) -> Option<usize> {
+    let hir = regex_syntax::parse(pattern).ok()?;
+    Some(bound(&hir, unbounded))
+}
+
+fn bound(h: &Hir, k: u32) -> usize {
+    match h.kind() {
+        HirKind::Empty | HirKind::Look(_) => 0,
+        HirKind::Literal(l) => l.0.len(),
+        HirKind::Class(c) => c.maximum_len().unwrap_or(4),
+        HirKind::Repetition(r) => {
+            let times = r.max.unwrap_or(r.min.max(k));
+            bound(&r.sub, k).saturating_mul(times as usize)
+        }
+        HirKind::Capture(c) => bound(&c.sub, k),
+        HirKind::Concat(v) => v.iter().map(|x| bound(x, k)).fold(0, usize::saturating_add),
+        HirKind::Alternation(v) => v.iter().map(|x| bound(x, k)).max().unwrap_or(0),
+    }
+}
+
+/// Merges `[start, end)` into a list of windows sorted by start (the new one starts at or after
+/// the last one's start).
+pub(crate) fn push_window(windows: &mut Vec<(usize, usize)>, start: usize, end: usize) {
+    match windows.last_mut() {
+        Some(last) if last.1 >= start => last.1 = last.1.max(end),
+        _ => windows.push((start, end)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leftmost_longest_matches_the_automaton() {
+        let pats = ["gas the", "gas", "the race", "race war", "war"];
+        let text = "they said gas the race war now; gas, war, the race";
+        let ll = automaton(pats, MatchKind::LeftmostLongest).unwrap();
+        let want: Vec<(usize, usize, usize)> = ll
+            .find_iter(text)
+            .map(|m| (m.pattern().as_usize(), m.start(), m.end()))
+            .collect();
+        let idx =
+            KeywordIndex::new(&[(Owner::Content, pats.iter().map(|s| s.to_string()).collect())])
+                .unwrap();
+        let hits = idx.scan(text);
+        let got: Vec<(usize, usize, usize)> = leftmost_longest(hits.of(Owner::Content), |_| true)
+            .iter()
+            .map(|h| (h.pattern as usize, h.start, h.end))
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn length_bounds() {
+        assert_eq!(match_len_bound(r"abc", 16), Some(3));
+        assert_eq!(match_len_bound(r"a{2,5}(?:bc|d)", 16), Some(7));
+        assert_eq!(match_len_bound(r"a[ ]+b", 16), Some(18));
+        assert_eq!(match_len_bound(r"a\s+b", 16), Some(50)); // \s may be 3 bytes
+        assert_eq!(match_len_bound(r"(?-u:\b)x[0-9]{3,}", 2), Some(4));
+        assert!(match_len_bound(r"(", 16).is_none());
+    }
+
+    #[test]
+    fn hits_are_split_by_owner_with_local_numbers() {
+        let idx = KeywordIndex::new(&[
+            (Owner::Secrets, vec!["key".into(), "token".into()]),
+            (Owner::Injection, vec!["ignore".into(), "TOKEN".into()]),
+        ])
+        .unwrap();
+        let h = idx.scan("Ignore the Token key");
+        let s: Vec<u32> = h.of(Owner::Secrets).iter().map(|h| h.pattern).collect();
+        let i: Vec<u32> = h.of(Owner::Injection).iter().map(|h| h.pattern).collect();
+        assert_eq!(s, vec![1, 0]);
+        assert_eq!(i, vec![0, 1]);
+        assert!(h.of(Owner::Pii).is_empty());
+    }
+}
