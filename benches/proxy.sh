@@ -41,7 +41,7 @@ limits:
 ledger:
   durability: $durability
 log:
-  level: warn
+  level: "warn,warden=info"
 YAML
   rm -rf "$WORK/data"
   WARDEN_CONFIG="$WORK/warden.yaml" taskset -c "$WARDEN_CPU" "$BIN/warden" --data-dir "$WORK/data" \

@@ -643,7 +643,12 @@ async fn govern_inner(
         .unwrap_or(false);
     let ask_usage = stream && matches!(route, Route::Chat | Route::Completions) && !wants_usage;
     if ask_usage {
-        body["stream_options"] = json!({"include_usage": true});
+        match body.get_mut("stream_options").and_then(Value::as_object_mut) {
+            Some(o) => {
+                o.insert("include_usage".into(), Value::Bool(true));
+            }
+            None => body["stream_options"] = json!({"include_usage": true}),
+        }
     }
     let out = if findings.redacted > 0 || ask_usage {
         Bytes::from(serde_json::to_vec(&body).expect("a JSON value serializes"))
