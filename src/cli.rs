@@ -78,6 +78,10 @@ pub enum KeysCommand {
         /// A note to recognise the key by in listings.
         #[arg(long)]
         label: Option<String>,
+        /// Bind the key to an agent: every call made with it through the proxy is that
+        /// agent's, whatever the request claims.
+        #[arg(long)]
+        agent: Option<String>,
         #[arg(long)]
         json: bool,
     },

@@ -206,19 +206,28 @@ pub fn keys(config: &Config, cmd: KeysCommand) -> ExitCode {
             tenant,
             scopes,
             label,
+            agent,
             json,
         } => {
             let created = parse_scopes(&scopes)
                 .map_err(warden_governance::StoreError::from)
                 .and_then(|scopes| {
                     store.ensure_tenant(&tenant)?;
-                    store.create_key(&tenant, &scopes, label.as_deref())
+                    let k = store.create_key(&tenant, &scopes, label.as_deref())?;
+                    if let Some(agent) = &agent {
+                        if let Err(e) = store.bind_agent(&tenant, &k.id, agent) {
+                            // Do not leave behind a working key without its binding.
+                            let _ = store.revoke_key(&tenant, &k.id);
+                            return Err(e);
+                        }
+                    }
+                    Ok(k)
                 });
             match created {
                 Ok(k) if json => {
                     println!(
                         "{}",
-                        json!({"key": k.key, "id": k.id, "tenant": k.tenant, "scopes": k.scopes})
+                        json!({"key": k.key, "id": k.id, "tenant": k.tenant, "scopes": k.scopes, "agent": agent})
                     );
                     ExitCode::SUCCESS
                 }

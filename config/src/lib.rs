@@ -33,12 +33,20 @@
 
 mod env;
 mod error;
+mod items;
 mod load;
 mod model;
+mod proxy;
 mod schema;
 
 pub use env::{Env, ProcessEnv};
 pub use error::{ConfigError, Problem, ProblemOrigin, Problems};
 pub use load::{check, load};
-pub use model::{Config, LedgerConfig, LogConfig, LogFormat, PolicyConfig, ServerConfig};
+pub use model::{
+    Config, Durability, LedgerConfig, LogConfig, LogFormat, PolicyConfig, ServerConfig,
+};
+pub use proxy::{
+    glob_match, AgentConfig, ApiKeySource, EscalationMode, FailMode, LimitConfig, LimitScope,
+    ProxyConfig, TokenizerConfig, UnknownPaths, UpstreamConfig,
+};
 pub use schema::{settings, Setting};

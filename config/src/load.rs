@@ -125,8 +125,11 @@ impl FileWalker<'_> {
                 format!("{section}.{name}")
             };
             if let Some(field) = schema::field(&path) {
-                if let Err(message) = (field.set)(self.config, Value::Yaml(value)) {
-                    self.problem(&value.span.start, &path, message);
+                if let Err(issues) = (field.set)(self.config, Value::Yaml(value)) {
+                    for issue in issues.0 {
+                        let at = issue.at.unwrap_or(value.span.start);
+                        self.problem(&at, &format!("{path}{}", issue.subpath), issue.message);
+                    }
                 }
             } else if schema::is_section(&path) {
                 match &schema::untag(value).data {
@@ -186,8 +189,10 @@ fn apply_env(config: &mut Config, env: &impl Env, problems: &mut Vec<Problem>) {
             origin: ProblemOrigin::Env { var: var.clone() },
         };
         if let Some(field) = schema::field(&path) {
-            if let Err(message) = (field.set)(config, Value::Env(&value)) {
-                problems.push(problem(&path, message));
+            if let Err(issues) = (field.set)(config, Value::Env(&value)) {
+                for issue in issues.0 {
+                    problems.push(problem(&format!("{path}{}", issue.subpath), issue.message));
+                }
             }
         } else if let Some((section, name)) = path.split_once('.') {
             if schema::is_section(section) {

@@ -4,6 +4,8 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::proxy::{AgentConfig, LimitConfig, ProxyConfig, TokenizerConfig, UpstreamConfig};
+
 /// Warden's whole configuration, after defaults, the file and the environment were applied.
 ///
 /// `Config::default()` is a working configuration: a sidecar listening on loopback and keeping
@@ -21,6 +23,20 @@ pub struct Config {
     pub policy: PolicyConfig,
     /// Logging.
     pub log: LogConfig,
+    /// The LLM providers the proxy forwards to; none: the OpenAI routes answer 503.
+    pub upstreams: Vec<UpstreamConfig>,
+    /// The OpenAI-compatible proxy's behaviour.
+    pub proxy: ProxyConfig,
+    /// Request and token limits on the data plane; none: unlimited.
+    pub limits: Vec<LimitConfig>,
+    /// Agents known at start-up, with their default intents.
+    pub agents: Vec<AgentConfig>,
+    /// Local Hugging Face tokenizers for non-OpenAI models.
+    pub tokenizers: Vec<TokenizerConfig>,
+    /// The guardians' settings as written (`guardians:`), an object; its schema belongs to
+    /// `warden-guardians`, which checks it when the engine is built (`warden config check`
+    /// does too). Empty: the guardians' defaults.
+    pub guardians: serde_json::Value,
 }
 
 impl Default for Config {
@@ -31,6 +47,12 @@ impl Default for Config {
             ledger: LedgerConfig::default(),
             policy: PolicyConfig::default(),
             log: LogConfig::default(),
+            upstreams: Vec::new(),
+            proxy: ProxyConfig::default(),
+            limits: Vec::new(),
+            agents: Vec::new(),
+            tokenizers: Vec::new(),
+            guardians: serde_json::Value::Object(serde_json::Map::new()),
         }
     }
 }
@@ -72,6 +94,8 @@ pub struct LedgerConfig {
     /// How long the writer waits for more appends before committing a batch, at most 1 second.
     /// Default 0 (commit as soon as the writer is free).
     pub batch_wait: Duration,
+    /// When a governed call's response may be released. Default [`Durability::Sync`].
+    pub durability: Durability,
     /// The Ed25519 signing key file; `None` means `<data_dir>/keys/ledger.key`
     /// (see [`LedgerConfig::signing_key_path`]).
     pub signing_key: Option<PathBuf>,
@@ -83,6 +107,7 @@ impl Default for LedgerConfig {
             origin: "warden".to_owned(),
             batch_max: 4096,
             batch_wait: Duration::ZERO,
+            durability: Durability::Sync,
             signing_key: None,
         }
     }
@@ -145,4 +170,16 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line (`json`), for log collectors.
     Json,
+}
+
+/// When the proxy releases a response whose record is being written (`ledger.durability`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// Only once the call's record is on stable storage (its fsync overlaps the upstream call).
+    #[default]
+    Sync,
+    /// Once the record has its place and hash and is committed to the write-ahead log, before
+    /// the fsync: a process crash loses nothing, a machine crash at most the batches of the
+    /// fsync in progress.
+    Batched,
 }

@@ -9,7 +9,12 @@ use std::time::Duration;
 
 use saphyr::{MarkedYamlOwned, ScalarOwned, YamlDataOwned};
 
-use crate::model::{Config, LogFormat};
+use crate::items::{self, Issues, ItemField};
+use crate::model::{Config, Durability, LogFormat};
+use crate::proxy::{
+    AgentConfig, ApiKeySource, EscalationMode, FailMode, LimitConfig, LimitScope, TokenizerConfig,
+    UnknownPaths, UpstreamConfig,
+};
 
 /// One setting.
 pub(crate) struct Field {
@@ -17,8 +22,9 @@ pub(crate) struct Field {
     pub path: &'static str,
     /// The default in YAML syntax; a test checks it against `Config::default()`.
     pub default: &'static str,
-    /// Checks a value and stores it; `Err` is "expected ..., found ...".
-    pub set: fn(&mut Config, Value<'_>) -> Result<(), String>,
+    /// Checks a value and stores it; `Err` is "expected ..., found ..." (for lists, one
+    /// positioned problem per bad item field).
+    pub set: fn(&mut Config, Value<'_>) -> Result<(), Issues>,
 }
 
 /// The whole schema.
@@ -88,6 +94,18 @@ pub(crate) static FIELDS: &[Field] = &[
         },
     },
     Field {
+        path: "ledger.durability",
+        default: "sync",
+        set: |c, v| {
+            c.ledger.durability = match v.text() {
+                Some("sync") => Durability::Sync,
+                Some("batched") => Durability::Batched,
+                _ => return Err(v.mismatch("one of `sync`, `batched`").into()),
+            };
+            Ok(())
+        },
+    },
+    Field {
         path: "ledger.signing_key",
         default: "null",
         set: |c, v| {
@@ -112,6 +130,112 @@ pub(crate) static FIELDS: &[Field] = &[
         },
     },
     Field {
+        path: "upstreams",
+        default: "[]",
+        set: |c, v| {
+            c.upstreams = items::list(v, UPSTREAM_FIELDS, check_upstream)?;
+            let mut names: Vec<&str> = c.upstreams.iter().map(|u| u.name.as_str()).collect();
+            names.sort_unstable();
+            if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+                return Err(format!("upstream name `{}` is used twice", w[0]).into());
+            }
+            Ok(())
+        },
+    },
+    Field {
+        path: "proxy.unknown_paths",
+        default: "not_found",
+        set: |c, v| {
+            c.proxy.unknown_paths = match v.text() {
+                Some("not_found") => UnknownPaths::NotFound,
+                Some("passthrough") => UnknownPaths::Passthrough,
+                _ => return Err(v.mismatch("one of `not_found`, `passthrough`").into()),
+            };
+            Ok(())
+        },
+    },
+    Field {
+        path: "proxy.escalation",
+        default: "respond",
+        set: |c, v| {
+            c.proxy.escalation = match v.text() {
+                Some("respond") => EscalationMode::Respond,
+                Some("hold") => EscalationMode::Hold,
+                _ => return Err(v.mismatch("one of `respond`, `hold`").into()),
+            };
+            Ok(())
+        },
+    },
+    Field {
+        path: "proxy.escalation_timeout",
+        default: "5m",
+        set: |c, v| {
+            c.proxy.escalation_timeout = duration(v, Duration::from_secs(86_400))?;
+            Ok(())
+        },
+    },
+    Field {
+        path: "proxy.fail_mode",
+        default: "closed",
+        set: |c, v| {
+            c.proxy.fail_mode = match v.text() {
+                Some("closed") => FailMode::Closed,
+                Some("open") => FailMode::Open,
+                _ => return Err(v.mismatch("one of `closed`, `open`").into()),
+            };
+            Ok(())
+        },
+    },
+    Field {
+        path: "proxy.max_body_bytes",
+        default: "4194304",
+        set: |c, v| {
+            c.proxy.max_body_bytes = integer(v, 1024, 256 * 1024 * 1024)?;
+            Ok(())
+        },
+    },
+    Field {
+        path: "limits",
+        default: "[]",
+        set: |c, v| {
+            c.limits = items::list(v, LIMIT_FIELDS, |l| {
+                (l.requests_per_minute.is_none() && l.tokens_per_minute.is_none()).then(|| {
+                    "a limit needs `requests_per_minute`, `tokens_per_minute` or both".to_owned()
+                })
+            })?;
+            Ok(())
+        },
+    },
+    Field {
+        path: "agents",
+        default: "[]",
+        set: |c, v| {
+            c.agents = items::list(v, AGENT_FIELDS, |_| None)?;
+            Ok(())
+        },
+    },
+    Field {
+        path: "tokenizers",
+        default: "[]",
+        set: |c, v| {
+            c.tokenizers = items::list(v, TOKENIZER_FIELDS, |_| None)?;
+            Ok(())
+        },
+    },
+    Field {
+        path: "guardians",
+        default: "{}",
+        set: |c, v| {
+            let value = items::json(v)?;
+            c.guardians = match value {
+                serde_json::Value::Null => serde_json::Value::Object(Default::default()),
+                serde_json::Value::Object(_) => value,
+                _ => return Err(v.mismatch("a mapping of guardian settings").into()),
+            };
+            Ok(())
+        },
+    },
+    Field {
         path: "log.format",
         default: "text",
         set: |c, v| {
@@ -124,6 +248,156 @@ pub(crate) static FIELDS: &[Field] = &[
         default: "info",
         set: |c, v| {
             c.log.level = non_empty(v, "a log filter such as `info` or `warn,warden=debug`")?;
+            Ok(())
+        },
+    },
+];
+
+static UPSTREAM_FIELDS: &[ItemField<UpstreamConfig>] = &[
+    ItemField {
+        name: "name",
+        required: true,
+        set: |u, v| {
+            u.name = name(v)?;
+            Ok(())
+        },
+    },
+    ItemField {
+        name: "base_url",
+        required: true,
+        set: |u, v| {
+            u.base_url = http_url(v)?;
+            Ok(())
+        },
+    },
+    ItemField {
+        name: "api_key_env",
+        required: false,
+        set: |u, v| {
+            if u.api_key != ApiKeySource::None {
+                return Err("give only one of `api_key_env`, `api_key_file`".to_owned());
+            }
+            u.api_key = ApiKeySource::Env(non_empty(v, "an environment variable name")?);
+            Ok(())
+        },
+    },
+    ItemField {
+        name: "api_key_file",
+        required: false,
+        set: |u, v| {
+            if u.api_key != ApiKeySource::None {
+                return Err("give only one of `api_key_env`, `api_key_file`".to_owned());
+            }
+            u.api_key = ApiKeySource::File(path(v)?);
+            Ok(())
+        },
+    },
+    ItemField {
+        name: "models",
+        required: false,
+        set: |u, v| {
+            u.models = string_list(v, "model names or globs")?;
+            Ok(())
+        },
+    },
+    ItemField {
+        name: "timeout",
+        required: false,
+        set: |u, v| {
+            u.timeout = duration(v, Duration::from_secs(3600))?;
+            Ok(())
+        },
+    },
+];
+
+fn check_upstream(u: &UpstreamConfig) -> Option<String> {
+    u.models
+        .is_empty()
+        .then(|| "`models` must name at least one model or glob".to_owned())
+}
+
+static LIMIT_FIELDS: &[ItemField<LimitConfig>] = &[
+    ItemField {
+        name: "per",
+        required: true,
+        set: |l, v| {
+            l.per = match v.text() {
+                Some("key") => LimitScope::Key,
+                Some("agent") => LimitScope::Agent,
+                Some("tenant") => LimitScope::Tenant,
+                Some("model") => LimitScope::Model,
+                _ => return Err(v.mismatch("one of `key`, `agent`, `tenant`, `model`")),
+            };
+            Ok(())
+        },
+    },
+    ItemField {
+        name: "only",
+        required: false,
+        set: |l, v| {
+            l.only = Some(non_empty(v, "a key id, agent, tenant or model glob")?);
+            Ok(())
+        },
+    },
+    ItemField {
+        name: "requests_per_minute",
+        required: false,
+        set: |l, v| {
+            l.requests_per_minute = Some(integer(v, 1, 100_000_000)? as u64);
+            Ok(())
+        },
+    },
+    ItemField {
+        name: "tokens_per_minute",
+        required: false,
+        set: |l, v| {
+            l.tokens_per_minute = Some(integer(v, 1, 1_000_000_000_000)? as u64);
+            Ok(())
+        },
+    },
+];
+
+static AGENT_FIELDS: &[ItemField<AgentConfig>] = &[
+    ItemField {
+        name: "name",
+        required: true,
+        set: |a, v| {
+            a.name = name(v)?;
+            Ok(())
+        },
+    },
+    ItemField {
+        name: "tenant",
+        required: false,
+        set: |a, v| {
+            a.tenant = name(v)?;
+            Ok(())
+        },
+    },
+    ItemField {
+        name: "intent",
+        required: false,
+        set: |a, v| {
+            a.intent = Some(non_empty(v, "a description of what the agent is for")?);
+            Ok(())
+        },
+    },
+];
+
+static TOKENIZER_FIELDS: &[ItemField<TokenizerConfig>] = &[
+    ItemField {
+        name: "models",
+        required: true,
+        set: |t, v| {
+            t.models = string_list(v, "model names or globs")?;
+            Ok(())
+        },
+    },
+    ItemField {
+        name: "file",
+        required: true,
+        set: |t, v| {
+            t.file = path(v)?;
             Ok(())
         },
     },
@@ -211,7 +485,7 @@ pub(crate) enum Value<'a> {
 
 impl Value<'_> {
     /// The value as text: a YAML string scalar (quoted or not) or the variable's value.
-    fn text(&self) -> Option<&str> {
+    pub(crate) fn text(&self) -> Option<&str> {
         match self {
             Value::Env(s) => Some(s),
             Value::Yaml(node) => match &untag(node).data {
@@ -229,7 +503,7 @@ impl Value<'_> {
     }
 
     /// "expected {expected}, found {what this is}".
-    fn mismatch(&self, expected: &str) -> String {
+    pub(crate) fn mismatch(&self, expected: &str) -> String {
         format!("expected {expected}, found {}", self.describe())
     }
 
@@ -346,6 +620,60 @@ fn origin(v: Value<'_>) -> Result<String, String> {
     }
 }
 
+/// An identifier: 1 to 64 of `a-z A-Z 0-9 - _ .`.
+fn name(v: Value<'_>) -> Result<String, String> {
+    match v.text() {
+        Some(s)
+            if (1..=64).contains(&s.len())
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) =>
+        {
+            Ok(s.to_owned())
+        }
+        _ => Err(v.mismatch("a name of 1 to 64 letters, digits, `-`, `_` or `.`")),
+    }
+}
+
+/// An `http://` or `https://` URL, without a trailing slash.
+fn http_url(v: Value<'_>) -> Result<String, String> {
+    match v.text().map(str::trim) {
+        Some(s)
+            if s.strip_prefix("http://")
+                .or_else(|| s.strip_prefix("https://"))
+                .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
+                && !s.contains(char::is_whitespace) =>
+        {
+            Ok(s.trim_end_matches('/').to_owned())
+        }
+        _ => Err(v.mismatch("an http:// or https:// URL")),
+    }
+}
+
+/// A list of non-empty strings; from the environment, comma-separated.
+fn string_list(v: Value<'_>, what: &str) -> Result<Vec<String>, String> {
+    let expected = || v.mismatch(&format!("a list of {what}"));
+    match v {
+        Value::Env(s) => Ok(s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()),
+        Value::Yaml(node) => match &untag(node).data {
+            YamlDataOwned::Sequence(items) => items
+                .iter()
+                .map(|i| match &untag(i).data {
+                    YamlDataOwned::Value(ScalarOwned::String(s)) if !s.trim().is_empty() => {
+                        Ok(s.clone())
+                    }
+                    _ => Err(expected()),
+                })
+                .collect(),
+            _ => Err(expected()),
+        },
+    }
+}
+
 fn log_format(v: Value<'_>) -> Result<LogFormat, String> {
     match v.text() {
         Some("text") => Ok(LogFormat::Text),
@@ -376,6 +704,7 @@ mod tests {
                 origin: "other".into(),
                 batch_max: 1,
                 batch_wait: Duration::from_millis(5),
+                durability: Durability::Batched,
                 signing_key: Some(Path::new("/k").into()),
             },
             policy: crate::PolicyConfig {
@@ -386,10 +715,22 @@ mod tests {
                 format: LogFormat::Json,
                 level: "trace".into(),
             },
+            upstreams: vec![UpstreamConfig::default()],
+            proxy: crate::ProxyConfig {
+                unknown_paths: UnknownPaths::Passthrough,
+                escalation: EscalationMode::Hold,
+                escalation_timeout: Duration::from_secs(1),
+                fail_mode: FailMode::Open,
+                max_body_bytes: 1,
+            },
+            limits: vec![LimitConfig::default()],
+            agents: vec![AgentConfig::default()],
+            tokenizers: vec![TokenizerConfig::default()],
+            guardians: serde_json::json!({"pii": {}}),
         };
         for f in FIELDS {
             let doc = MarkedYamlOwned::load_from_str(f.default).unwrap();
-            (f.set)(&mut c, Value::Yaml(&doc[0])).unwrap_or_else(|e| panic!("{}: {e}", f.path));
+            (f.set)(&mut c, Value::Yaml(&doc[0])).unwrap_or_else(|e| panic!("{}: {e:?}", f.path));
         }
         assert_eq!(c, Config::default());
     }
@@ -398,11 +739,29 @@ mod tests {
     fn schema_shape() {
         assert_eq!(
             children(""),
-            ["data_dir", "server", "ledger", "policy", "log"]
+            [
+                "data_dir",
+                "server",
+                "ledger",
+                "policy",
+                "upstreams",
+                "proxy",
+                "limits",
+                "agents",
+                "tokenizers",
+                "guardians",
+                "log"
+            ]
         );
         assert_eq!(
             children("ledger"),
-            ["origin", "batch_max", "batch_wait", "signing_key"]
+            [
+                "origin",
+                "batch_max",
+                "batch_wait",
+                "durability",
+                "signing_key"
+            ]
         );
         assert!(is_section("ledger"));
         assert!(!is_section("led"));

@@ -206,7 +206,7 @@ log:
         [
             "warden.yaml:2:11: server.listen: expected a socket address like 127.0.0.1:8080 or [::1]:8080, found string \"localhost\"",
             "warden.yaml:4:14: ledger.batch_max: expected an integer from 1 to 65536, found string \"lots\"",
-            "warden.yaml:5:3: ledger.bacth_max: unknown field `bacth_max`, expected one of `origin`, `batch_max`, `batch_wait`, `signing_key`",
+            "warden.yaml:5:3: ledger.bacth_max: unknown field `bacth_max`, expected one of `origin`, `batch_max`, `batch_wait`, `durability`, `signing_key`",
             "warden.yaml:6:15: ledger.batch_wait: expected a duration of at most 1s, found string \"2s\"",
             "warden.yaml:8:11: log.format: expected one of `text`, `json`, found string \"xml\"",
         ]
@@ -233,7 +233,7 @@ fn unknown_keys_top_level_and_nested() {
     assert_eq!(
         problems("dataa_dir: /x\nserver:\n  listen: 127.0.0.1:1\n  port: 80\n"),
         [
-            "warden.yaml:1:1: dataa_dir: unknown field `dataa_dir`, expected one of `data_dir`, `server`, `ledger`, `policy`, `log`",
+            "warden.yaml:1:1: dataa_dir: unknown field `dataa_dir`, expected one of `data_dir`, `server`, `ledger`, `policy`, `upstreams`, `proxy`, `limits`, `agents`, `tokenizers`, `guardians`, `log`",
             "warden.yaml:4:3: server.port: unknown field `port`, expected one of `listen`, `admin_listen`, `shutdown_grace`, `requests_per_minute`",
         ]
     );
@@ -399,9 +399,23 @@ fn every_setting_has_a_working_env_var() {
         ("ledger.origin", "o"),
         ("ledger.batch_max", "7"),
         ("ledger.batch_wait", "5ms"),
+        ("ledger.durability", "batched"),
         ("ledger.signing_key", "/k"),
         ("policy.dir", "/p"),
         ("policy.reload_interval", "9s"),
+        (
+            "upstreams",
+            r#"[{"name": "local", "base_url": "http://127.0.0.1:8000/v1/"}]"#,
+        ),
+        ("proxy.unknown_paths", "passthrough"),
+        ("proxy.escalation", "hold"),
+        ("proxy.escalation_timeout", "2m"),
+        ("proxy.fail_mode", "open"),
+        ("proxy.max_body_bytes", "65536"),
+        ("limits", "[{per: tenant, tokens_per_minute: 1000}]"),
+        ("agents", "[{name: bot, intent: answers questions}]"),
+        ("tokenizers", "[{models: [llama*], file: /t.json}]"),
+        ("guardians", "{pii: {enabled: false}}"),
         ("log.format", "json"),
         ("log.level", "debug"),
     ];
@@ -430,6 +444,7 @@ fn every_setting_has_a_working_env_var() {
                 origin: "o".into(),
                 batch_max: 7,
                 batch_wait: Duration::from_millis(5),
+                durability: warden_config::Durability::Batched,
                 signing_key: Some("/k".into()),
             },
             policy: warden_config::PolicyConfig {
@@ -440,6 +455,34 @@ fn every_setting_has_a_working_env_var() {
                 format: LogFormat::Json,
                 level: "debug".into(),
             },
+            upstreams: vec![warden_config::UpstreamConfig {
+                name: "local".into(),
+                base_url: "http://127.0.0.1:8000/v1".into(),
+                ..Default::default()
+            }],
+            proxy: warden_config::ProxyConfig {
+                unknown_paths: warden_config::UnknownPaths::Passthrough,
+                escalation: warden_config::EscalationMode::Hold,
+                escalation_timeout: Duration::from_secs(120),
+                fail_mode: warden_config::FailMode::Open,
+                max_body_bytes: 65536,
+            },
+            limits: vec![warden_config::LimitConfig {
+                per: warden_config::LimitScope::Tenant,
+                only: None,
+                requests_per_minute: None,
+                tokens_per_minute: Some(1000),
+            }],
+            agents: vec![warden_config::AgentConfig {
+                name: "bot".into(),
+                tenant: "default".into(),
+                intent: Some("answers questions".into()),
+            }],
+            tokenizers: vec![warden_config::TokenizerConfig {
+                models: vec!["llama*".into()],
+                file: "/t.json".into(),
+            }],
+            guardians: serde_json::json!({"pii": {"enabled": false}}),
         }
     );
 }
@@ -489,7 +532,7 @@ fn unknown_env_field_in_a_known_section_is_reported() {
         problems.0,
         [Problem {
             path: "ledger.nope".into(),
-            message: "unknown field `nope`, expected one of `origin`, `batch_max`, `batch_wait`, `signing_key`".into(),
+            message: "unknown field `nope`, expected one of `origin`, `batch_max`, `batch_wait`, `durability`, `signing_key`".into(),
             origin: ProblemOrigin::Env {
                 var: "WARDEN_LEDGER__NOPE".into()
             },
@@ -520,5 +563,84 @@ fn file_and_env_problems_are_reported_together() {
             "warden.yaml:2:14: ledger.batch_max: expected an integer from 1 to 65536, found integer 0",
             "env WARDEN_LOG__FORMAT: log.format: expected one of `text`, `json`, found string \"yaml\"",
         ]
+    );
+}
+
+#[test]
+fn upstreams_limits_and_agents_from_a_file() {
+    let c = load_yaml(
+        "upstreams:
+  - name: openai
+    base_url: https://api.openai.com/v1
+    api_key_env: OPENAI_API_KEY
+    models: [gpt-4o*, o3-mini]
+    timeout: 30s
+  - name: local
+    base_url: http://127.0.0.1:11434/v1
+    api_key_file: /run/secrets/key
+limits:
+  - per: key
+    requests_per_minute: 60
+  - per: model
+    only: gpt-4o*
+    tokens_per_minute: 100000
+agents:
+  - name: support-bot
+    tenant: acme
+    intent: Answers customer questions about orders
+",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(c.upstreams.len(), 2);
+    assert_eq!(c.upstreams[0].models, ["gpt-4o*", "o3-mini"]);
+    assert_eq!(
+        c.upstreams[0].api_key,
+        warden_config::ApiKeySource::Env("OPENAI_API_KEY".into())
+    );
+    assert_eq!(c.upstreams[0].timeout, Duration::from_secs(30));
+    assert_eq!(c.upstreams[1].models, ["*"]);
+    assert_eq!(
+        c.upstreams[1].api_key,
+        warden_config::ApiKeySource::File("/run/secrets/key".into())
+    );
+    assert_eq!(c.limits[1].only.as_deref(), Some("gpt-4o*"));
+    assert_eq!(c.agents[0].tenant, "acme");
+}
+
+#[test]
+fn list_item_problems_are_positioned_at_the_item_field() {
+    assert_eq!(
+        problems(
+            "upstreams:
+  - name: a
+    base_url: ftp://x
+    api_key_env: K
+    api_key_file: /f
+    colour: red
+  - base_url: http://x
+  - name: a
+    base_url: http://y
+limits:
+  - per: planet
+  - per: key
+guardians: [1]
+"
+        ),
+        [
+            "warden.yaml:3:15: upstreams[0].base_url: expected an http:// or https:// URL, found string \"ftp://x\"",
+            "warden.yaml:5:19: upstreams[0].api_key_file: give only one of `api_key_env`, `api_key_file`",
+            "warden.yaml:6:5: upstreams[0].colour: unknown field `colour`, expected one of `name`, `base_url`, `api_key_env`, `api_key_file`, `models`, `timeout`",
+            "warden.yaml:7:5: upstreams[1]: missing field `name`",
+            "warden.yaml:11:10: limits[0].per: expected one of `key`, `agent`, `tenant`, `model`, found string \"planet\"",
+            "warden.yaml:12:5: limits[1]: a limit needs `requests_per_minute`, `tokens_per_minute` or both",
+            "warden.yaml:13:12: guardians: expected a mapping of guardian settings, found a list",
+        ]
+    );
+    assert_eq!(
+        problems(
+            "upstreams:\n  - {name: a, base_url: http://x}\n  - {name: a, base_url: http://y}\n"
+        ),
+        ["warden.yaml:2:3: upstreams: upstream name `a` is used twice"]
     );
 }

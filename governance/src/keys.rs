@@ -45,6 +45,9 @@ pub struct Principal {
     pub tenant: String,
     pub key_id: String,
     pub scopes: Vec<Scope>,
+    /// The agent the key belongs to, if it was bound to one (`warden keys create --agent`):
+    /// the data plane then attributes every call to it, whatever the request says.
+    pub agent: Option<String>,
 }
 
 impl Principal {
@@ -183,26 +186,55 @@ impl Store {
             return Err(AuthError::Malformed);
         }
         let conn = self.conn.lock().expect("not poisoned");
-        let row: Option<(String, String, String, Option<String>)> = conn
+        type Row = (String, String, String, Option<String>, Option<String>);
+        let row: Option<Row> = conn
             .prepare_cached(
-                "SELECT id, tenant_id, scopes, revoked_at FROM api_keys WHERE secret_hash = ?1",
+                "SELECT id, tenant_id, scopes, revoked_at, agent_id FROM api_keys
+                 WHERE secret_hash = ?1",
             )
             .and_then(|mut st| {
                 st.query_row([secret_hash(presented)], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
                 })
                 .optional()
             })
             .map_err(|e| AuthError::Store(self.err()(e)))?;
         match row {
             None => Err(AuthError::Unknown),
-            Some((key_id, _, _, Some(_))) => Err(AuthError::Revoked { key_id }),
-            Some((key_id, tenant, scopes, None)) => Ok(Principal {
+            Some((key_id, _, _, Some(_), _)) => Err(AuthError::Revoked { key_id }),
+            Some((key_id, tenant, scopes, None, agent)) => Ok(Principal {
                 tenant,
                 key_id,
                 scopes: scopes_from_db(&scopes),
+                agent,
             }),
         }
+    }
+
+    /// Binds one of the tenant's keys to an agent: calls made with it are that agent's.
+    pub fn bind_agent(&self, tenant: &str, key_id: &str, agent: &str) -> Result<(), StoreError> {
+        if agent.is_empty()
+            || agent.len() > 128
+            || agent.chars().any(|c| c.is_control() || c.is_whitespace())
+        {
+            return Err(StoreError::InvalidAgent);
+        }
+        let changed = self
+            .conn
+            .lock()
+            .expect("not poisoned")
+            .execute(
+                "UPDATE api_keys SET agent_id = ?3 WHERE id = ?1 AND tenant_id = ?2",
+                params![key_id, tenant, agent],
+            )
+            .map_err(self.err())?;
+        if changed == 0 {
+            return Err(StoreError::KeyNotFound {
+                tenant: tenant.to_owned(),
+                key_id: key_id.to_owned(),
+            });
+        }
+        Ok(())
     }
 
     /// The tenant's keys, oldest first. Only that tenant's.

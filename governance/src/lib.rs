@@ -6,6 +6,7 @@
 //! escalations build on it.
 
 mod agents;
+mod calls;
 mod decisions;
 mod escalations;
 mod idempotency;

@@ -99,6 +99,9 @@ CREATE TABLE idempotency (
     PRIMARY KEY (scope, key)
 );
 ",
+    "
+ALTER TABLE api_keys ADD COLUMN agent_id TEXT;
+",
 ];
 
 pub(crate) const DB_FILE: &str = "warden.db";
@@ -129,6 +132,8 @@ pub enum StoreError {
     Scope(#[from] crate::scope::ScopeError),
     #[error("label: at most 200 characters without control characters")]
     InvalidLabel,
+    #[error("agent: 1 to 128 characters without spaces or control characters")]
+    InvalidAgent,
 }
 
 /// The governance store. Cheap to share behind an `Arc`; calls are short and serialized.

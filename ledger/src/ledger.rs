@@ -107,12 +107,45 @@ impl Ledger {
         let prepared = entry.prepare()?;
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Request::Append(prepared, reply))
+            .send(Request::Append(prepared, reply, None))
             .await
             .map_err(|_| LedgerError::Closed)?;
         rx.await
             .map_err(|_| LedgerError::Closed)?
             .map(|settled| settled.into_receipt())
+    }
+
+    /// Queues one entry and returns at once, so the caller can do other work (forward a request
+    /// upstream, say) while the record is written and synced. [`Appending::sequenced`] resolves
+    /// when the record has its index and hash (its batch is committed, not yet fsynced);
+    /// [`Appending::durable`] when it is on stable storage, with its receipt.
+    ///
+    /// # Errors
+    /// An invalid entry, or a ledger that has shut down.
+    pub fn enqueue(&self, entry: Entry) -> Result<Appending, LedgerError> {
+        let prepared = entry.prepare()?;
+        let (reply, durable) = oneshot::channel();
+        let (seq, sequenced) = oneshot::channel();
+        match self
+            .tx
+            .try_send(Request::Append(prepared, reply, Some(seq)))
+        {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(LedgerError::Closed),
+            Err(mpsc::error::TrySendError::Full(req)) => {
+                // The queue is bounded to push back on runaway producers; this caller cannot
+                // wait here, so a helper task waits for room instead.
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    let _ = tx.send(req).await;
+                });
+            }
+        }
+        Ok(Appending {
+            sequenced: Some(sequenced),
+            seq_value: None,
+            durable,
+        })
     }
 
     pub fn reader(&self) -> &LedgerReader {
@@ -205,6 +238,65 @@ fn recover(
     .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
     .map_err(|e| inconsistent(format!("last checkpoint timestamp: {e}")))?;
     Ok((frontier, head, last_ts))
+}
+
+/// A record's place in the ledger, known once its batch is committed (before the fsync).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sequenced {
+    /// Its index.
+    pub index: u64,
+    /// Its chain hash.
+    pub record_hash: Hash,
+}
+
+/// An append in flight (see [`Ledger::enqueue`]).
+pub struct Appending {
+    sequenced: Option<oneshot::Receiver<Sequenced>>,
+    seq_value: Option<Sequenced>,
+    durable: oneshot::Receiver<Result<crate::writer::Settled, LedgerError>>,
+}
+
+impl std::fmt::Debug for Appending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Appending")
+            .field("sequenced", &self.seq_value)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Appending {
+    /// Waits until the record has its index and hash. Can be awaited again (it remembers).
+    ///
+    /// # Errors
+    /// The batch failed, or the ledger shut down, before the record was sequenced.
+    pub async fn sequenced(&mut self) -> Result<Sequenced, LedgerError> {
+        if let Some(s) = self.seq_value {
+            return Ok(s);
+        }
+        let rx = self.sequenced.take().ok_or(LedgerError::Closed)?;
+        match rx.await {
+            Ok(s) => {
+                self.seq_value = Some(s);
+                Ok(s)
+            }
+            // The writer dropped the sender: the batch failed; the durable reply says why.
+            Err(_) => match (&mut self.durable).await {
+                Ok(Err(e)) => Err(e),
+                _ => Err(LedgerError::Closed),
+            },
+        }
+    }
+
+    /// Waits until the record is durable, and returns its receipt.
+    ///
+    /// # Errors
+    /// The batch or its fsync failed, or the ledger shut down first.
+    pub async fn durable(self) -> Result<Receipt, LedgerError> {
+        self.durable
+            .await
+            .map_err(|_| LedgerError::Closed)?
+            .map(|settled| settled.into_receipt())
+    }
 }
 
 /// Read access to a ledger: proofs, receipts, checkpoints, export. Several may exist beside the

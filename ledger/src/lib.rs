@@ -33,7 +33,7 @@ pub use checkpoint::{Checkpoint, CheckpointError};
 pub use error::LedgerError;
 pub use hash::Hash;
 pub use keys::{KeyError, Keyring};
-pub use ledger::{Ledger, LedgerOptions, LedgerReader};
+pub use ledger::{Appending, Ledger, LedgerOptions, LedgerReader, Sequenced};
 pub use receipt::{ConsistencyClaim, Receipt};
 pub use record::{format_timestamp, Entry, EntryError, Record, MAX_LABEL_LEN};
 pub use verify::{verify_export, ExportVerifier, Summary, VerifyError};

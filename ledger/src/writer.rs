@@ -34,12 +34,18 @@ use crate::receipt::Receipt;
 use crate::record::{format_timestamp, now_ms, PreparedEntry, Record};
 
 pub(crate) enum Request {
-    Append(PreparedEntry, Reply),
+    Append(PreparedEntry, Reply, Option<SeqReply>),
     /// Commit what is queued, then stop.
     Shutdown,
 }
 
 type Reply = oneshot::Sender<Result<Settled, LedgerError>>;
+
+/// Told the record's place and hash as soon as its batch is committed, before the fsync.
+pub(crate) type SeqReply = oneshot::Sender<crate::Sequenced>;
+
+/// One queued append and whoever waits for it.
+pub(crate) type Queued = (PreparedEntry, Reply, Option<SeqReply>);
 
 pub(crate) struct Writer {
     pub conn: Connection,
@@ -61,15 +67,11 @@ pub(crate) struct Writer {
 const STRAGGLERS: Duration = Duration::from_micros(250);
 
 /// Moves queued requests into `batch` (up to `max`); true when a shutdown was among them.
-fn drain(
-    rx: &mut mpsc::Receiver<Request>,
-    batch: &mut Vec<(PreparedEntry, Reply)>,
-    max: usize,
-) -> bool {
+fn drain(rx: &mut mpsc::Receiver<Request>, batch: &mut Vec<Queued>, max: usize) -> bool {
     let mut stopping = false;
     while batch.len() < max {
         match rx.try_recv() {
-            Ok(Request::Append(e, reply)) => batch.push((e, reply)),
+            Ok(Request::Append(e, reply, seq)) => batch.push((e, reply, seq)),
             Ok(Request::Shutdown) => {
                 rx.close();
                 stopping = true;
@@ -176,6 +178,7 @@ struct Pending {
     prior: Hash,
     record_hash: Hash,
     reply: Reply,
+    seq: Option<SeqReply>,
 }
 
 impl Writer {
@@ -195,7 +198,7 @@ impl Writer {
         let mut peak = 1.0f64;
         while !stopping {
             match rx.blocking_recv() {
-                Some(Request::Append(e, reply)) => batch.push((e, reply)),
+                Some(Request::Append(e, reply, seq)) => batch.push((e, reply, seq)),
                 Some(Request::Shutdown) => {
                     rx.close();
                     stopping = true;
@@ -250,7 +253,7 @@ impl Writer {
         tracing::debug!(size = self.frontier.size(), "ledger writer stopped");
     }
 
-    fn commit(&mut self, batch: &mut Vec<(PreparedEntry, Reply)>) {
+    fn commit(&mut self, batch: &mut Vec<Queued>) {
         let before: HashMap<NodeId, Hash> = self.frontier.nodes().collect();
         let saved = (self.frontier.clone(), self.head, self.last_ts);
         let mut new = HashMap::with_capacity(batch.len() * 2);
@@ -266,6 +269,12 @@ impl Writer {
                 let durable: Vec<(Reply, Settled)> = pending
                     .into_iter()
                     .map(|p| {
+                        if let Some(seq) = p.seq {
+                            let _ = seq.send(crate::Sequenced {
+                                index: p.record.index,
+                                record_hash: p.record_hash,
+                            });
+                        }
                         let settled = Settled {
                             record: p.record,
                             prior: p.prior,
@@ -289,7 +298,7 @@ impl Writer {
                 for p in pending {
                     let _ = p.reply.send(Err(LedgerError::Append(msg.clone())));
                 }
-                for (_, reply) in batch.drain(..) {
+                for (_, reply, _) in batch.drain(..) {
                     let _ = reply.send(Err(LedgerError::Append(msg.clone())));
                 }
             }
@@ -298,7 +307,7 @@ impl Writer {
 
     fn write_batch(
         &mut self,
-        batch: &mut Vec<(PreparedEntry, Reply)>,
+        batch: &mut Vec<Queued>,
         new: &mut HashMap<NodeId, Hash>,
         pending: &mut Vec<Pending>,
     ) -> Result<Checkpoint, LedgerError> {
@@ -316,7 +325,7 @@ impl Writer {
             let timestamp = format_timestamp(ts);
             let timestamp_json = crate::record::json_string(&timestamp);
             let mut completed = Vec::with_capacity(32 * 8);
-            for (entry, reply) in batch.drain(..) {
+            for (entry, reply, seq) in batch.drain(..) {
                 let index = self.frontier.size();
                 let canonical = entry.canonical(index, &timestamp_json);
                 let leaf = leaf_hash(canonical.as_bytes());
@@ -348,6 +357,7 @@ impl Writer {
                     prior: self.head,
                     record_hash,
                     reply,
+                    seq,
                 });
                 self.head = record_hash;
             }
