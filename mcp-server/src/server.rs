@@ -71,9 +71,12 @@ impl WardenMcp {
             .ok_or_else(|| ErrorData::internal_error("the request was not authenticated", None))
     }
 
-    /// The agent a governed call is attributed to: the `X-Warden-Agent` header, else the MCP
-    /// client's name from `initialize`, else the API key.
+    /// The agent a governed call is attributed to: the key's agent if it is bound to one, else
+    /// the `X-Warden-Agent` header, else the MCP client's name from `initialize`, else the key.
     fn agent_id(&self, ctx: &RequestContext<RoleServer>, p: &Principal) -> String {
+        if let Some(a) = &p.agent {
+            return a.clone();
+        }
         let header = ctx
             .extensions
             .get::<axum::http::request::Parts>()
