@@ -18,7 +18,12 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 
 pub fn config_check(file: &Path) -> ExitCode {
     match warden_config::check(file, &ProcessEnv) {
-        Ok(_) => {
+        Ok(config) => {
+            // The guardians' section is checked by the crate that owns its schema.
+            if let Err(e) = warden_proxy::openai::guardians_from(&config.guardians) {
+                eprintln!("{}: {e}", file.display());
+                return ExitCode::FAILURE;
+            }
             println!("{}: OK", file.display());
             ExitCode::SUCCESS
         }

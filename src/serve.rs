@@ -98,6 +98,18 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         ledger: ledger.clone(),
         decisions,
     });
+    let plane = {
+        let (config, api_state) = (config.clone(), api_state.clone());
+        tokio::task::spawn_blocking(move || {
+            warden_proxy::openai::Plane::new(&config, api_state, policies)
+        })
+        .await??
+    };
+    if config.upstreams.is_empty() {
+        tracing::info!("no upstreams configured: the OpenAI routes answer 503 until one is added");
+    } else {
+        tracing::info!(upstreams = ?plane.upstream_names(), "OpenAI-compatible proxy ready");
+    }
     let state = Arc::new(AppState { ledger, store });
 
     let api = TcpListener::bind(config.server.listen)
@@ -113,9 +125,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let api_task = tokio::spawn(
-        axum::serve(api, warden_proxy::router(api_state).merge(mcp))
-            .with_graceful_shutdown(wait_for(stop_rx.clone()))
-            .into_future(),
+        axum::serve(
+            api,
+            warden_proxy::router(api_state)
+                .merge(warden_proxy::openai::router(plane))
+                .merge(mcp),
+        )
+        .with_graceful_shutdown(wait_for(stop_rx.clone()))
+        .into_future(),
     );
     let admin_task = tokio::spawn(
         axum::serve(admin, admin_router(state.clone()))

@@ -3,6 +3,7 @@
 
 mod error;
 mod idempotency;
+pub mod openai;
 mod ratelimit;
 
 pub use ratelimit::RequestLimits;

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# The proxy benchmark: the mock provider, Warden and a load generator on loopback, Warden
+# pinned to one core and everything else to the other, with guardians, policy, limits and the
+# ledger all on. Reports, against a direct call to the same mock in the same run: added latency
+# at fixed rates, maximum throughput, CPU time per request (from /proc) and RSS.
+#
+#   benches/proxy.sh [SECONDS]      (default 10 s per run)
+#
+# Needs `taskset` (util-linux) and 2+ cores. Builds release binaries first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECS="${1:-10}"
+WARDEN_CPU=0
+OTHER_CPU=1
+
+cargo build --release -p warden -p warden-testkit >&2
+BIN=target/release
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+taskset -c "$OTHER_CPU" "$BIN/mock-upstream" 127.0.0.1:0 > "$WORK/mock.out" &
+PIDS+=($!)
+until grep -q listening "$WORK/mock.out"; do sleep 0.1; done
+MOCK=$(awk '/listening/ {print $3}' "$WORK/mock.out")
+
+# Starts Warden with durability $1; sets WARDEN_PID, API and KEY.
+start_warden() {
+  local durability=$1
+  cat > "$WORK/warden.yaml" <<YAML
+upstreams:
+  - name: mock
+    base_url: http://$MOCK/v1
+    models: ["*"]
+    timeout: 30s
+limits:
+  - per: key
+    requests_per_minute: 100000000
+    tokens_per_minute: 100000000000
+ledger:
+  durability: $durability
+log:
+  level: warn
+YAML
+  rm -rf "$WORK/data"
+  WARDEN_CONFIG="$WORK/warden.yaml" taskset -c "$WARDEN_CPU" "$BIN/warden" --data-dir "$WORK/data" \
+    serve --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 > "$WORK/warden.out" 2> "$WORK/warden.err" &
+  WARDEN_PID=$!
+  PIDS+=("$WARDEN_PID")
+  until grep -q "data plane listening" "$WORK/warden.err"; do sleep 0.1; done
+  API=$(grep "data plane listening" "$WORK/warden.err" | sed 's/.*addr=//' | tr -d '[:space:]' | sed 's/\x1b\[[0-9;]*m//g')
+  until grep -q '^ *wdn_' "$WORK/warden.out"; do sleep 0.1; done
+  KEY=$(grep -o 'wdn_[A-Za-z0-9_-]*' "$WORK/warden.out" | head -1)
+}
+
+stop_warden() { kill "$WARDEN_PID"; wait "$WARDEN_PID" 2>/dev/null || true; }
+
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+TICK=$(getconf CLK_TCK)
+
+load() { taskset -c "$OTHER_CPU" "$BIN/loadgen" "$@" --seconds "$SECS"; }
+
+# Runs loadgen through Warden, measuring Warden's CPU per request and RSS under load.
+through() {
+  local before after out
+  before=$(cpu_ticks "$WARDEN_PID")
+  out=$(load "http://$API/v1/chat/completions" --key "$KEY" "$@")
+  after=$(cpu_ticks "$WARDEN_PID")
+  local n; n=$(echo "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["requests"])')
+  local cpu_us; cpu_us=$(python3 -c "print(round(($after-$before)/$TICK*1e6/max($n,1),1))")
+  echo "$out" | python3 -c "import json,sys; d=json.load(sys.stdin); d['warden_cpu_us_per_req']=$cpu_us; d['warden_rss_mib']=round($(rss_kib "$WARDEN_PID")/1024,1); print(json.dumps(d))"
+}
+
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load $(cut -d' ' -f1-3 /proc/loadavg)"
+for mode in batched sync; do
+  start_warden "$mode"
+  # Warm up (connections, caches, lazily built state).
+  load "http://$API/v1/chat/completions" --key "$KEY" --rate 200 --seconds 2 > /dev/null || true
+  echo "== ledger.durability: $mode; Warden RSS idle: $(( $(rss_kib "$WARDEN_PID") / 1024 )) MiB"
+  for rate in 500 2000; do
+    echo "direct  rate=$rate $(load "http://$MOCK/v1/chat/completions" --rate "$rate")"
+    echo "warden  rate=$rate $(through --rate "$rate")"
+  done
+  if [ "$mode" = sync ]; then
+    echo "direct  rate=2000 model=mock-20ms $(load "http://$MOCK/v1/chat/completions" --rate 2000 --model mock-20ms)"
+    echo "warden  rate=2000 model=mock-20ms $(through --rate 2000 --model mock-20ms)"
+  else
+    echo "direct  stream rate=500 $(load "http://$MOCK/v1/chat/completions" --rate 500 --stream)"
+    echo "warden  stream rate=500 $(through --rate 500 --stream)"
+  fi
+  echo "direct  max c=64 $(load "http://$MOCK/v1/chat/completions" --concurrency 64)"
+  echo "warden  max c=64 $(through --concurrency 64)"
+  stop_warden
+done
