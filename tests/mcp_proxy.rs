@@ -57,8 +57,18 @@ fn refused(r: &CallToolResult) -> Value {
     serde_json::from_str(&text(r)).unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn proxied_calls_are_allowed_redacted_blocked_escalated_and_inscribed() {
+/// A running Warden with the `upstream` example behind `/mcp` as `tools` (plus `extra` YAML
+/// under `mcp:`), a key with `mcp,write`, and a connected client.
+struct Setup {
+    server: Server,
+    admin: String,
+    data: std::path::PathBuf,
+    client: Client,
+    progress: Progress,
+    _dir: tempfile::TempDir,
+}
+
+async fn setup(extra: &str) -> Setup {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let up = listener.local_addr().unwrap();
@@ -70,7 +80,7 @@ async fn proxied_calls_are_allowed_redacted_blocked_escalated_and_inscribed() {
     std::fs::write(
         &config,
         format!(
-            "policy:\n  dir: {policies}\nmcp:\n  call_timeout: 2s\n  escalation_timeout: 30s\n  upstreams:\n    - name: tools\n      url: http://{up}/mcp\n    - name: gov\n      command: {bin}\n      args: [--data-dir, {gov}, mcp]\n    - name: dead\n      url: http://127.0.0.1:9/mcp\n",
+            "policy:\n  dir: {policies}\nmcp:\n{extra}  call_timeout: 2s\n  escalation_timeout: 30s\n  upstreams:\n    - name: tools\n      url: http://{up}/mcp\n    - name: gov\n      command: {bin}\n      args: [--data-dir, {gov}, mcp]\n    - name: dead\n      url: http://127.0.0.1:9/mcp\n",
             bin = env!("CARGO_BIN_EXE_warden"),
             gov = dir.path().join("gov").display(),
         ),
@@ -96,12 +106,32 @@ async fn proxied_calls_are_allowed_redacted_blocked_escalated_and_inscribed() {
     let progress = Progress::default();
     let config =
         StreamableHttpClientTransportConfig::with_uri(format!("http://{}/mcp", server.api))
-            .auth_header(key.clone());
-    let c = progress
+            .auth_header(key);
+    let client = progress
         .clone()
         .serve(StreamableHttpClientTransport::from_config(config))
         .await
         .unwrap();
+    Setup {
+        server,
+        admin,
+        data,
+        client,
+        progress,
+        _dir: dir,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn proxied_calls_are_allowed_redacted_blocked_escalated_and_inscribed() {
+    let Setup {
+        server,
+        admin,
+        data,
+        client: c,
+        progress,
+        _dir,
+    } = setup("").await;
 
     // Federated tools, prefixed; the payments tool is hidden from this agent by policy; the
     // upstream that is down is left out and does not take the others with it.
@@ -262,4 +292,42 @@ async fn proxied_calls_are_allowed_redacted_blocked_escalated_and_inscribed() {
 
 fn text_of(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn escalation_can_fail_at_once_and_arguments_are_redacted_before_forwarding() {
+    let Setup {
+        server,
+        admin,
+        client: c,
+        _dir,
+        ..
+    } = setup("  escalation: fail\n").await;
+
+    // A card number in the arguments is redacted before the upstream sees it (echo returns
+    // what it received).
+    let r = call(
+        &c,
+        "tools__echo",
+        json!({"text": "pay with 4111 1111 1111 1111"}),
+    )
+    .await;
+    assert_eq!(text(&r), "pay with [CREDIT_CARD]", "{r:?}");
+
+    // A hidden tool called anyway is still blocked by policy.
+    let e = refused(&call(&c, "tools__payments.refund", json!({"amount": 10})).await);
+    assert_eq!(e["code"], "blocked", "{e}");
+    assert_eq!(e["reason_codes"], json!(["AGENT_NOT_AUTHORIZED"]));
+
+    // escalation: fail refuses at once, naming the Decision Desk thread it opened.
+    let started = std::time::Instant::now();
+    let e = refused(&call(&c, "tools__send_email", json!({"recipient_count": 500})).await);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(e["code"], "escalation_pending", "{e}");
+    assert_eq!(e["reason_codes"], json!(["BULK_EMAIL"]));
+    let (status, body) = get_as(server.api, "/v1/escalations?status=OPEN", &admin);
+    assert_eq!(status, 200, "{body}");
+    let thread = body["escalations"][0]["thread_id"].as_str().unwrap();
+    assert!(e["message"].as_str().unwrap().contains(thread), "{e}");
+    c.cancel().await.unwrap();
 }
