@@ -49,6 +49,21 @@ pub enum Command {
     /// Policy packs: check, table-test and sign.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Serve the governance tools over MCP on stdin/stdout (for desktop clients): from the data
+    /// directory, or with --connect by relaying to a running Warden's /mcp.
+    Mcp(McpArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct McpArgs {
+    /// The caller's API key (scope `mcp`). Without it, a local data directory is served as an
+    /// admin of tenant `default`; with --connect it is required.
+    #[arg(long, env = "WARDEN_API_KEY", hide_env_values = true)]
+    pub key: Option<String>,
+    /// Relay to this MCP endpoint of a running Warden (e.g. http://127.0.0.1:8080/mcp) instead
+    /// of opening the data directory.
+    #[arg(long, value_name = "URL")]
+    pub connect: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

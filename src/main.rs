@@ -2,6 +2,7 @@
 
 mod cli;
 mod commands;
+mod mcp;
 mod policy;
 mod scan;
 mod serve;
@@ -15,6 +16,8 @@ use warden_config::{Config, LogFormat, ProcessEnv};
 use cli::{Cli, Command, Common};
 
 fn main() -> ExitCode {
+    // One TLS provider for every client in the process (reqwest via rmcp): ring, not aws-lc.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     // `config check` reports on the file it is given, whatever else is configured.
     if let Command::Config(cli::ConfigCommand::Check { file }) = &cli.command {
@@ -41,6 +44,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => verify::run(&config, args),
         Command::Ledger(cmd) => commands::ledger(&config, cmd),
         Command::Keys(cmd) => commands::keys(&config, cmd),
+        Command::Mcp(args) => mcp::run(config, args),
         Command::Config(_) | Command::Scan(_) | Command::Policy(_) => {
             unreachable!("handled above")
         }

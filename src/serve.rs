@@ -84,17 +84,19 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let ledger = Arc::new(ledger);
     let store = Arc::new(store.0);
     let (policies, _watcher) = load_policies(&config)?;
+    let decisions = Arc::new(warden_governance::Decisions::new(
+        store.clone(),
+        ledger.clone(),
+        policies.clone(),
+    ));
+    let mcp = crate::mcp::http_router(&config, &store, &ledger, &decisions, &policies).await?;
     let api_state = Arc::new(warden_proxy::ApiState {
         limits: Arc::new(warden_proxy::RequestLimits::per_minute(
             u32::try_from(config.server.requests_per_minute).unwrap_or(u32::MAX),
         )),
         store: store.clone(),
         ledger: ledger.clone(),
-        decisions: warden_governance::Decisions::new(
-            store.clone(),
-            ledger.clone(),
-            policies.clone(),
-        ),
+        decisions,
     });
     let plane = {
         let (config, api_state) = (config.clone(), api_state.clone());
@@ -125,7 +127,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let api_task = tokio::spawn(
         axum::serve(
             api,
-            warden_proxy::router(api_state).merge(warden_proxy::openai::router(plane)),
+            warden_proxy::router(api_state)
+                .merge(warden_proxy::openai::router(plane))
+                .merge(mcp),
         )
         .with_graceful_shutdown(wait_for(stop_rx.clone()))
         .into_future(),
@@ -155,7 +159,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 
 /// The packs of `policy.dir`, watched for changes, or the built-in pack. An invalid directory
 /// stops start-up with every problem; later, an invalid change is refused and the old set stays.
-fn load_policies(
+pub(crate) fn load_policies(
     config: &Config,
 ) -> anyhow::Result<(
     Arc<warden_policy::LivePolicySet>,

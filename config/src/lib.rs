@@ -35,6 +35,7 @@ mod env;
 mod error;
 mod items;
 mod load;
+mod mcp;
 mod model;
 mod proxy;
 mod schema;
@@ -42,6 +43,7 @@ mod schema;
 pub use env::{Env, ProcessEnv};
 pub use error::{ConfigError, Problem, ProblemOrigin, Problems};
 pub use load::{check, load};
+pub use mcp::{McpConfig, McpEscalation, McpUpstreamConfig};
 pub use model::{
     Config, Durability, LedgerConfig, LogConfig, LogFormat, PolicyConfig, ServerConfig,
 };

@@ -37,6 +37,8 @@ pub struct Config {
     /// `warden-guardians`, which checks it when the engine is built (`warden config check`
     /// does too). Empty: the guardians' defaults.
     pub guardians: serde_json::Value,
+    /// The MCP endpoint and the MCP proxy's upstreams.
+    pub mcp: crate::McpConfig,
 }
 
 impl Default for Config {
@@ -53,6 +55,7 @@ impl Default for Config {
             agents: Vec::new(),
             tokenizers: Vec::new(),
             guardians: serde_json::Value::Object(serde_json::Map::new()),
+            mcp: crate::McpConfig::default(),
         }
     }
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use saphyr::{MarkedYamlOwned, ScalarOwned, YamlDataOwned};
 
 use crate::items::{self, Issues, ItemField};
+use crate::mcp::{McpEscalation, McpUpstreamConfig};
 use crate::model::{Config, Durability, LogFormat};
 use crate::proxy::{
     AgentConfig, ApiKeySource, EscalationMode, FailMode, LimitConfig, LimitScope, TokenizerConfig,
@@ -236,6 +237,55 @@ pub(crate) static FIELDS: &[Field] = &[
         },
     },
     Field {
+        path: "mcp.allowed_hosts",
+        default: "[localhost, 127.0.0.1, \"::1\"]",
+        set: |c, v| {
+            c.mcp.allowed_hosts = string_list(v, "host names or host:port")?;
+            Ok(())
+        },
+    },
+    Field {
+        path: "mcp.escalation",
+        default: "hold",
+        set: |c, v| {
+            c.mcp.escalation = match v.text() {
+                Some("hold") => McpEscalation::Hold,
+                Some("fail") => McpEscalation::Fail,
+                _ => return Err(v.mismatch("one of `hold`, `fail`").into()),
+            };
+            Ok(())
+        },
+    },
+    Field {
+        path: "mcp.escalation_timeout",
+        default: "5m",
+        set: |c, v| {
+            c.mcp.escalation_timeout = duration(v, Duration::from_secs(86_400))?;
+            Ok(())
+        },
+    },
+    Field {
+        path: "mcp.call_timeout",
+        default: "60s",
+        set: |c, v| {
+            c.mcp.call_timeout = duration(v, Duration::from_secs(3600))?;
+            Ok(())
+        },
+    },
+    Field {
+        path: "mcp.upstreams",
+        default: "[]",
+        set: |c, v| {
+            c.mcp.upstreams = items::list(v, MCP_UPSTREAM_FIELDS, check_mcp_upstream)?;
+            let mut names: Vec<&str> = c.mcp.upstreams.iter().map(|u| u.name.as_str()).collect();
+            names.sort_unstable();
+            if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+                return Err(format!("MCP upstream name `{}` is used twice", w[0]).into());
+            }
+            Ok(())
+        },
+    },
+    Field {
         path: "log.format",
         default: "text",
         set: |c, v| {
@@ -314,6 +364,84 @@ fn check_upstream(u: &UpstreamConfig) -> Option<String> {
     u.models
         .is_empty()
         .then(|| "`models` must name at least one model or glob".to_owned())
+}
+
+static MCP_UPSTREAM_FIELDS: &[ItemField<McpUpstreamConfig>] = &[
+    ItemField {
+        name: "name",
+        required: true,
+        set: |u, v| {
+            u.name = name(v)?;
+            if u.name.contains("__") {
+                return Err("a name without `__` (it separates upstream and tool)".to_owned());
+            }
+            Ok(())
+        },
+    },
+    ItemField {
+        name: "command",
+        required: false,
+        set: |u, v| {
+            u.command = Some(non_empty(v, "a command to start")?);
+            Ok(())
+        },
+    },
+    ItemField {
+        name: "args",
+        required: false,
+        set: |u, v| {
+            u.args = string_list(v, "arguments")?;
+            Ok(())
+        },
+    },
+    ItemField {
+        name: "env",
+        required: false,
+        set: |u, v| {
+            u.env = string_map(v, "environment variables")?;
+            Ok(())
+        },
+    },
+    ItemField {
+        name: "url",
+        required: false,
+        set: |u, v| {
+            u.url = Some(http_url(v)?);
+            Ok(())
+        },
+    },
+    ItemField {
+        name: "headers",
+        required: false,
+        set: |u, v| {
+            u.headers = string_map(v, "HTTP headers")?;
+            Ok(())
+        },
+    },
+];
+
+fn check_mcp_upstream(u: &McpUpstreamConfig) -> Option<String> {
+    match (&u.command, &u.url) {
+        (Some(_), None) | (None, Some(_)) => None,
+        _ => Some("give exactly one of `command` (stdio) or `url` (streamable HTTP)".to_owned()),
+    }
+}
+
+/// A mapping of strings to strings (headers, environment variables).
+fn string_map(v: Value<'_>, what: &str) -> Result<Vec<(String, String)>, String> {
+    let expected = || v.mismatch(&format!("a mapping of {what} to strings"));
+    match items::json(v) {
+        Ok(serde_json::Value::Null) => Ok(Vec::new()),
+        Ok(serde_json::Value::Object(o)) => o
+            .into_iter()
+            .map(|(k, val)| match val {
+                serde_json::Value::String(s) => Ok((k, s)),
+                serde_json::Value::Number(n) => Ok((k, n.to_string())),
+                _ => Err(expected()),
+            })
+            .collect(),
+        _ => Err(expected()),
+    }
 }
 
 static LIMIT_FIELDS: &[ItemField<LimitConfig>] = &[
@@ -727,6 +855,13 @@ mod tests {
             agents: vec![AgentConfig::default()],
             tokenizers: vec![TokenizerConfig::default()],
             guardians: serde_json::json!({"pii": {}}),
+            mcp: crate::McpConfig {
+                allowed_hosts: vec![],
+                escalation: McpEscalation::Fail,
+                escalation_timeout: Duration::from_secs(1),
+                call_timeout: Duration::from_secs(1),
+                upstreams: vec![McpUpstreamConfig::default()],
+            },
         };
         for f in FIELDS {
             let doc = MarkedYamlOwned::load_from_str(f.default).unwrap();
@@ -750,6 +885,7 @@ mod tests {
                 "agents",
                 "tokenizers",
                 "guardians",
+                "mcp",
                 "log"
             ]
         );

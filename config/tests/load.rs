@@ -233,7 +233,7 @@ fn unknown_keys_top_level_and_nested() {
     assert_eq!(
         problems("dataa_dir: /x\nserver:\n  listen: 127.0.0.1:1\n  port: 80\n"),
         [
-            "warden.yaml:1:1: dataa_dir: unknown field `dataa_dir`, expected one of `data_dir`, `server`, `ledger`, `policy`, `upstreams`, `proxy`, `limits`, `agents`, `tokenizers`, `guardians`, `log`",
+            "warden.yaml:1:1: dataa_dir: unknown field `dataa_dir`, expected one of `data_dir`, `server`, `ledger`, `policy`, `upstreams`, `proxy`, `limits`, `agents`, `tokenizers`, `guardians`, `mcp`, `log`",
             "warden.yaml:4:3: server.port: unknown field `port`, expected one of `listen`, `admin_listen`, `shutdown_grace`, `requests_per_minute`",
         ]
     );
@@ -416,6 +416,14 @@ fn every_setting_has_a_working_env_var() {
         ("agents", "[{name: bot, intent: answers questions}]"),
         ("tokenizers", "[{models: [llama*], file: /t.json}]"),
         ("guardians", "{pii: {enabled: false}}"),
+        ("mcp.allowed_hosts", "warden.internal, 10.0.0.5:8080"),
+        ("mcp.escalation", "fail"),
+        ("mcp.escalation_timeout", "30s"),
+        ("mcp.call_timeout", "5s"),
+        (
+            "mcp.upstreams",
+            r#"[{name: tools, command: ./tools, args: [--quiet], env: {MODE: test}}, {name: gh, url: "https://example.com/mcp", headers: {Authorization: "Bearer x"}}]"#,
+        ),
         ("log.format", "json"),
         ("log.level", "debug"),
     ];
@@ -483,8 +491,41 @@ fn every_setting_has_a_working_env_var() {
                 file: "/t.json".into(),
             }],
             guardians: serde_json::json!({"pii": {"enabled": false}}),
+            mcp: warden_config::McpConfig {
+                allowed_hosts: vec!["warden.internal".into(), "10.0.0.5:8080".into()],
+                escalation: warden_config::McpEscalation::Fail,
+                escalation_timeout: Duration::from_secs(30),
+                call_timeout: Duration::from_secs(5),
+                upstreams: vec![
+                    warden_config::McpUpstreamConfig {
+                        name: "tools".into(),
+                        command: Some("./tools".into()),
+                        args: vec!["--quiet".into()],
+                        env: vec![("MODE".into(), "test".into())],
+                        ..Default::default()
+                    },
+                    warden_config::McpUpstreamConfig {
+                        name: "gh".into(),
+                        url: Some("https://example.com/mcp".into()),
+                        headers: vec![("Authorization".into(), "Bearer x".into())],
+                        ..Default::default()
+                    },
+                ],
+            },
         }
     );
+}
+
+#[test]
+fn an_mcp_upstream_needs_exactly_one_of_command_and_url() {
+    let err = load_yaml(
+        "mcp:\n  upstreams:\n    - name: a\n    - name: b__c\n      url: http://x\n",
+        &[],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("exactly one of `command`"), "{err}");
+    assert!(err.contains("without `__`"), "{err}");
 }
 
 #[test]

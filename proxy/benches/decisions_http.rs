@@ -95,7 +95,11 @@ fn main() {
             limits: Arc::new(warden_proxy::RequestLimits::per_minute(1_000_000)),
             store: store.clone(),
             ledger: ledger.clone(),
-            decisions: warden_governance::Decisions::new(store, ledger.clone(), policies),
+            decisions: Arc::new(warden_governance::Decisions::new(
+                store,
+                ledger.clone(),
+                policies,
+            )),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

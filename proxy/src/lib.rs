@@ -73,7 +73,8 @@ pub struct ApiState {
     pub limits: Arc<RequestLimits>,
     pub store: Arc<Store>,
     pub ledger: Arc<Ledger>,
-    pub decisions: Decisions,
+    /// Shared with the MCP server, so an escalation resolved here wakes a call held there.
+    pub decisions: Arc<Decisions>,
 }
 
 /// The authenticated caller, from `Authorization: Bearer <key>`.

@@ -1,0 +1,624 @@
+//! The governing MCP proxy: upstream MCP servers (a stdio command, or a streamable-HTTP URL with
+//! headers) federated behind Warden's `/mcp`, their tools named `upstream__tool`.
+//!
+//! Every `tools/call` takes the path of an LLM call through the data plane:
+//! guardians on every string of the arguments (JSON-pointer findings; redact or block) ->
+//! policy decision `mcp.tool_call` (action = the federated name, tool = the upstream's tool,
+//! context = `{server, tool, arguments, caller}`) -> `escalate`: hold the call, with progress
+//! notifications, until a human resolves its Decision Desk thread (or fail at once, by
+//! configuration); `block`: a tool error with the reason codes -> forward, with a timeout ->
+//! the result scanned as untrusted tool output (injection, secrets, PII; redact or block) ->
+//! the outcome inscribed in the ledger (hashes and finding locations, never the content).
+//!
+//! `tools/list` hides the tools that policy blocks for this caller whatever the arguments.
+//!
+//! Upstreams are isolated: each connects on its own, one that is down or slow is left out of
+//! `tools/list` and its calls fail with `upstream_error`/`upstream_timeout`; the others go on.
+//! A broken connection is re-established on the next use.
+//!
+//! Not yet: progress notifications and cancellations from the client are not relayed to the
+//! upstream (a cancelled call is abandoned by Warden, the upstream runs it to the end).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResult, ContentBlock, ProgressNotificationParam, Tool,
+};
+use rmcp::service::{RequestContext, RunningService};
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
+use rmcp::{RoleClient, RoleServer, ServiceExt};
+use serde_json::{json, Value};
+use tokio::sync::Mutex;
+use warden_governance::{Decisions, Principal, Scope};
+use warden_guardians::{Action, Channel, Guardians};
+use warden_ledger::{Entry, Ledger};
+use warden_policy::{Input, LivePolicySet, Outcome};
+
+use crate::error::{McpError, ToolError};
+
+/// Separates the upstream's name from its tool's in a federated tool name.
+pub const SEPARATOR: &str = "__";
+
+/// How to reach one upstream MCP server.
+#[derive(Clone, Debug, PartialEq)]
+pub enum UpstreamTransport {
+    /// A command Warden starts, speaking MCP on its stdin/stdout.
+    Stdio {
+        command: String,
+        args: Vec<String>,
+        env: Vec<(String, String)>,
+    },
+    /// A streamable-HTTP endpoint, with headers sent on every request (e.g. its credentials).
+    Http {
+        url: String,
+        headers: Vec<(String, String)>,
+    },
+}
+
+/// One upstream MCP server.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UpstreamSpec {
+    /// Prefix of its tools (`github` -> `github__create_issue`): letters, digits, `-`.
+    pub name: String,
+    pub transport: UpstreamTransport,
+}
+
+/// What an `escalate` verdict does to a tool call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EscalationMode {
+    /// Refuse at once with the Decision Desk thread id (`escalation_pending`).
+    Fail,
+    /// Hold the call, notifying progress, until the thread is resolved or this much time passes.
+    Hold(Duration),
+}
+
+/// The proxy's behaviour.
+#[derive(Clone, Debug)]
+pub struct ProxyOptions {
+    pub escalation: EscalationMode,
+    /// How long an upstream may take to connect, list its tools, or answer one call.
+    pub call_timeout: Duration,
+    /// Wait until the call's ledger record is on stable storage before answering (else until it
+    /// has its place and hash).
+    pub durable: bool,
+}
+
+impl Default for ProxyOptions {
+    fn default() -> Self {
+        ProxyOptions {
+            escalation: EscalationMode::Hold(Duration::from_secs(300)),
+            call_timeout: Duration::from_secs(60),
+            durable: true,
+        }
+    }
+}
+
+type Client = RunningService<RoleClient, ()>;
+
+struct Upstream {
+    spec: UpstreamSpec,
+    /// The live connection and the tools it listed; `None` until connected or after a failure.
+    conn: Mutex<Option<Arc<Connected>>>,
+}
+
+struct Connected {
+    client: Client,
+    tools: Vec<Tool>,
+}
+
+/// The upstream MCP servers behind `/mcp`.
+pub struct Federation {
+    upstreams: HashMap<String, Upstream>,
+    guardians: Arc<Guardians>,
+    policies: Arc<LivePolicySet>,
+    ledger: Arc<Ledger>,
+    options: ProxyOptions,
+}
+
+/// Checks an upstream's name: it becomes part of tool names.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && !name.contains(SEPARATOR)
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+impl Federation {
+    /// The federation of `upstreams`; each connects in the background, now, so the first call
+    /// does not pay for it.
+    pub fn start(
+        upstreams: Vec<UpstreamSpec>,
+        guardians: Arc<Guardians>,
+        policies: Arc<LivePolicySet>,
+        ledger: Arc<Ledger>,
+        options: ProxyOptions,
+    ) -> Result<Arc<Federation>, McpError> {
+        let mut map = HashMap::new();
+        for spec in upstreams {
+            if !valid_name(&spec.name) {
+                return Err(McpError::Upstream {
+                    name: spec.name,
+                    message: "a name is 1 to 64 of a-z, A-Z, 0-9, '-', '_' without '__'".into(),
+                });
+            }
+            map.insert(
+                spec.name.clone(),
+                Upstream {
+                    spec,
+                    conn: Mutex::new(None),
+                },
+            );
+        }
+        let f = Arc::new(Federation {
+            upstreams: map,
+            guardians,
+            policies,
+            ledger,
+            options,
+        });
+        for name in f.upstreams.keys() {
+            let (f, name) = (f.clone(), name.clone());
+            tokio::spawn(async move {
+                if let Err(e) = f.connection(&name).await {
+                    tracing::warn!(upstream = %name, "MCP upstream not reachable yet: {}", e.message);
+                }
+            });
+        }
+        Ok(f)
+    }
+
+    /// The connection to `name`, (re)connecting if there is none.
+    async fn connection(&self, name: &str) -> Result<Arc<Connected>, ToolError> {
+        let up = self
+            .upstreams
+            .get(name)
+            .ok_or_else(|| ToolError::new("not_found", format!("no upstream {name}")))?;
+        let mut conn = up.conn.lock().await;
+        if let Some(c) = conn.as_ref() {
+            if !c.client.is_closed() {
+                return Ok(c.clone());
+            }
+            tracing::warn!(upstream = %name, "MCP upstream connection closed; reconnecting");
+        }
+        let connected = tokio::time::timeout(self.options.call_timeout, connect(&up.spec))
+            .await
+            .map_err(|_| {
+                ToolError::new(
+                    "upstream_timeout",
+                    format!(
+                        "upstream {name} did not answer within {:?}",
+                        self.options.call_timeout
+                    ),
+                )
+            })?
+            .map_err(|e| ToolError::new("upstream_error", format!("upstream {name}: {e}")))?;
+        tracing::info!(upstream = %name, tools = connected.tools.len(), "MCP upstream connected");
+        let connected = Arc::new(connected);
+        *conn = Some(connected.clone());
+        Ok(connected)
+    }
+
+    async fn drop_connection(&self, name: &str) {
+        if let Some(up) = self.upstreams.get(name) {
+            up.conn.lock().await.take();
+        }
+    }
+
+    /// Whether `name` is a federated tool name (`upstream__tool` of a configured upstream).
+    pub fn has_tool(&self, name: &str) -> bool {
+        name.split_once(SEPARATOR)
+            .is_some_and(|(up, _)| self.upstreams.contains_key(up))
+    }
+
+    fn input(
+        &self,
+        server: &str,
+        tool: &str,
+        arguments: &Value,
+        p: &Principal,
+        agent: &str,
+    ) -> Input {
+        Input {
+            decision_type: "mcp.tool_call".into(),
+            action: Some(format!("{server}{SEPARATOR}{tool}")),
+            agent_id: Some(agent.to_owned()),
+            tool: Some(tool.to_owned()),
+            context: json!({
+                "server": server, "tool": tool, "arguments": arguments,
+                "caller": {"tenant": p.tenant, "key_id": p.key_id, "agent_id": agent},
+            }),
+        }
+    }
+
+    /// The upstreams' tools this caller may use: those policy does not block outright (judged
+    /// with empty arguments). Upstreams that are down are left out.
+    pub async fn visible_tools(&self, _d: &Decisions, p: &Principal, agent: &str) -> Vec<Tool> {
+        let mut out = Vec::new();
+        let mut names: Vec<&String> = self.upstreams.keys().collect();
+        names.sort();
+        for name in names {
+            let conn = match self.connection(name).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(upstream = %name, "left out of tools/list: {}", e.message);
+                    continue;
+                }
+            };
+            for t in &conn.tools {
+                let input = self.input(name, &t.name, &json!({}), p, agent);
+                if matches!(self.policies.evaluate(&input), Ok(e) if e.verdict == Outcome::Block) {
+                    continue;
+                }
+                let mut t = t.clone();
+                t.name = format!("{name}{SEPARATOR}{}", t.name).into();
+                let description = t.description.clone().unwrap_or_default();
+                t.description = Some(
+                    format!("[via Warden, upstream {name}; governed and recorded] {description}")
+                        .into(),
+                );
+                out.push(t);
+            }
+        }
+        out
+    }
+
+    /// One governed call; failures the agent should see are tool errors.
+    pub async fn call(
+        &self,
+        d: &Decisions,
+        p: &Principal,
+        agent: &str,
+        request: CallToolRequestParams,
+        ctx: &RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        let (server, tool) = request
+            .name
+            .split_once(SEPARATOR)
+            .map(|(s, t)| (s.to_owned(), t.to_owned()))
+            .unwrap_or_default();
+        let span = tracing::info_span!("mcp.proxy", upstream = %server, tool = %tool, tenant = %p.tenant, key = %p.key_id);
+        let _enter = span.enter();
+        let mut record = json!({
+            "server": server, "tool": tool, "agent_id": agent, "key_id": p.key_id,
+        });
+        let result = self
+            .govern(d, p, agent, &server, &tool, request, ctx, &mut record)
+            .await;
+        let (outcome, result) = match result {
+            Ok(r) => ("forwarded", r),
+            Err(e) => {
+                record["error_code"] = json!(e.code);
+                (e.code, e.into_result())
+            }
+        };
+        record["outcome"] = json!(outcome);
+        self.inscribe(p, record, result).await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn govern(
+        &self,
+        d: &Decisions,
+        p: &Principal,
+        agent: &str,
+        server: &str,
+        tool: &str,
+        mut request: CallToolRequestParams,
+        ctx: &RequestContext<RoleServer>,
+        record: &mut Value,
+    ) -> Result<CallToolResult, ToolError> {
+        if !p.allows(&Scope::Mcp) {
+            return Err(ToolError::new("forbidden", "this key lacks the mcp scope"));
+        }
+        let arguments = Value::Object(request.arguments.take().unwrap_or_default());
+        record["arguments_hash"] = json!(hash(&arguments));
+
+        // Guardians over every string of the arguments.
+        let scan = self.guardians.scan_json(&arguments, Channel::ToolArgs);
+        record["argument_findings"] = findings(&scan.findings);
+        if scan.blocked {
+            return Err(ToolError::new(
+                "blocked",
+                "the arguments were blocked by Warden's guardians",
+            )
+            .with_reasons(guardian_reasons(&scan.findings)));
+        }
+        let arguments = scan.redacted;
+
+        // Policy.
+        let input = self.input(server, tool, &arguments, p, agent);
+        let evaluation = self
+            .policies
+            .evaluate(&input)
+            .map_err(|e| ToolError::new("unprocessable", e.to_string()))?;
+        record["verdict"] = json!(evaluation.verdict.as_str());
+        record["reason_codes"] = json!(evaluation.reason_codes);
+        record["policy_hash"] = json!(evaluation.policy_hash);
+        match evaluation.verdict {
+            Outcome::Allow | Outcome::Warn => {}
+            Outcome::Block => {
+                return Err(ToolError::new(
+                    "blocked",
+                    format!("policy blocks {server}{SEPARATOR}{tool}"),
+                )
+                .with_reasons(evaluation.reason_codes.clone()))
+            }
+            Outcome::Escalate => {
+                let thread = self.escalate(d, p, agent, &input, &evaluation, ctx).await?;
+                record["escalation_thread_id"] = json!(thread.0);
+                record["resolution"] = json!(thread.1);
+            }
+        }
+
+        // Forward.
+        let conn = self.connection(server).await?;
+        if !conn.tools.iter().any(|t| t.name == tool) {
+            return Err(ToolError::new(
+                "not_found",
+                format!("upstream {server} has no tool {tool}"),
+            ));
+        }
+        if let Value::Object(o) = arguments {
+            request.arguments = Some(o);
+        }
+        request.name = tool.to_owned().into();
+        let call = conn.client.call_tool(request);
+        let result = tokio::select! {
+            r = tokio::time::timeout(self.options.call_timeout, call) => r,
+            _ = ctx.ct.cancelled() => return Err(ToolError::new("cancelled", "the client cancelled the call")),
+        };
+        let mut result = match result {
+            Err(_) => {
+                return Err(ToolError::new(
+                    "upstream_timeout",
+                    format!(
+                        "upstream {server} did not answer within {:?}",
+                        self.options.call_timeout
+                    ),
+                ))
+            }
+            Ok(Err(e)) => {
+                if conn.client.is_closed() {
+                    self.drop_connection(server).await;
+                }
+                return Err(ToolError::new(
+                    "upstream_error",
+                    format!("upstream {server}: {e}"),
+                ));
+            }
+            Ok(Ok(r)) => r,
+        };
+
+        // The result is untrusted text.
+        let mut found = Vec::new();
+        let mut blocked = false;
+        for block in &mut result.content {
+            if let ContentBlock::Text(t) = block {
+                let r = self.guardians.scan_text(&t.text, Channel::ToolOutput);
+                blocked |= r.blocked;
+                found.extend(r.findings.iter().map(|f| (String::new(), f.clone())));
+                if r.action == Some(Action::Redact) {
+                    t.text = r.redacted;
+                }
+            }
+        }
+        if let Some(s) = result.structured_content.take() {
+            let r = self.guardians.scan_json(&s, Channel::ToolOutput);
+            blocked |= r.blocked;
+            found.extend(
+                r.findings
+                    .iter()
+                    .map(|f| (f.pointer.clone(), f.finding.clone())),
+            );
+            result.structured_content = Some(r.redacted);
+        }
+        let json_findings: Vec<warden_guardians::JsonFinding> = found
+            .iter()
+            .map(|(pointer, finding)| warden_guardians::JsonFinding {
+                pointer: pointer.clone(),
+                finding: finding.clone(),
+            })
+            .collect();
+        record["result_findings"] = findings(&json_findings);
+        record["result_hash"] = json!(hash(
+            &serde_json::to_value(&result.content).unwrap_or_default()
+        ));
+        if blocked {
+            return Err(ToolError::new(
+                "blocked",
+                "the tool's result was blocked by Warden's guardians (untrusted tool output)",
+            )
+            .with_reasons(guardian_reasons(&json_findings)));
+        }
+        if json_findings
+            .iter()
+            .any(|f| f.finding.action == Action::Redact)
+        {
+            record["redacted"] = json!(true);
+        }
+        Ok(result)
+    }
+
+    /// Opens a Decision Desk thread, then holds the call until it is resolved (or refuses at once,
+    /// by configuration). Returns the thread and its resolution; `Err` unless approved.
+    async fn escalate(
+        &self,
+        d: &Decisions,
+        p: &Principal,
+        agent: &str,
+        input: &Input,
+        evaluation: &warden_policy::Evaluation,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<(String, String), ToolError> {
+        let intent = d.ensure_agent_intent(&p.tenant, agent, None)?;
+        let summary = json!({"action": input.action, "tool": input.tool, "context": input.context});
+        let (_node, thread) =
+            d.escalate_call(p, &intent, agent, "mcp.tool_call", &summary, evaluation)?;
+        tracing::info!(thread = %thread, "tool call escalated to the Decision Desk");
+        let pending = |thread: &str| {
+            ToolError::new(
+                "escalation_pending",
+                format!("a human must approve this call on the Decision Desk: thread {thread}"),
+            )
+            .with_reasons(evaluation.reason_codes.clone())
+        };
+        let limit = match self.options.escalation {
+            EscalationMode::Fail => return Err(pending(&thread)),
+            EscalationMode::Hold(limit) => limit,
+        };
+        // The thread is read as the call's own tenant; the caller may hold only the mcp scope.
+        let reader = Principal {
+            tenant: p.tenant.clone(),
+            key_id: p.key_id.clone(),
+            scopes: vec![Scope::Read],
+            agent: p.agent.clone(),
+        };
+        let token = ctx.meta.get_progress_token();
+        let started = tokio::time::Instant::now();
+        let mut tick = 0u32;
+        loop {
+            // Short waits, so a resolution made by another process is seen too.
+            let slice = Duration::from_secs(1).min(limit.saturating_sub(started.elapsed()));
+            let e = tokio::select! {
+                e = d.wait_escalation(&reader, &thread, slice) => e?,
+                _ = ctx.ct.cancelled() => return Err(ToolError::new("cancelled", "the client cancelled the call")),
+            };
+            match e.status.as_str() {
+                "APPROVE" => return Ok((thread, e.status)),
+                "REJECT" => {
+                    return Err(ToolError::new(
+                        "rejected",
+                        format!(
+                            "a human rejected this call on the Decision Desk (thread {thread})"
+                        ),
+                    )
+                    .with_reasons(evaluation.reason_codes.clone()))
+                }
+                _ => {}
+            }
+            if started.elapsed() >= limit {
+                return Err(pending(&thread));
+            }
+            tick += 1;
+            if let Some(token) = &token {
+                let _ = ctx
+                    .peer
+                    .notify_progress(
+                        ProgressNotificationParam::new(token.clone(), f64::from(tick))
+                            .with_message(format!(
+                                "waiting for a human on the Decision Desk (thread {thread})"
+                            )),
+                    )
+                    .await;
+            }
+        }
+    }
+
+    /// Writes the call's record and attaches its place in the ledger to the result's `_meta`.
+    /// A call whose record cannot be written is not answered as if it had been.
+    async fn inscribe(
+        &self,
+        p: &Principal,
+        record: Value,
+        mut result: CallToolResult,
+    ) -> CallToolResult {
+        let appended =
+            match self
+                .ledger
+                .enqueue(Entry::new("mcp.tool_call", p.tenant.clone(), record))
+            {
+                Ok(mut a) => {
+                    if self.options.durable {
+                        a.durable().await.map(|r| (r.index, r.record_hash.to_hex()))
+                    } else {
+                        a.sequenced()
+                            .await
+                            .map(|s| (s.index, s.record_hash.to_hex()))
+                    }
+                }
+                Err(e) => Err(e),
+            };
+        match appended {
+            Ok((index, hash)) => {
+                let mut meta = result.meta.take().unwrap_or_default();
+                meta.insert(
+                    "warden/ledger".into(),
+                    json!({"ledger_index": index, "record_hash": hash}),
+                );
+                result.meta = Some(meta);
+                result
+            }
+            Err(e) => ToolError::internal(e).into_result(),
+        }
+    }
+}
+
+async fn connect(spec: &UpstreamSpec) -> Result<Connected, String> {
+    let client: Client = match &spec.transport {
+        UpstreamTransport::Stdio { command, args, env } => {
+            let mut cmd = tokio::process::Command::new(command);
+            cmd.args(args).envs(env.iter().cloned()).kill_on_drop(true);
+            let transport = TokioChildProcess::new(cmd).map_err(|e| e.to_string())?;
+            ().serve(transport).await.map_err(|e| e.to_string())?
+        }
+        UpstreamTransport::Http { url, headers } => {
+            let mut map = HashMap::new();
+            for (k, v) in headers {
+                let k = axum::http::HeaderName::try_from(k.as_str()).map_err(|e| e.to_string())?;
+                let v = axum::http::HeaderValue::try_from(v.as_str()).map_err(|e| e.to_string())?;
+                map.insert(k, v);
+            }
+            let config =
+                StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(map);
+            ().serve(StreamableHttpClientTransport::from_config(config))
+                .await
+                .map_err(|e| e.to_string())?
+        }
+    };
+    let tools = client.list_all_tools().await.map_err(|e| e.to_string())?;
+    Ok(Connected { client, tools })
+}
+
+fn hash(v: &Value) -> String {
+    use sha2::{Digest, Sha256};
+    format!(
+        "sha256:{}",
+        hex::encode(Sha256::digest(
+            warden_ledger::canonical::to_string(v).as_bytes()
+        ))
+    )
+}
+
+/// Where and what was found, never the text itself.
+fn findings(found: &[warden_guardians::JsonFinding]) -> Value {
+    Value::Array(
+        found
+            .iter()
+            .map(|f| {
+                json!({"pointer": f.pointer, "detector": f.finding.detector,
+                    "entity_type": f.finding.entity_type, "rule": f.finding.rule,
+                    "action": f.finding.action})
+            })
+            .collect(),
+    )
+}
+
+/// `GUARDIAN_<ENTITY>` for each blocking finding, e.g. `GUARDIAN_INSTRUCTION_OVERRIDE`.
+fn guardian_reasons(found: &[warden_guardians::JsonFinding]) -> Vec<String> {
+    let mut r: Vec<String> = found
+        .iter()
+        .filter(|f| f.finding.action == Action::Block)
+        .map(|f| format!("GUARDIAN_{}", f.finding.entity_type.to_ascii_uppercase()))
+        .collect();
+    r.sort();
+    r.dedup();
+    if r.is_empty() {
+        r.push("GUARDIAN_BLOCK".into());
+    }
+    r
+}
