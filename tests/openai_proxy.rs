@@ -14,7 +14,7 @@ use async_openai::Client;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
-use common::{run, text, Server};
+use common::{run, server_with_admin_key_cmd, text, Server};
 
 struct Setup {
     server: Server,
@@ -52,21 +52,6 @@ async fn start(yaml: &str) -> Setup {
         received,
         dir,
     }
-}
-
-fn server_with_admin_key_cmd(mut cmd: std::process::Command, data: &Path) -> (Server, String) {
-    cmd.arg("--data-dir").arg(data);
-    let server = Server::start(&mut cmd);
-    let mut key = String::new();
-    while !key.starts_with("wdn_") {
-        key = server
-            .stdout
-            .recv_timeout(Duration::from_secs(20))
-            .expect("the bootstrap key")
-            .trim()
-            .to_owned();
-    }
-    (server, key)
 }
 
 fn client(s: &Setup) -> Client<OpenAIConfig> {

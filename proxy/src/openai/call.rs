@@ -457,6 +457,23 @@ async fn govern_inner(
             return Err(e.with_header("x-warden-decision-id", &decision_id));
         }
     };
+    let asked = Asked {
+        decision_id: &decision_id,
+        route,
+        model: &model,
+        upstream: &upstream.name,
+        agent: &agent,
+        principal: &principal,
+        intent_id: intent_id.as_deref(),
+        body_sha256: &body_sha256,
+        prompt_tokens,
+        counted,
+        max_tokens,
+        stream,
+        tools: &tools,
+        findings: &findings,
+        judged: &judged,
+    };
     let mut escalation_thread: Option<String> = None;
     let mut held_ok = false;
     if judged.verdict == Outcome::Escalate {
@@ -501,28 +518,7 @@ async fn govern_inner(
             if e.status == "REJECT" {
                 let mut reasons = judged.reasons.clone();
                 reasons.push("ESCALATION_REJECTED".into());
-                let (rec, _) = inscribe_refusal(
-                    &p,
-                    &principal,
-                    &decision_id,
-                    route,
-                    &model,
-                    &upstream,
-                    &agent,
-                    &intent_id,
-                    body_sha256.clone(),
-                    prompt_tokens,
-                    counted,
-                    max_tokens,
-                    stream,
-                    &tools,
-                    &findings,
-                    &judged,
-                    "block",
-                    &reasons,
-                    Some(&thread),
-                )
-                .await?;
+                let rec = inscribe_refusal(&p, &asked, "block", &reasons, Some(&thread)).await?;
                 if let Some(r) = reservation {
                     r.release();
                 }
@@ -543,28 +539,8 @@ async fn govern_inner(
             }
         }
         if !held_ok {
-            let (rec, _) = inscribe_refusal(
-                &p,
-                &principal,
-                &decision_id,
-                route,
-                &model,
-                &upstream,
-                &agent,
-                &intent_id,
-                body_sha256.clone(),
-                prompt_tokens,
-                counted,
-                max_tokens,
-                stream,
-                &tools,
-                &findings,
-                &judged,
-                "escalate",
-                &judged.reasons,
-                Some(&thread),
-            )
-            .await?;
+            let rec =
+                inscribe_refusal(&p, &asked, "escalate", &judged.reasons, Some(&thread)).await?;
             if let Some(r) = reservation {
                 r.release();
             }
@@ -589,28 +565,7 @@ async fn govern_inner(
         }
     }
     if judged.verdict == Outcome::Block {
-        let (rec, _) = inscribe_refusal(
-            &p,
-            &principal,
-            &decision_id,
-            route,
-            &model,
-            &upstream,
-            &agent,
-            &intent_id,
-            body_sha256.clone(),
-            prompt_tokens,
-            counted,
-            max_tokens,
-            stream,
-            &tools,
-            &findings,
-            &judged,
-            "block",
-            &judged.reasons,
-            None,
-        )
-        .await?;
+        let rec = inscribe_refusal(&p, &asked, "block", &judged.reasons, None).await?;
         if let Some(r) = reservation {
             r.release();
         }
@@ -643,7 +598,10 @@ async fn govern_inner(
         .unwrap_or(false);
     let ask_usage = stream && matches!(route, Route::Chat | Route::Completions) && !wants_usage;
     if ask_usage {
-        match body.get_mut("stream_options").and_then(Value::as_object_mut) {
+        match body
+            .get_mut("stream_options")
+            .and_then(Value::as_object_mut)
+        {
             Some(o) => {
                 o.insert("include_usage".into(), Value::Bool(true));
             }
@@ -655,31 +613,10 @@ async fn govern_inner(
     } else {
         raw
     };
-    let record = RequestRecord {
-        decision_id: &decision_id,
-        route: route.name(),
-        model: &model,
-        upstream: &upstream.name,
-        agent: &agent,
-        key_id: &principal.key_id,
-        intent_id: intent_id.as_deref(),
-        body_sha256,
-        prompt_tokens,
-        counted,
-        max_tokens,
-        stream,
-        tools: &tools,
-        findings: &findings,
-        evaluation: judged.evaluation.as_ref(),
-        verdict: verdict.as_str(),
-        reason_codes: &judged.reasons,
-        policy_check: judged.check,
-        escalation_thread_id: escalation_thread.as_deref(),
-    };
-    let appending = p.api.ledger.enqueue(Entry::new(
-        "llm.request",
-        principal.tenant.clone(),
-        record.payload(),
+    let appending = p.api.ledger.enqueue(asked.entry(
+        verdict.as_str(),
+        &judged.reasons,
+        escalation_thread.as_deref(),
     ));
     let sent = send(&p, &upstream, route.path(), &headers, out, stream).await;
     let recorded = match ledger_wait(&p, appending).await {
@@ -754,55 +691,70 @@ async fn govern_inner(
     Ok(response)
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn inscribe_refusal(
-    p: &Plane,
-    principal: &Principal,
-    decision_id: &str,
+/// The facts of a call that each of its request records repeats.
+struct Asked<'a> {
+    decision_id: &'a str,
     route: Route,
-    model: &str,
-    upstream: &Upstream,
-    agent: &str,
-    intent_id: &Option<String>,
-    body_sha256: String,
+    model: &'a str,
+    upstream: &'a str,
+    agent: &'a str,
+    principal: &'a Principal,
+    intent_id: Option<&'a str>,
+    body_sha256: &'a str,
     prompt_tokens: u64,
     counted: super::Counted,
     max_tokens: Option<u64>,
     stream: bool,
-    tools: &[String],
-    findings: &Findings,
-    judged: &Judged,
+    tools: &'a [String],
+    findings: &'a Findings,
+    judged: &'a Judged,
+}
+
+impl Asked<'_> {
+    /// The `llm.request` entry with this verdict.
+    fn entry(&self, verdict: &str, reasons: &[String], thread: Option<&str>) -> Entry {
+        let record = RequestRecord {
+            decision_id: self.decision_id,
+            route: self.route.name(),
+            model: self.model,
+            upstream: self.upstream,
+            agent: self.agent,
+            key_id: &self.principal.key_id,
+            intent_id: self.intent_id,
+            body_sha256: self.body_sha256,
+            prompt_tokens: self.prompt_tokens,
+            counted: self.counted,
+            max_tokens: self.max_tokens,
+            stream: self.stream,
+            tools: self.tools,
+            findings: self.findings,
+            evaluation: self.judged.evaluation.as_ref(),
+            verdict,
+            reason_codes: reasons,
+            policy_check: self.judged.check,
+            escalation_thread_id: thread,
+        };
+        Entry::new(
+            "llm.request",
+            self.principal.tenant.clone(),
+            record.payload(),
+        )
+    }
+}
+
+/// Records a call that is not forwarded, and waits for the record as for any other.
+async fn inscribe_refusal(
+    p: &Plane,
+    asked: &Asked<'_>,
     verdict: &str,
     reasons: &[String],
     thread: Option<&str>,
-) -> Result<(Option<(u64, String)>, ()), OpenAiError> {
-    let record = RequestRecord {
-        decision_id,
-        route: route.name(),
-        model,
-        upstream: &upstream.name,
-        agent,
-        key_id: &principal.key_id,
-        intent_id: intent_id.as_deref(),
-        body_sha256,
-        prompt_tokens,
-        counted,
-        max_tokens,
-        stream,
-        tools,
-        findings,
-        evaluation: judged.evaluation.as_ref(),
-        verdict,
-        reason_codes: reasons,
-        policy_check: judged.check,
-        escalation_thread_id: thread,
-    };
-    let appending = p.api.ledger.enqueue(Entry::new(
-        "llm.request",
-        principal.tenant.clone(),
-        record.payload(),
-    ));
-    Ok((ledger_wait(p, appending).await?, ()))
+) -> Result<Option<(u64, String)>, OpenAiError> {
+    ledger_wait(
+        p,
+        p.api.ledger.enqueue(asked.entry(verdict, reasons, thread)),
+    )
+    .await
 }
 
 fn is_event_stream(h: &reqwest::header::HeaderMap) -> bool {

@@ -33,7 +33,7 @@ pub struct RequestRecord<'a> {
     pub agent: &'a str,
     pub key_id: &'a str,
     pub intent_id: Option<&'a str>,
-    pub body_sha256: String,
+    pub body_sha256: &'a str,
     pub prompt_tokens: u64,
     pub counted: super::Counted,
     pub max_tokens: Option<u64>,
