@@ -423,10 +423,20 @@ async fn tool_calls_the_model_proposes_are_judged_and_blocked_ones_withheld() {
     std::fs::create_dir(&packs).unwrap();
     std::fs::write(
         packs.join("tools.yaml"),
-        "pack: tools\nversion: 1.0.0\ndefault: allow\nrules:\n  - id: no-drop\n    match:\n      decision_type: tool_call\n      tool: drop_database\n    outcome: block\n    reason: DESTRUCTIVE_TOOL\n  - id: gpt-escalate\n    match:\n      decision_type: llm.request\n    when:\n      field: model\n      op: \"==\"\n      value: gpt-needs-review\n    outcome: escalate\n    reason: MODEL_NEEDS_REVIEW\n",
+        "pack: tools\nversion: 1.0.0\ndefault: allow\nrules:\n  - id: no-drop\n    match:\n      decision_type: tool_call\n      tool: drop_database\n    outcome: block\n    reason: DESTRUCTIVE_TOOL\n  - id: gpt-escalate\n    match:\n      decision_type: llm.request\n    when:\n      field: model\n      op: \"==\"\n      value: gpt-needs-review\n    outcome: escalate\n    reason: MODEL_NEEDS_REVIEW\n  - id: gpt-warn\n    match:\n      decision_type: llm.request\n    when:\n      field: model\n      op: \"==\"\n      value: gpt-watched\n    outcome: warn\n    reason: MODEL_WATCHED\n",
     )
     .unwrap();
     let s = start(&format!("policy:\n  dir: {}\n", packs.display())).await;
+    // Warn: forwarded, and said so.
+    let r = raw(
+        &s,
+        "/v1/chat/completions",
+        json!({"model": "gpt-watched",
+        "messages": [{"role": "user", "content": "say:watched"}]}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-warden-verdict"], "warn");
     // Allowed, streamed in fragments.
     let r = raw(
         &s,
@@ -795,4 +805,46 @@ async fn a_client_disconnecting_cancels_the_upstream_call_and_is_inscribed() {
         .find(|l| l["kind"] == "llm.response" && l["payload"]["decision_id"] == decision.as_str())
         .expect("the outcome record");
     assert_eq!(outcome["payload"]["outcome"], "client_disconnected");
+}
+
+/// A policy that cannot be evaluated for a call (here: `>` against the model's name) refuses
+/// the call in `fail_mode: closed` and lets it through in `open`, recording that the check
+/// did not run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_mode_decides_when_policy_cannot_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let packs = dir.path().join("packs");
+    std::fs::create_dir(&packs).unwrap();
+    std::fs::write(
+        packs.join("broken.yaml"),
+        "pack: broken\nversion: 1.0.0\ndefault: allow\nrules:\n  - id: model-size\n    match:\n      decision_type: llm.request\n    when:\n      field: model\n      op: \">\"\n      value: 5\n    outcome: block\n    reason: NEVER\n",
+    )
+    .unwrap();
+    let body = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "say:hi"}]});
+    let closed = start(&format!("policy:\n  dir: {}\n", packs.display())).await;
+    let r = raw(&closed, "/v1/chat/completions", body.clone()).await;
+    assert_eq!(r.status(), 503);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "policy_unavailable");
+    assert!(closed.received.all().is_empty());
+
+    let open = start(&format!(
+        "policy:\n  dir: {}\nproxy:\n  fail_mode: open\n",
+        packs.display()
+    ))
+    .await;
+    let r = raw(&open, "/v1/chat/completions", body).await;
+    assert_eq!(r.status(), 200);
+    let index: u64 = r.headers()["x-warden-ledger-index"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let export = ledger_export(open.dir.path());
+    let rec = export
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|l| l["type"] == "record" && l["index"] == index)
+        .unwrap();
+    assert_eq!(rec["payload"]["checks"]["policy"], "failed_open");
 }
