@@ -475,75 +475,85 @@ async fn govern_inner(
         judged: &judged,
     };
     let mut escalation_thread: Option<String> = None;
-    let mut held_ok = false;
     if judged.verdict == Outcome::Escalate {
         let evaluation = judged
             .evaluation
             .as_ref()
             .expect("escalate comes from a policy");
-        let intent = match &intent_id {
-            Some(i) => i.clone(),
-            None => p
-                .api
-                .decisions
-                .ensure_agent_intent(&principal.tenant, &agent, None)
-                .map_err(gov_error)?,
-        };
-        let summary = json!({
-            "decision_id": decision_id, "model": model, "route": route.name(),
-            "prompt_tokens": prompt_tokens, "max_tokens": max_tokens, "tools": tools,
-            "findings": findings.policy_view(), "body_sha256": body_sha256,
-        });
-        let (_, thread) = p
-            .api
-            .decisions
-            .escalate_call(
+        // The Decision Desk: open the thread and, in hold mode, wait for it. A store failure
+        // here gives the reserved tokens back, as any refusal does.
+        let desk = async {
+            let intent = match &intent_id {
+                Some(i) => i.clone(),
+                None => p
+                    .api
+                    .decisions
+                    .ensure_agent_intent(&principal.tenant, &agent, None)?,
+            };
+            let summary = json!({
+                "decision_id": decision_id, "model": model, "route": route.name(),
+                "prompt_tokens": prompt_tokens, "max_tokens": max_tokens, "tools": tools,
+                "findings": findings.policy_view(), "body_sha256": body_sha256,
+            });
+            let (_, thread) = p.api.decisions.escalate_call(
                 &principal,
                 &intent,
                 &agent,
                 "llm.request",
                 &summary,
                 evaluation,
-            )
-            .map_err(gov_error)?;
-        escalation_thread = Some(thread.clone());
-        if p.config.escalation == EscalationMode::Hold {
-            let e = p
-                .api
-                .decisions
-                .wait_escalation(&principal, &thread, p.config.escalation_timeout)
-                .await
-                .map_err(gov_error)?;
-            held_ok = e.status == "APPROVE";
-            if e.status == "REJECT" {
-                let mut reasons = judged.reasons.clone();
-                reasons.push("ESCALATION_REJECTED".into());
-                let rec = inscribe_refusal(&p, &asked, "block", &reasons, Some(&thread)).await?;
+            )?;
+            let status = if p.config.escalation == EscalationMode::Hold {
+                p.api
+                    .decisions
+                    .wait_escalation(&principal, &thread, p.config.escalation_timeout)
+                    .await?
+                    .status
+            } else {
+                "OPEN".to_owned()
+            };
+            Ok::<_, GovError>((thread, status))
+        }
+        .await;
+        let (thread, status) = match desk {
+            Ok(x) => x,
+            Err(e) => {
                 if let Some(r) = reservation {
                     r.release();
                 }
-                let mut e = blocked_error(
-                    &decision_id,
-                    "escalation_rejected",
-                    format!("a reviewer rejected this call (thread {thread})"),
-                    &reasons,
-                );
-                warden_headers(
-                    &mut e.headers,
-                    &decision_id,
-                    Outcome::Block,
-                    rec.as_ref(),
-                    &snapshot,
-                );
-                return Err(e);
+                return Err(gov_error(e));
             }
-        }
-        if !held_ok {
-            let rec =
-                inscribe_refusal(&p, &asked, "escalate", &judged.reasons, Some(&thread)).await?;
+        };
+        escalation_thread = Some(thread.clone());
+        if status == "REJECT" {
+            let mut reasons = judged.reasons.clone();
+            reasons.push("ESCALATION_REJECTED".into());
             if let Some(r) = reservation {
                 r.release();
             }
+            let rec = inscribe_refusal(&p, &asked, "block", &reasons, Some(&thread)).await?;
+            let mut e = blocked_error(
+                &decision_id,
+                "escalation_rejected",
+                format!("a reviewer rejected this call (thread {thread})"),
+                &reasons,
+            );
+            warden_headers(
+                &mut e.headers,
+                &decision_id,
+                Outcome::Block,
+                rec.as_ref(),
+                &snapshot,
+            );
+            return Err(e);
+        }
+        // Approved (hold mode) goes on to forward; still open is answered with the thread.
+        if status != "APPROVE" {
+            if let Some(r) = reservation {
+                r.release();
+            }
+            let rec =
+                inscribe_refusal(&p, &asked, "escalate", &judged.reasons, Some(&thread)).await?;
             let mut e = OpenAiError::new(
                 StatusCode::CONFLICT,
                 "warden_escalation",
@@ -565,10 +575,10 @@ async fn govern_inner(
         }
     }
     if judged.verdict == Outcome::Block {
-        let rec = inscribe_refusal(&p, &asked, "block", &judged.reasons, None).await?;
         if let Some(r) = reservation {
             r.release();
         }
+        let rec = inscribe_refusal(&p, &asked, "block", &judged.reasons, None).await?;
         let what = if findings.blocked {
             "the guardians blocked this request"
         } else {
