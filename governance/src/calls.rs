@@ -7,7 +7,7 @@ use rusqlite::{params, OptionalExtension};
 use serde_json::Value;
 use warden_policy::Evaluation;
 
-use crate::decisions::{new_id, payload_hash, Decisions, GovError};
+use crate::decisions::{new_id, Decisions, GovError};
 use crate::keys::Principal;
 
 /// The description of the intent an agent gets when none was configured or registered.
@@ -84,30 +84,14 @@ impl Decisions {
         payload: &Value,
         evaluation: &Evaluation,
     ) -> Result<(String, String), GovError> {
-        let id = new_id("dn");
-        let eval_json = serde_json::to_value(evaluation).expect("an evaluation serializes");
-        self.store
-            .conn
-            .lock()
-            .expect("not poisoned")
-            .execute(
-                "INSERT INTO decisions (id, tenant_id, intent_id, agent_id, decision_type,
-                     payload, payload_hash, verdict, evaluation, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                params![
-                    id,
-                    p.tenant,
-                    intent_id,
-                    agent,
-                    decision_type,
-                    payload.to_string(),
-                    payload_hash(payload),
-                    evaluation.verdict.as_str(),
-                    eval_json.to_string(),
-                    crate::now()
-                ],
-            )
-            .map_err(self.store.err())?;
+        let (id, _) = self.insert_node(
+            &p.tenant,
+            intent_id,
+            agent,
+            decision_type,
+            payload,
+            evaluation,
+        )?;
         let thread = self.open_escalation(&p.tenant, &id, &evaluation.reason_codes)?;
         Ok((id, thread))
     }

@@ -284,30 +284,14 @@ impl Decisions {
             context: req.payload.clone(),
         };
         let evaluation = self.policies.evaluate(&input)?;
-        let eval_json = serde_json::to_value(&evaluation).expect("an evaluation serializes");
-        let id = new_id("dn");
-        self.store
-            .conn
-            .lock()
-            .expect("not poisoned")
-            .execute(
-                "INSERT INTO decisions (id, tenant_id, intent_id, agent_id, decision_type,
-                     payload, payload_hash, verdict, evaluation, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                params![
-                    id,
-                    p.tenant,
-                    req.intent_id,
-                    req.agent_id,
-                    req.decision_type,
-                    req.payload.to_string(),
-                    payload_hash(&req.payload),
-                    evaluation.verdict.as_str(),
-                    eval_json.to_string(),
-                    crate::now()
-                ],
-            )
-            .map_err(self.store.err())?;
+        let (id, eval_json) = self.insert_node(
+            &p.tenant,
+            &req.intent_id,
+            &req.agent_id,
+            &req.decision_type,
+            &req.payload,
+            &evaluation,
+        )?;
         let escalation_thread_id = if evaluation.verdict == Outcome::Escalate {
             Some(self.open_escalation(&p.tenant, &id, &evaluation.reason_codes)?)
         } else {
@@ -323,6 +307,44 @@ impl Decisions {
             reason_codes: evaluation.reason_codes.clone(),
             policy_hash: evaluation.policy_hash.clone(),
         })
+    }
+
+    /// Stores a judged proposal as a decision node; returns its id and the evaluation as
+    /// stored.
+    pub(crate) fn insert_node(
+        &self,
+        tenant: &str,
+        intent_id: &str,
+        agent: &str,
+        decision_type: &str,
+        payload: &Value,
+        evaluation: &warden_policy::Evaluation,
+    ) -> Result<(String, Value), GovError> {
+        let id = new_id("dn");
+        let eval_json = serde_json::to_value(evaluation).expect("an evaluation serializes");
+        self.store
+            .conn
+            .lock()
+            .expect("not poisoned")
+            .execute(
+                "INSERT INTO decisions (id, tenant_id, intent_id, agent_id, decision_type,
+                     payload, payload_hash, verdict, evaluation, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![
+                    id,
+                    tenant,
+                    intent_id,
+                    agent,
+                    decision_type,
+                    payload.to_string(),
+                    payload_hash(payload),
+                    evaluation.verdict.as_str(),
+                    eval_json.to_string(),
+                    crate::now()
+                ],
+            )
+            .map_err(self.store.err())?;
+        Ok((id, eval_json))
     }
 
     pub async fn inscribe(&self, p: &Principal, req: Inscribe) -> Result<Inscribed, GovError> {
