@@ -84,6 +84,15 @@ async fn raw(s: &Setup, path: &str, body: Value) -> reqwest::Response {
         .unwrap()
 }
 
+async fn raw_get(s: &Setup, path: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .get(format!("http://{}{path}", s.server.api))
+        .bearer_auth(&s.key)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// The SSE `data:` payloads of a streamed response, in order.
 async fn sse_data(resp: reqwest::Response) -> Vec<String> {
     let body = resp.text().await.unwrap();
@@ -625,26 +634,13 @@ async fn upstream_errors_timeouts_and_bad_requests_in_openai_format() {
     assert_eq!(r.status(), 401);
     let e: Value = r.json().await.unwrap();
     assert_eq!(e["error"]["code"], "invalid_api_key");
-    let r = reqwest::Client::new()
-        .get(format!("http://{}/v1/files", s.server.api))
-        .bearer_auth(&s.key)
-        .send()
-        .await
-        .unwrap();
+    let r = raw_get(&s, "/v1/files").await;
     assert_eq!(r.status(), 404);
     let e: Value = r.json().await.unwrap();
     assert_eq!(e["error"]["code"], "unknown_url");
 
     // Models, and the other routes.
-    let models: Value = reqwest::Client::new()
-        .get(format!("http://{}/v1/models", s.server.api))
-        .bearer_auth(&s.key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let models: Value = raw_get(&s, "/v1/models").await.json().await.unwrap();
     assert!(models["data"]
         .as_array()
         .unwrap()
@@ -695,12 +691,7 @@ async fn upstream_errors_timeouts_and_bad_requests_in_openai_format() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passthrough_forwards_other_paths_when_configured() {
     let s = start("proxy:\n  unknown_paths: passthrough\n").await;
-    let r = reqwest::Client::new()
-        .get(format!("http://{}/v1/files", s.server.api))
-        .bearer_auth(&s.key)
-        .send()
-        .await
-        .unwrap();
+    let r = raw_get(&s, "/v1/files").await;
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["object"], "list");
