@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 use warden_config::{Config, ProcessEnv};
-use warden_ledger::{keys, Entry, Ledger, LedgerReader};
+use warden_ledger::{keys, Entry, Ledger};
 
 use crate::cli::{KeygenArgs, KeysCommand, LedgerCommand};
 
@@ -77,10 +77,14 @@ pub fn keygen(config: &Config, args: KeygenArgs) -> ExitCode {
 }
 
 pub fn ledger(config: &Config, cmd: LedgerCommand) -> ExitCode {
-    let dir = config.data_dir.join("ledger");
+    let pg = match crate::stores::connect(config) {
+        Ok(pg) => pg,
+        Err(e) => return fail(e),
+    };
+    let open = || crate::stores::open_reader(config, pg.clone());
     match cmd {
         LedgerCommand::Export { out } => {
-            let reader = match LedgerReader::open(&dir) {
+            let reader = match open() {
                 Ok(r) => r,
                 Err(e) => return fail(e),
             };
@@ -104,17 +108,15 @@ pub fn ledger(config: &Config, cmd: LedgerCommand) -> ExitCode {
                 Err(e) => fail(e),
             }
         }
-        LedgerCommand::Receipt { index } => {
-            print_json(LedgerReader::open(&dir).and_then(|r| r.receipt(index)))
-        }
+        LedgerCommand::Receipt { index } => print_json(open().and_then(|r| r.receipt(index))),
         LedgerCommand::Consistency { from, to } => {
-            print_json(LedgerReader::open(&dir).and_then(|r| r.consistency(from, to)))
+            print_json(open().and_then(|r| r.consistency(from, to)))
         }
         LedgerCommand::Append {
             kind,
             tenant,
             concurrency,
-        } => append(config, kind, tenant, concurrency.max(1)),
+        } => append(config, pg, kind, tenant, concurrency.max(1)),
     }
 }
 
@@ -129,7 +131,13 @@ fn print_json<T: serde::Serialize>(r: Result<T, warden_ledger::LedgerError>) -> 
 }
 
 /// Reads payloads from stdin and prints receipts in the order they become durable.
-fn append(config: &Config, kind: String, tenant: String, concurrency: usize) -> ExitCode {
+fn append(
+    config: &Config,
+    pg: Option<Arc<warden_pg::Pg>>,
+    kind: String,
+    tenant: String,
+    concurrency: usize,
+) -> ExitCode {
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -137,7 +145,7 @@ fn append(config: &Config, kind: String, tenant: String, concurrency: usize) -> 
         Ok(rt) => rt,
         Err(e) => return fail(e),
     };
-    let opts = crate::serve::ledger_options(config);
+    let opts = crate::stores::ledger_options(config, pg);
     rt.block_on(async move {
         let ledger = match Ledger::open(opts) {
             Ok(l) => Arc::new(l),
@@ -201,8 +209,12 @@ fn append(config: &Config, kind: String, tenant: String, concurrency: usize) -> 
 }
 
 pub fn keys(config: &Config, cmd: KeysCommand) -> ExitCode {
-    use warden_governance::{parse_scopes, Store};
-    let store = match Store::open(&config.data_dir) {
+    use warden_governance::parse_scopes;
+    let pg = match crate::stores::connect(config) {
+        Ok(pg) => pg,
+        Err(e) => return fail(e),
+    };
+    let store = match crate::stores::open_store(config, pg.as_ref()) {
         Ok(s) => s,
         Err(e) => return fail(e),
     };

@@ -6,6 +6,7 @@ mod mcp;
 mod policy;
 mod scan;
 mod serve;
+mod stores;
 mod verify;
 
 use std::process::ExitCode;

@@ -48,15 +48,20 @@ pub fn run(config: Config, args: McpArgs) -> ExitCode {
 
 /// Serves the data directory on stdio. Nothing but MCP may reach stdout.
 async fn stdio(config: Config, key: Option<String>) -> anyhow::Result<()> {
+    let pg = tokio::task::spawn_blocking({
+        let config = config.clone();
+        move || crate::stores::connect(&config)
+    })
+    .await??;
     let ledger = tokio::task::spawn_blocking({
-        let opts = crate::serve::ledger_options(&config);
+        let opts = crate::stores::ledger_options(&config, pg.clone());
         move || Ledger::open(opts)
     })
     .await??;
     let store = tokio::task::spawn_blocking({
-        let dir = config.data_dir.clone();
+        let config = config.clone();
         move || -> anyhow::Result<Store> {
-            let store = Store::open(&dir)?;
+            let store = crate::stores::open_store(&config, pg.as_ref())?;
             store.ensure_tenant("default")?;
             Ok(store)
         }

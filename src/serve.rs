@@ -14,7 +14,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use warden_config::Config;
-use warden_ledger::{keys, Ledger, LedgerOptions};
+use warden_ledger::{keys, Ledger};
 
 use crate::cli::ServeArgs;
 
@@ -52,8 +52,13 @@ struct AppState {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    let pg = tokio::task::spawn_blocking({
+        let config = config.clone();
+        move || crate::stores::connect(&config)
+    })
+    .await??;
     let ledger = tokio::task::spawn_blocking({
-        let opts = ledger_options(&config);
+        let opts = crate::stores::ledger_options(&config, pg.clone());
         move || Ledger::open(opts)
     })
     .await??;
@@ -65,9 +70,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         );
     }
     let store = tokio::task::spawn_blocking({
-        let dir = config.data_dir.clone();
+        let config = config.clone();
         move || -> anyhow::Result<_> {
-            let store = warden_governance::Store::open(&dir)?;
+            let store = crate::stores::open_store(&config, pg.as_ref())?;
             let bootstrap = store.bootstrap()?;
             Ok((store, bootstrap))
         }
@@ -186,16 +191,6 @@ pub(crate) fn load_policies(
         Err(e) => tracing::warn!("policy change refused, the previous packs stay in force: {e}"),
     });
     Ok((live, Some(watcher)))
-}
-
-pub fn ledger_options(config: &Config) -> LedgerOptions {
-    LedgerOptions {
-        dir: config.data_dir.join("ledger"),
-        signing_key: config.ledger.signing_key_path(&config.data_dir),
-        origin: config.ledger.origin.clone(),
-        batch_max: config.ledger.batch_max,
-        batch_wait: config.ledger.batch_wait,
-    }
 }
 
 async fn wait_for(mut rx: watch::Receiver<bool>) {

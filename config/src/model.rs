@@ -19,6 +19,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// The tamper-evident ledger.
     pub ledger: LedgerConfig,
+    /// Where the governance store and the ledger live.
+    pub store: StoreConfig,
     /// The policy packs.
     pub policy: PolicyConfig,
     /// Logging.
@@ -47,6 +49,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./warden-data"),
             server: ServerConfig::default(),
             ledger: LedgerConfig::default(),
+            store: StoreConfig::default(),
             policy: PolicyConfig::default(),
             log: LogConfig::default(),
             upstreams: Vec::new(),
@@ -123,6 +126,23 @@ impl LedgerConfig {
             Some(path) => path.clone(),
             None => data_dir.join("keys").join("ledger.key"),
         }
+    }
+}
+
+/// Where the governance store and the ledger live (`store:` in the file).
+#[derive(Clone, Default, PartialEq)]
+pub struct StoreConfig {
+    /// A `postgres://` URL: keep the governance store and the ledger in this database, shared by
+    /// every Warden of a fleet. `None` (the default): embedded SQLite in `data_dir`. Never
+    /// printed by `Debug`: it may hold a password.
+    pub url: Option<String>,
+}
+
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("url", &self.url.as_ref().map(|_| "<set>"))
+            .finish()
     }
 }
 

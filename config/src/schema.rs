@@ -115,6 +115,14 @@ pub(crate) static FIELDS: &[Field] = &[
         },
     },
     Field {
+        path: "store.url",
+        default: "null",
+        set: |c, v| {
+            c.store.url = store_url(v)?;
+            Ok(())
+        },
+    },
+    Field {
         path: "policy.dir",
         default: "null",
         set: |c, v| {
@@ -802,6 +810,24 @@ fn string_list(v: Value<'_>, what: &str) -> Result<Vec<String>, String> {
     }
 }
 
+/// A `postgres://` URL, or null for the embedded SQLite store. The value is never echoed in a
+/// message: it may hold a password.
+fn store_url(v: Value<'_>) -> Result<Option<String>, String> {
+    if v.is_null() || matches!(v, Value::Env(s) if s.is_empty()) {
+        return Ok(None);
+    }
+    match v.text() {
+        Some(s)
+            if (s.starts_with("postgres://") || s.starts_with("postgresql://"))
+                && !s.chars().any(char::is_whitespace) =>
+        {
+            Ok(Some(s.to_owned()))
+        }
+        Some(_) => Err("expected a postgres:// URL or null, found another string (not shown: it may hold a password)".into()),
+        None => Err(v.mismatch("a postgres:// URL or null")),
+    }
+}
+
 fn log_format(v: Value<'_>) -> Result<LogFormat, String> {
     match v.text() {
         Some("text") => Ok(LogFormat::Text),
@@ -834,6 +860,9 @@ mod tests {
                 batch_wait: Duration::from_millis(5),
                 durability: Durability::Batched,
                 signing_key: Some(Path::new("/k").into()),
+            },
+            store: crate::StoreConfig {
+                url: Some("postgres://db/warden".into()),
             },
             policy: crate::PolicyConfig {
                 dir: Some(Path::new("/p").into()),
@@ -878,6 +907,7 @@ mod tests {
                 "data_dir",
                 "server",
                 "ledger",
+                "store",
                 "policy",
                 "upstreams",
                 "proxy",
@@ -916,5 +946,18 @@ mod tests {
         assert!(origin(Value::Env(" lead")).is_err());
         assert!(origin(Value::Env("two\nlines")).is_err());
         assert!(origin(Value::Env("caf\u{e9}")).is_err());
+    }
+
+    #[test]
+    fn store_url_rules_never_echo_the_value() {
+        assert_eq!(store_url(Value::Env("")).unwrap(), None);
+        assert_eq!(
+            store_url(Value::Env("postgres://u:pw@db:5432/warden")).unwrap(),
+            Some("postgres://u:pw@db:5432/warden".into())
+        );
+        assert!(store_url(Value::Env("postgresql://db/w")).is_ok());
+        let e = store_url(Value::Env("mysql://u:hunter2@db/w")).unwrap_err();
+        assert!(e.contains("postgres://") && !e.contains("hunter2"), "{e}");
+        assert!(store_url(Value::Env("postgres://db/ w")).is_err());
     }
 }

@@ -401,6 +401,7 @@ fn every_setting_has_a_working_env_var() {
         ("ledger.batch_wait", "5ms"),
         ("ledger.durability", "batched"),
         ("ledger.signing_key", "/k"),
+        ("store.url", "postgres://warden:pw@db:5432/warden"),
         ("policy.dir", "/p"),
         ("policy.reload_interval", "9s"),
         (
@@ -454,6 +455,9 @@ fn every_setting_has_a_working_env_var() {
                 batch_wait: Duration::from_millis(5),
                 durability: warden_config::Durability::Batched,
                 signing_key: Some("/k".into()),
+            },
+            store: warden_config::StoreConfig {
+                url: Some("postgres://warden:pw@db:5432/warden".into()),
             },
             policy: warden_config::PolicyConfig {
                 dir: Some("/p".into()),

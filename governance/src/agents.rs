@@ -6,13 +6,13 @@
 //! are recorded. An evaluation is judged and inscribed at once; `require_approval` also opens a
 //! Decision Desk thread.
 
-use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use warden_ledger::Entry;
 use warden_policy::{Input, Outcome};
 
+use crate::db::args;
 use crate::decisions::{new_id, payload_hash, text, Decisions, GovError};
 use crate::keys::Principal;
 use crate::scope::Scope;
@@ -140,19 +140,12 @@ impl Decisions {
                 warden_ledger::canonical::to_string(&manifest).as_bytes()
             ))
         );
-        let exists: Option<String> = self
-            .store
-            .conn
-            .lock()
-            .expect("not poisoned")
-            .query_row(
-                "SELECT id FROM agents WHERE tenant_id = ?1 AND name = ?2",
-                params![p.tenant, req.name],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(self.store.err())?;
-        if let Some(id) = exists {
+        let exists = self.store.query_opt(
+            "SELECT id FROM agents WHERE tenant_id = ?1 AND name = ?2",
+            args![&p.tenant, &req.name],
+        )?;
+        if let Some(row) = exists {
+            let id: String = row.get(0)?;
             return Err(GovError::Conflict {
                 field: Some("name"),
                 message: format!(
@@ -172,37 +165,34 @@ impl Decisions {
             .await?;
         let registered_at = receipt.record.timestamp.clone();
         let default_intent_id = new_id("int");
-        let mut conn = self.store.conn.lock().expect("not poisoned");
-        let tx = conn.transaction().map_err(self.store.err())?;
-        tx.execute(
-            "INSERT INTO intents (id, tenant_id, agency_id, description, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![
-                default_intent_id,
-                p.tenant,
-                format!("agent:{agent_id}"),
-                format!("default intent of agent {}", req.name),
-                registered_at
-            ],
-        )
-        .map_err(self.store.err())?;
-        tx.execute(
-            "INSERT INTO agents (id, tenant_id, name, manifest, manifest_hash, default_intent_id,
-                 record_hash, registered_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
-                agent_id,
-                p.tenant,
-                req.name,
-                manifest.to_string(),
-                manifest_hash,
-                default_intent_id,
-                receipt.record_hash.to_hex(),
-                registered_at
-            ],
-        )
-        .map_err(self.store.err())?;
-        tx.commit().map_err(self.store.err())?;
+        self.store.transaction(vec![
+            (
+                "INSERT INTO intents (id, tenant_id, agency_id, description, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                args![
+                    &default_intent_id,
+                    &p.tenant,
+                    format!("agent:{agent_id}"),
+                    format!("default intent of agent {}", req.name),
+                    &registered_at
+                ],
+            ),
+            (
+                "INSERT INTO agents (id, tenant_id, name, manifest, manifest_hash, default_intent_id,
+                     record_hash, registered_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                args![
+                    &agent_id,
+                    &p.tenant,
+                    &req.name,
+                    manifest.to_string(),
+                    &manifest_hash,
+                    &default_intent_id,
+                    receipt.record_hash.to_hex(),
+                    &registered_at
+                ],
+            ),
+        ])?;
         Ok(AgentRegistered {
             agent_id,
             manifest_hash,
@@ -215,25 +205,23 @@ impl Decisions {
         if !(p.allows(&Scope::Read) || p.allows(&Scope::Auditor)) {
             return Err(GovError::Forbidden(Scope::Read));
         }
-        let row: Option<(String, String, String, String)> = self
-            .store
-            .conn
-            .lock()
-            .expect("not poisoned")
-            .query_row(
-                "SELECT manifest, manifest_hash, default_intent_id, registered_at
-                 FROM agents WHERE id = ?1 AND tenant_id = ?2",
-                params![agent_id, p.tenant],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )
-            .optional()
-            .map_err(self.store.err())?;
-        let Some((manifest, manifest_hash, default_intent_id, registered_at)) = row else {
+        let row = self.store.query_opt(
+            "SELECT manifest, manifest_hash, default_intent_id, registered_at
+             FROM agents WHERE id = ?1 AND tenant_id = ?2",
+            args![agent_id, &p.tenant],
+        )?;
+        let Some(row) = row else {
             return Err(GovError::NotFound {
                 what: "agent",
                 id: agent_id.to_owned(),
             });
         };
+        let (manifest, manifest_hash, default_intent_id, registered_at): (
+            String,
+            String,
+            String,
+            String,
+        ) = (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
         let m: Value = serde_json::from_str(&manifest).unwrap_or(Value::Null);
         Ok(Agent {
             agent_id: agent_id.to_owned(),
@@ -285,32 +273,27 @@ impl Decisions {
             ))
             .await?;
         let eval_json = serde_json::to_value(&evaluation).expect("an evaluation serializes");
-        self.store
-            .conn
-            .lock()
-            .expect("not poisoned")
-            .execute(
-                "INSERT INTO decisions (id, tenant_id, intent_id, agent_id, decision_type, payload,
-                     payload_hash, verdict, evaluation, created_at, decision_id, record_index,
-                     record_hash, prior_hash, inscribed_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?1, ?11, ?12, ?13, ?10)",
-                params![
-                    decision_id,
-                    p.tenant,
-                    intent_id,
-                    req.agent_id,
-                    req.action,
-                    req.context.to_string(),
-                    hash,
-                    evaluation.verdict.as_str(),
-                    eval_json.to_string(),
-                    receipt.record.timestamp,
-                    receipt.index as i64,
-                    receipt.record_hash.to_hex(),
-                    receipt.prior_hash.to_hex()
-                ],
-            )
-            .map_err(self.store.err())?;
+        self.store.execute(
+            "INSERT INTO decisions (id, tenant_id, intent_id, agent_id, decision_type, payload,
+                 payload_hash, verdict, evaluation, created_at, decision_id, record_index,
+                 record_hash, prior_hash, inscribed_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?1, ?11, ?12, ?13, ?10)",
+            args![
+                &decision_id,
+                &p.tenant,
+                &intent_id,
+                &req.agent_id,
+                &req.action,
+                req.context.to_string(),
+                &hash,
+                evaluation.verdict.as_str(),
+                eval_json.to_string(),
+                &receipt.record.timestamp,
+                receipt.index as i64,
+                receipt.record_hash.to_hex(),
+                receipt.prior_hash.to_hex()
+            ],
+        )?;
         let escalation_thread_id = if evaluation.verdict == Outcome::Escalate {
             Some(self.open_escalation(&p.tenant, &decision_id, &evaluation.reason_codes)?)
         } else {

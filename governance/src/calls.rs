@@ -3,10 +3,10 @@
 //! escalates one. Allowed and blocked calls are not stored here: their record is the ledger
 //! entry the data plane inscribes, which keeps the hot path free of store writes.
 
-use rusqlite::{params, OptionalExtension};
 use serde_json::Value;
 use warden_policy::Evaluation;
 
+use crate::db::args;
 use crate::decisions::{new_id, Decisions, GovError};
 use crate::keys::Principal;
 
@@ -26,44 +26,30 @@ impl Decisions {
         crate::decisions::text("agent", agent, 128)?;
         crate::decisions::text("intent", description, 4000)?;
         self.store.ensure_tenant(tenant)?;
-        let conn = self.store.conn.lock().expect("not poisoned");
-        let found: Option<String> = conn
-            .query_row(
-                "SELECT id FROM intents WHERE tenant_id = ?1 AND agency_id = ?2
-                     AND description = ?3 ORDER BY created_at LIMIT 1",
-                params![tenant, agent, description],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(self.store.err())?;
-        if let Some(id) = found {
-            return Ok(id);
+        let found = self.store.query_opt(
+            "SELECT id FROM intents WHERE tenant_id = ?1 AND agency_id = ?2
+                 AND description = ?3 ORDER BY created_at LIMIT 1",
+            args![tenant, agent, description],
+        )?;
+        if let Some(row) = found {
+            return Ok(row.get(0)?);
         }
         let id = new_id("int");
-        conn.execute(
+        self.store.execute(
             "INSERT INTO intents (id, tenant_id, agency_id, description, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![id, tenant, agent, description, crate::now()],
-        )
-        .map_err(self.store.err())?;
+            args![&id, tenant, agent, description, crate::now()],
+        )?;
         Ok(id)
     }
 
     /// Whether `intent_id` is one of the caller's tenant's intents (a call naming another
     /// tenant's intent is refused as not found).
     pub fn check_intent(&self, p: &Principal, intent_id: &str) -> Result<(), GovError> {
-        let found: Option<i64> = self
-            .store
-            .conn
-            .lock()
-            .expect("not poisoned")
-            .query_row(
-                "SELECT 1 FROM intents WHERE id = ?1 AND tenant_id = ?2",
-                params![intent_id, p.tenant],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(self.store.err())?;
+        let found = self.store.query_opt(
+            "SELECT 1 FROM intents WHERE id = ?1 AND tenant_id = ?2",
+            args![intent_id, &p.tenant],
+        )?;
         found.map(|_| ()).ok_or_else(|| GovError::NotFound {
             what: "intent",
             id: intent_id.to_owned(),

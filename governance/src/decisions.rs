@@ -9,13 +9,13 @@
 
 use std::sync::Arc;
 
-use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use warden_ledger::{Entry, Ledger, LedgerError};
 use warden_policy::{EvalError, Input, LivePolicySet, Outcome};
 
+use crate::db::args;
 use crate::keys::Principal;
 use crate::scope::Scope;
 use crate::store::{Store, StoreError};
@@ -150,7 +150,7 @@ pub struct Decisions {
     pub(crate) ledger: Arc<Ledger>,
     pub(crate) policies: Arc<LivePolicySet>,
     /// Woken on every resolution, for callers long-polling a thread.
-    pub(crate) resolved: tokio::sync::Notify,
+    pub(crate) resolved: Arc<tokio::sync::Notify>,
 }
 
 fn verdict_name(o: Outcome) -> String {
@@ -212,12 +212,24 @@ fn mic_conditions(evaluation: &Value) -> Vec<MicCondition> {
 }
 
 impl Decisions {
+    /// With a PostgreSQL store, also listens for resolutions made by other processes, so a
+    /// call held here wakes when a reviewer resolves its thread on any replica.
     pub fn new(store: Arc<Store>, ledger: Arc<Ledger>, policies: Arc<LivePolicySet>) -> Self {
+        let resolved = Arc::new(tokio::sync::Notify::new());
+        if let Some(pg) = store.pg() {
+            let wake = resolved.clone();
+            // Any notification (and every reconnection, after which some may have been
+            // missed) makes the waiters look at their thread again.
+            pg.listen(
+                crate::escalations::RESOLVED_CHANNEL,
+                Arc::new(move |_| wake.notify_waiters()),
+            );
+        }
         Decisions {
             store,
             ledger,
             policies,
-            resolved: tokio::sync::Notify::new(),
+            resolved,
         }
     }
 
@@ -231,22 +243,17 @@ impl Decisions {
         text("description", &req.description, 4000)?;
         let intent_id = new_id("int");
         let created_at = crate::now();
-        self.store
-            .conn
-            .lock()
-            .expect("not poisoned")
-            .execute(
-                "INSERT INTO intents (id, tenant_id, agency_id, description, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
-                    intent_id,
-                    p.tenant,
-                    req.agency_id,
-                    req.description,
-                    created_at
-                ],
-            )
-            .map_err(self.store.err())?;
+        self.store.execute(
+            "INSERT INTO intents (id, tenant_id, agency_id, description, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            args![
+                &intent_id,
+                &p.tenant,
+                &req.agency_id,
+                &req.description,
+                &created_at
+            ],
+        )?;
         Ok(IntentCreated {
             intent_id,
             created_at,
@@ -254,21 +261,17 @@ impl Decisions {
     }
 
     fn intent_agency(&self, tenant: &str, intent_id: &str) -> Result<String, GovError> {
-        self.store
-            .conn
-            .lock()
-            .expect("not poisoned")
-            .query_row(
-                "SELECT agency_id FROM intents WHERE id = ?1 AND tenant_id = ?2",
-                params![intent_id, tenant],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(self.store.err())?
-            .ok_or_else(|| GovError::NotFound {
+        let row = self.store.query_opt(
+            "SELECT agency_id FROM intents WHERE id = ?1 AND tenant_id = ?2",
+            args![intent_id, tenant],
+        )?;
+        match row {
+            Some(r) => Ok(r.get(0)?),
+            None => Err(GovError::NotFound {
                 what: "intent",
                 id: intent_id.to_owned(),
-            })
+            }),
+        }
     }
 
     pub fn propose(&self, p: &Principal, req: Propose) -> Result<Proposal, GovError> {
@@ -322,28 +325,23 @@ impl Decisions {
     ) -> Result<(String, Value), GovError> {
         let id = new_id("dn");
         let eval_json = serde_json::to_value(evaluation).expect("an evaluation serializes");
-        self.store
-            .conn
-            .lock()
-            .expect("not poisoned")
-            .execute(
-                "INSERT INTO decisions (id, tenant_id, intent_id, agent_id, decision_type,
-                     payload, payload_hash, verdict, evaluation, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                params![
-                    id,
-                    tenant,
-                    intent_id,
-                    agent,
-                    decision_type,
-                    payload.to_string(),
-                    payload_hash(payload),
-                    evaluation.verdict.as_str(),
-                    eval_json.to_string(),
-                    crate::now()
-                ],
-            )
-            .map_err(self.store.err())?;
+        self.store.execute(
+            "INSERT INTO decisions (id, tenant_id, intent_id, agent_id, decision_type,
+                 payload, payload_hash, verdict, evaluation, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            args![
+                &id,
+                tenant,
+                intent_id,
+                agent,
+                decision_type,
+                payload.to_string(),
+                payload_hash(payload),
+                evaluation.verdict.as_str(),
+                eval_json.to_string(),
+                crate::now()
+            ],
+        )?;
         Ok((id, eval_json))
     }
 
@@ -356,34 +354,32 @@ impl Decisions {
                 message: format!("agency_id: the intent belongs to agency {agency:?}"),
             });
         }
-        let node: Option<(String, String, String, String, String, Option<String>)> = self
-            .store
-            .conn
-            .lock()
-            .expect("not poisoned")
-            .query_row(
-                "SELECT intent_id, agent_id, payload_hash, verdict, evaluation, record_hash
-                 FROM decisions WHERE id = ?1 AND tenant_id = ?2",
-                params![req.decision_node_id, p.tenant],
-                |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                    ))
-                },
-            )
-            .optional()
-            .map_err(self.store.err())?;
-        let Some((intent_id, agent_id, hash, verdict, evaluation, inscribed)) = node else {
+        let node = self.store.query_opt(
+            "SELECT intent_id, agent_id, payload_hash, verdict, evaluation, record_hash
+             FROM decisions WHERE id = ?1 AND tenant_id = ?2",
+            args![&req.decision_node_id, &p.tenant],
+        )?;
+        let Some(node) = node else {
             return Err(GovError::NotFound {
                 what: "decision node",
                 id: req.decision_node_id,
             });
         };
+        let (intent_id, agent_id, hash, verdict, evaluation, inscribed): (
+            String,
+            String,
+            String,
+            String,
+            String,
+            Option<String>,
+        ) = (
+            node.get(0)?,
+            node.get(1)?,
+            node.get(2)?,
+            node.get(3)?,
+            node.get(4)?,
+            node.get(5)?,
+        );
         let conflict = |field: &'static str, message: String| GovError::Conflict {
             field: Some(field),
             message,
@@ -455,23 +451,18 @@ impl Decisions {
             ))
             .await?;
         let inscribed_at = receipt.record.timestamp.clone();
-        self.store
-            .conn
-            .lock()
-            .expect("not poisoned")
-            .execute(
-                "UPDATE decisions SET decision_id = ?1, record_index = ?2, record_hash = ?3,
-                     prior_hash = ?4, inscribed_at = ?5 WHERE id = ?6",
-                params![
-                    decision_id,
-                    receipt.index as i64,
-                    receipt.record_hash.to_hex(),
-                    receipt.prior_hash.to_hex(),
-                    inscribed_at,
-                    req.decision_node_id
-                ],
-            )
-            .map_err(self.store.err())?;
+        self.store.execute(
+            "UPDATE decisions SET decision_id = ?1, record_index = ?2, record_hash = ?3,
+                 prior_hash = ?4, inscribed_at = ?5 WHERE id = ?6",
+            args![
+                &decision_id,
+                receipt.index as i64,
+                receipt.record_hash.to_hex(),
+                receipt.prior_hash.to_hex(),
+                &inscribed_at,
+                &req.decision_node_id
+            ],
+        )?;
         Ok(Inscribed {
             decision_id,
             record_hash: receipt.record_hash.to_hex(),
@@ -489,69 +480,30 @@ impl Decisions {
         if !(p.allows(&Scope::Read) || p.allows(&Scope::Auditor)) {
             return Err(GovError::Forbidden(Scope::Read));
         }
-        type Row = (
-            String,
-            String,
-            String,
-            String,
-            String,
-            String,
-            String,
-            Option<String>,
-            Option<i64>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-        );
-        let row: Option<Row> = self
-            .store
-            .conn
-            .lock()
-            .expect("not poisoned")
-            .query_row(
-                "SELECT id, intent_id, agent_id, decision_type, payload, verdict, evaluation,
-                        decision_id, record_index, record_hash, prior_hash, inscribed_at
-                 FROM decisions WHERE tenant_id = ?1 AND (decision_id = ?2 OR id = ?2)",
-                params![p.tenant, id],
-                |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                        r.get(6)?,
-                        r.get(7)?,
-                        r.get(8)?,
-                        r.get(9)?,
-                        r.get(10)?,
-                        r.get(11)?,
-                    ))
-                },
-            )
-            .optional()
-            .map_err(self.store.err())?;
-        let Some((
-            node,
-            intent_id,
-            agent_id,
-            decision_type,
-            payload,
-            verdict,
-            evaluation,
-            decision_id,
-            index,
-            record_hash,
-            prior_hash,
-            inscribed_at,
-        )) = row
-        else {
+        let row = self.store.query_opt(
+            "SELECT id, intent_id, agent_id, decision_type, payload, verdict, evaluation,
+                    decision_id, record_index, record_hash, prior_hash, inscribed_at
+             FROM decisions WHERE tenant_id = ?1 AND (decision_id = ?2 OR id = ?2)",
+            args![&p.tenant, id],
+        )?;
+        let Some(row) = row else {
             return Err(GovError::NotFound {
                 what: "decision",
                 id: id.to_owned(),
             });
         };
+        let node: String = row.get(0)?;
+        let intent_id: String = row.get(1)?;
+        let agent_id: String = row.get(2)?;
+        let decision_type: String = row.get(3)?;
+        let payload: String = row.get(4)?;
+        let verdict: String = row.get(5)?;
+        let evaluation: String = row.get(6)?;
+        let decision_id: Option<String> = row.get(7)?;
+        let index: Option<i64> = row.get(8)?;
+        let record_hash: Option<String> = row.get(9)?;
+        let prior_hash: Option<String> = row.get(10)?;
+        let inscribed_at: Option<String> = row.get(11)?;
         let eval: Value = serde_json::from_str(&evaluation).unwrap_or(Value::Null);
         let receipt = match index {
             Some(i) => Some(self.ledger.reader().receipt(i as u64)?),

@@ -5,11 +5,11 @@
 //! human resolution -> final outcome can be proved from the ledger alone. An escalated
 //! decision is inscribed only once its thread is resolved, and its record names the resolution.
 
-use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use warden_ledger::Entry;
 
+use crate::db::{args, Row};
 use crate::decisions::{Decisions, GovError};
 use crate::keys::Principal;
 use crate::scope::Scope;
@@ -68,16 +68,11 @@ impl Decisions {
         reason_codes: &[String],
     ) -> Result<String, GovError> {
         let thread_id = crate::decisions::new_id("esc");
-        self.store
-            .conn
-            .lock()
-            .expect("not poisoned")
-            .execute(
-                "INSERT INTO escalations (id, tenant_id, decision_node_id, reason_codes, status, opened_at)
-                 VALUES (?1, ?2, ?3, ?4, 'OPEN', ?5)",
-                params![thread_id, tenant, node, reason_codes.join(","), crate::now()],
-            )
-            .map_err(self.store.err())?;
+        self.store.execute(
+            "INSERT INTO escalations (id, tenant_id, decision_node_id, reason_codes, status, opened_at)
+             VALUES (?1, ?2, ?3, ?4, 'OPEN', ?5)",
+            args![&thread_id, tenant, node, reason_codes.join(","), crate::now()],
+        )?;
         Ok(thread_id)
     }
 
@@ -99,21 +94,18 @@ impl Decisions {
                 });
             }
         }
-        let conn = self.store.conn.lock().expect("not poisoned");
-        let mut st = conn
-            .prepare(
+        self.store
+            .query(
                 "SELECT e.id, e.decision_node_id, d.intent_id, d.agent_id, d.decision_type,
                         e.reason_codes, e.status, e.opened_at, e.resolved_by, e.resolved_at, e.notes
                  FROM escalations e JOIN decisions d ON d.id = e.decision_node_id
-                 WHERE e.tenant_id = ?1 AND (?2 IS NULL OR e.status = ?2)
+                 WHERE e.tenant_id = ?1 AND (CAST(?2 AS TEXT) IS NULL OR e.status = ?2)
                  ORDER BY e.opened_at DESC, e.id LIMIT 500",
-            )
-            .map_err(self.store.err())?;
-        let rows = st
-            .query_map(params![p.tenant, status], row_to_escalation)
-            .map_err(self.store.err())?;
-        rows.collect::<Result<Vec<_>, _>>()
-            .map_err(|e| self.store.err()(e).into())
+                args![&p.tenant, status],
+            )?
+            .iter()
+            .map(row_to_escalation)
+            .collect()
     }
 
     /// One thread of the tenant.
@@ -121,25 +113,26 @@ impl Decisions {
         if !(p.allows(&Scope::Read) || p.allows(&Scope::Auditor)) {
             return Err(GovError::Forbidden(Scope::Read));
         }
-        let conn = self.store.conn.lock().expect("not poisoned");
-        conn.query_row(
+        let row = self.store.query_opt(
             "SELECT e.id, e.decision_node_id, d.intent_id, d.agent_id, d.decision_type,
                     e.reason_codes, e.status, e.opened_at, e.resolved_by, e.resolved_at, e.notes
              FROM escalations e JOIN decisions d ON d.id = e.decision_node_id
              WHERE e.tenant_id = ?1 AND e.id = ?2",
-            params![p.tenant, thread_id],
-            row_to_escalation,
-        )
-        .optional()
-        .map_err(self.store.err())?
-        .ok_or_else(|| GovError::NotFound {
-            what: "escalation thread",
-            id: thread_id.to_owned(),
-        })
+            args![&p.tenant, thread_id],
+        )?;
+        match row {
+            Some(r) => row_to_escalation(&r),
+            None => Err(GovError::NotFound {
+                what: "escalation thread",
+                id: thread_id.to_owned(),
+            }),
+        }
     }
 
     /// The thread once it is resolved, or as it is after `wait` (a caller holding an action
-    /// until a human decides long-polls this instead of polling).
+    /// until a human decides long-polls this instead of polling). A resolution made by this
+    /// process wakes it at once; one made by another process sharing a PostgreSQL store wakes
+    /// it through LISTEN/NOTIFY (see [`Decisions::new`]).
     pub async fn wait_escalation(
         &self,
         p: &Principal,
@@ -189,24 +182,17 @@ impl Decisions {
                 });
             }
         }
-        let row: Option<(String, String)> = self
-            .store
-            .conn
-            .lock()
-            .expect("not poisoned")
-            .query_row(
-                "SELECT decision_node_id, status FROM escalations WHERE id = ?1 AND tenant_id = ?2",
-                params![thread_id, p.tenant],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-            .map_err(self.store.err())?;
-        let Some((node, status)) = row else {
+        let row = self.store.query_opt(
+            "SELECT decision_node_id, status FROM escalations WHERE id = ?1 AND tenant_id = ?2",
+            args![thread_id, &p.tenant],
+        )?;
+        let Some(row) = row else {
             return Err(GovError::NotFound {
                 what: "escalation thread",
                 id: thread_id.to_owned(),
             });
         };
+        let (node, status): (String, String) = (row.get(0)?, row.get(1)?);
         if status != "OPEN" {
             return Err(GovError::Conflict {
                 field: None,
@@ -229,25 +215,25 @@ impl Decisions {
             ))
             .await?;
         let resolved_at = receipt.record.timestamp.clone();
-        let changed = self
-            .store
-            .conn
-            .lock()
-            .expect("not poisoned")
-            .execute(
-                "UPDATE escalations SET status = ?1, resolved_by = ?2, resolved_at = ?3, notes = ?4,
-                     record_hash = ?5 WHERE id = ?6 AND status = 'OPEN'",
-                params![
-                    resolution,
-                    req.resolved_by,
-                    resolved_at,
-                    req.notes,
-                    receipt.record_hash.to_hex(),
-                    thread_id
-                ],
-            )
-            .map_err(self.store.err())?;
+        let changed = self.store.execute(
+            "UPDATE escalations SET status = ?1, resolved_by = ?2, resolved_at = ?3, notes = ?4,
+                 record_hash = ?5 WHERE id = ?6 AND status = 'OPEN'",
+            args![
+                &resolution,
+                &req.resolved_by,
+                &resolved_at,
+                &req.notes,
+                receipt.record_hash.to_hex(),
+                thread_id
+            ],
+        )?;
         self.resolved.notify_waiters();
+        if changed > 0 {
+            // Waiters held by other processes of the fleet look again too.
+            if let Err(e) = self.store.notify(RESOLVED_CHANNEL, thread_id) {
+                tracing::warn!(error = %e, thread_id, "could not announce the resolution to other replicas; their waiters see it at their deadline");
+            }
+        }
         if changed == 0 {
             // Resolved concurrently; the first resolution stands and this one's record says so.
             return Err(GovError::Conflict {
@@ -265,18 +251,14 @@ impl Decisions {
 
     /// The resolution of the node's thread, if it has one and it is resolved.
     pub(crate) fn resolution_of(&self, node: &str) -> Result<Option<Resolution>, GovError> {
-        let row: Option<(String, String, Option<String>)> = self
-            .store
-            .conn
-            .lock()
-            .expect("not poisoned")
-            .query_row(
-                "SELECT id, status, record_hash FROM escalations WHERE decision_node_id = ?1",
-                [node],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .optional()
-            .map_err(self.store.err())?;
+        let row = self.store.query_opt(
+            "SELECT id, status, record_hash FROM escalations WHERE decision_node_id = ?1",
+            args![node],
+        )?;
+        let row: Option<(String, String, Option<String>)> = match row {
+            Some(r) => Some((r.get(0)?, r.get(1)?, r.get(2)?)),
+            None => None,
+        };
         Ok(match row {
             Some((thread_id, status, Some(record_hash))) if status != "OPEN" => Some(Resolution {
                 thread_id,
@@ -296,7 +278,10 @@ impl Decisions {
     }
 }
 
-fn row_to_escalation(r: &rusqlite::Row<'_>) -> rusqlite::Result<Escalation> {
+/// The channel on which resolutions are announced to the other processes of a fleet.
+pub(crate) const RESOLVED_CHANNEL: &str = "warden_escalation_resolved";
+
+fn row_to_escalation(r: &Row) -> Result<Escalation, GovError> {
     Ok(Escalation {
         thread_id: r.get(0)?,
         decision_node_id: r.get(1)?,
@@ -304,7 +289,7 @@ fn row_to_escalation(r: &rusqlite::Row<'_>) -> rusqlite::Result<Escalation> {
         agent_id: r.get(3)?,
         decision_type: r.get(4)?,
         reason_codes: r
-            .get::<_, String>(5)?
+            .get::<String>(5)?
             .split(',')
             .filter(|s| !s.is_empty())
             .map(str::to_owned)

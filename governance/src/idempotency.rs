@@ -5,9 +5,9 @@
 //! same key while the first is still running is refused rather than run twice. Answers that a
 //! retry should not repeat (5xx: the failure may be transient) release the key.
 
-use rusqlite::{params, OptionalExtension};
 use sha2::{Digest, Sha256};
 
+use crate::db::args;
 use crate::store::{Store, StoreError};
 
 /// What to do with a request carrying an idempotency key.
@@ -38,26 +38,23 @@ impl Store {
         request_hash: &str,
     ) -> Result<Begin, StoreError> {
         let scope = scope_of(bearer);
-        let conn = self.conn.lock().expect("not poisoned");
-        let inserted = conn
-            .execute(
-                "INSERT OR IGNORE INTO idempotency (scope, key, request_hash, created_at)
-                 VALUES (?1, ?2, ?3, ?4)",
-                params![scope, key, request_hash, crate::now()],
-            )
-            .map_err(self.err())?;
+        let inserted = self.execute(
+            "INSERT INTO idempotency (scope, key, request_hash, created_at)
+             VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+            args![&scope, key, request_hash, crate::now()],
+        )?;
         if inserted == 1 {
             return Ok(Begin::New);
         }
-        let (hash, status, body): (String, Option<u16>, Option<Vec<u8>>) = conn
-            .query_row(
-                "SELECT request_hash, status, body FROM idempotency WHERE scope = ?1 AND key = ?2",
-                params![scope, key],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .optional()
-            .map_err(self.err())?
-            .unwrap_or_default();
+        let row = self.query_opt(
+            "SELECT request_hash, status, body FROM idempotency WHERE scope = ?1 AND key = ?2",
+            args![&scope, key],
+        )?;
+        let (hash, status, body): (String, Option<u16>, Option<Vec<u8>>) = match row {
+            Some(r) => (r.get(0)?, r.get(1)?, r.get(2)?),
+            // Released between the two statements: the next attempt starts afresh.
+            None => return Ok(Begin::InProgress),
+        };
         Ok(if hash != request_hash {
             Begin::Mismatch
         } else {
@@ -75,26 +72,18 @@ impl Store {
         status: u16,
         body: &[u8],
     ) -> Result<(), StoreError> {
-        self.conn
-            .lock()
-            .expect("not poisoned")
-            .execute(
-                "UPDATE idempotency SET status = ?3, body = ?4 WHERE scope = ?1 AND key = ?2",
-                params![scope_of(bearer), key, status, body],
-            )
-            .map_err(self.err())?;
+        self.execute(
+            "UPDATE idempotency SET status = ?3, body = ?4 WHERE scope = ?1 AND key = ?2",
+            args![scope_of(bearer), key, status, body],
+        )?;
         Ok(())
     }
 
     pub fn idempotency_release(&self, bearer: &str, key: &str) -> Result<(), StoreError> {
-        self.conn
-            .lock()
-            .expect("not poisoned")
-            .execute(
-                "DELETE FROM idempotency WHERE scope = ?1 AND key = ?2",
-                params![scope_of(bearer), key],
-            )
-            .map_err(self.err())?;
+        self.execute(
+            "DELETE FROM idempotency WHERE scope = ?1 AND key = ?2",
+            args![scope_of(bearer), key],
+        )?;
         Ok(())
     }
 }

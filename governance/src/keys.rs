@@ -6,10 +6,10 @@
 //! public prefix so that operators can tell them apart in listings without the secret.
 
 use base64::Engine;
-use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::db::args;
 use crate::scope::Scope;
 use crate::store::{Store, StoreError};
 
@@ -112,12 +112,10 @@ impl Store {
         if !valid_tenant(tenant) {
             return Err(StoreError::InvalidTenant(tenant.to_owned()));
         }
-        let conn = self.conn.lock().expect("not poisoned");
-        conn.execute(
-            "INSERT OR IGNORE INTO tenants (id, created_at) VALUES (?1, ?2)",
-            params![tenant, crate::now()],
-        )
-        .map_err(self.err())?;
+        self.execute(
+            "INSERT INTO tenants (id, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            args![tenant, crate::now()],
+        )?;
         Ok(())
     }
 
@@ -146,30 +144,23 @@ impl Store {
         );
         let id = format!("key_{}", hex::encode(random_bytes::<8>()));
         let created_at = crate::now();
-        let conn = self.conn.lock().expect("not poisoned");
-        let exists: Option<String> = conn
-            .query_row("SELECT id FROM tenants WHERE id = ?1", [tenant], |r| {
-                r.get(0)
-            })
-            .optional()
-            .map_err(self.err())?;
+        let exists = self.query_opt("SELECT id FROM tenants WHERE id = ?1", args![tenant])?;
         if exists.is_none() {
             return Err(StoreError::UnknownTenant(tenant.to_owned()));
         }
-        conn.execute(
+        self.execute(
             "INSERT INTO api_keys (id, tenant_id, secret_hash, prefix, scopes, label, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                id,
+            args![
+                &id,
                 tenant,
                 secret_hash(&key),
                 &key[..KEY_PREFIX.len() + 6],
                 scopes_to_db(&scopes),
                 label,
-                created_at
+                &created_at
             ],
-        )
-        .map_err(self.err())?;
+        )?;
         tracing::info!(tenant, key_id = %id, "API key created");
         Ok(CreatedKey {
             id,
@@ -185,30 +176,24 @@ impl Store {
         if !presented.starts_with(KEY_PREFIX) || presented.len() > 128 {
             return Err(AuthError::Malformed);
         }
-        let conn = self.conn.lock().expect("not poisoned");
-        type Row = (String, String, String, Option<String>, Option<String>);
-        let row: Option<Row> = conn
-            .prepare_cached(
-                "SELECT id, tenant_id, scopes, revoked_at, agent_id FROM api_keys
-                 WHERE secret_hash = ?1",
-            )
-            .and_then(|mut st| {
-                st.query_row([secret_hash(presented)], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-                })
-                .optional()
-            })
-            .map_err(|e| AuthError::Store(self.err()(e)))?;
-        match row {
-            None => Err(AuthError::Unknown),
-            Some((key_id, _, _, Some(_), _)) => Err(AuthError::Revoked { key_id }),
-            Some((key_id, tenant, scopes, None, agent)) => Ok(Principal {
-                tenant,
-                key_id,
-                scopes: scopes_from_db(&scopes),
-                agent,
-            }),
+        let Some(row) = self.query_opt(
+            "SELECT id, tenant_id, scopes, revoked_at, agent_id FROM api_keys
+             WHERE secret_hash = ?1",
+            args![secret_hash(presented)],
+        )?
+        else {
+            return Err(AuthError::Unknown);
+        };
+        let key_id: String = row.get(0)?;
+        if row.get::<Option<String>>(3)?.is_some() {
+            return Err(AuthError::Revoked { key_id });
         }
+        Ok(Principal {
+            tenant: row.get(1)?,
+            key_id,
+            scopes: scopes_from_db(&row.get::<String>(2)?),
+            agent: row.get(4)?,
+        })
     }
 
     /// Binds one of the tenant's keys to an agent: calls made with it are that agent's.
@@ -219,15 +204,10 @@ impl Store {
         {
             return Err(StoreError::InvalidAgent);
         }
-        let changed = self
-            .conn
-            .lock()
-            .expect("not poisoned")
-            .execute(
-                "UPDATE api_keys SET agent_id = ?3 WHERE id = ?1 AND tenant_id = ?2",
-                params![key_id, tenant, agent],
-            )
-            .map_err(self.err())?;
+        let changed = self.execute(
+            "UPDATE api_keys SET agent_id = ?3 WHERE id = ?1 AND tenant_id = ?2",
+            args![key_id, tenant, agent],
+        )?;
         if changed == 0 {
             return Err(StoreError::KeyNotFound {
                 tenant: tenant.to_owned(),
@@ -239,39 +219,33 @@ impl Store {
 
     /// The tenant's keys, oldest first. Only that tenant's.
     pub fn list_keys(&self, tenant: &str) -> Result<Vec<KeyInfo>, StoreError> {
-        let conn = self.conn.lock().expect("not poisoned");
-        let mut st = conn
-            .prepare(
-                "SELECT id, tenant_id, prefix, scopes, label, created_at, revoked_at
-                 FROM api_keys WHERE tenant_id = ?1 ORDER BY created_at, id",
-            )
-            .map_err(self.err())?;
-        let rows = st
-            .query_map([tenant], |r| {
-                Ok(KeyInfo {
-                    id: r.get(0)?,
-                    tenant: r.get(1)?,
-                    prefix: r.get(2)?,
-                    scopes: scopes_from_db(&r.get::<_, String>(3)?),
-                    label: r.get(4)?,
-                    created_at: r.get(5)?,
-                    revoked_at: r.get(6)?,
-                })
+        self.query(
+            "SELECT id, tenant_id, prefix, scopes, label, created_at, revoked_at
+             FROM api_keys WHERE tenant_id = ?1 ORDER BY created_at, id",
+            args![tenant],
+        )?
+        .into_iter()
+        .map(|r| {
+            Ok(KeyInfo {
+                id: r.get(0)?,
+                tenant: r.get(1)?,
+                prefix: r.get(2)?,
+                scopes: scopes_from_db(&r.get::<String>(3)?),
+                label: r.get(4)?,
+                created_at: r.get(5)?,
+                revoked_at: r.get(6)?,
             })
-            .map_err(self.err())?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(self.err())
+        })
+        .collect()
     }
 
     /// Revokes one of the tenant's keys; a key of another tenant is "not found".
     pub fn revoke_key(&self, tenant: &str, key_id: &str) -> Result<(), StoreError> {
-        let conn = self.conn.lock().expect("not poisoned");
-        let changed = conn
-            .execute(
-                "UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?3)
-                 WHERE id = ?1 AND tenant_id = ?2",
-                params![key_id, tenant, crate::now()],
-            )
-            .map_err(self.err())?;
+        let changed = self.execute(
+            "UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?3)
+             WHERE id = ?1 AND tenant_id = ?2",
+            args![key_id, tenant, crate::now()],
+        )?;
         if changed == 0 {
             return Err(StoreError::KeyNotFound {
                 tenant: tenant.to_owned(),
@@ -285,13 +259,8 @@ impl Store {
     /// On a store without any key: creates tenant `default` and an admin key for it, to be
     /// shown once. Returns `None` when keys exist already.
     pub fn bootstrap(&self) -> Result<Option<CreatedKey>, StoreError> {
-        let any: i64 = self
-            .conn
-            .lock()
-            .expect("not poisoned")
-            .query_row("SELECT count(*) FROM api_keys", [], |r| r.get(0))
-            .map_err(self.err())?;
-        if any > 0 {
+        let any = self.query_opt("SELECT 1 FROM api_keys LIMIT 1", vec![])?;
+        if any.is_some() {
             return Ok(None);
         }
         self.ensure_tenant("default")?;

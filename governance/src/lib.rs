@@ -7,6 +7,7 @@
 
 mod agents;
 mod calls;
+mod db;
 mod decisions;
 mod escalations;
 mod idempotency;

@@ -9,10 +9,10 @@
 //! blocked and escalated decisions have `u = 100`). `efficiency_score_pct` is the mean score;
 //! `amber_band_pct` the share of decisions inside the band.
 
-use rusqlite::params;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::db::args;
 use crate::decisions::{Decisions, GovError};
 use crate::keys::Principal;
 use crate::scope::Scope;
@@ -81,18 +81,17 @@ impl Decisions {
         agency: &str,
         since: Option<&str>,
     ) -> Result<Vec<Row>, GovError> {
-        let conn = self.store.conn.lock().expect("not poisoned");
-        let mut st = conn
-            .prepare(
+        self.store
+            .query(
                 "SELECT coalesce(d.decision_id, d.id), d.verdict, d.decision_type, d.evaluation,
                         d.record_hash, d.created_at
                  FROM decisions d JOIN intents i ON i.id = d.intent_id
-                 WHERE d.tenant_id = ?1 AND i.agency_id = ?2 AND (?3 IS NULL OR d.created_at >= ?3)
+                 WHERE d.tenant_id = ?1 AND i.agency_id = ?2 AND (CAST(?3 AS TEXT) IS NULL OR d.created_at >= ?3)
                  ORDER BY d.created_at DESC, d.id",
-            )
-            .map_err(self.store.err())?;
-        let rows = st
-            .query_map(params![tenant, agency, since], |r| {
+                args![tenant, agency, since],
+            )?
+            .iter()
+            .map(|r| {
                 Ok(Row {
                     id: r.get(0)?,
                     verdict: r.get(1)?,
@@ -102,9 +101,7 @@ impl Decisions {
                     created_at: r.get(5)?,
                 })
             })
-            .map_err(self.store.err())?;
-        rows.collect::<Result<Vec<_>, _>>()
-            .map_err(|e| self.store.err()(e).into())
+            .collect()
     }
 
     /// The portal summary of one agency. A `client:<agency_id>` key sees only its own agency;

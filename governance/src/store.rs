@@ -1,22 +1,51 @@
-//! The embedded store of the governance domain (SQLite, `<data_dir>/warden.db`).
+//! The store of the governance domain: embedded SQLite (`<data_dir>/warden.db`) by default, or
+//! a PostgreSQL database shared by a fleet of Warden processes (`store.url`).
 //!
 //! Its schema moves forward through numbered migrations recorded in `schema_migrations`, so a
-//! newer Warden opens an older data directory.
+//! newer Warden opens an older store. Each step is written for both engines; adding one means
+//! appending a [`Migration`] with its SQLite and its PostgreSQL text (the dialects differ in
+//! types: `BLOB`/`BYTEA`, `INTEGER`/`BIGINT`). PostgreSQL migrations run under an advisory lock,
+//! so replicas starting together apply each step once.
 //!
-//! Commits use `synchronous=NORMAL` (WAL): durable across a crash of Warden, not across a power
-//! loss, where the last commits may roll back. The ledger is the durable record of every
+//! Calls are synchronous. With SQLite they run under one lock on the caller's thread, which is
+//! the fastest way to reach an embedded database. With PostgreSQL each call is one pooled round
+//! trip on the `warden-pg` runtime while the caller waits (see that crate for why).
+//!
+//! SQLite commits use `synchronous=NORMAL` (WAL): durable across a crash of Warden, not across
+//! a power loss, where the last commits may roll back. The ledger is the durable record of every
 //! decision (its receipts wait for an fsync); syncing this store too would cost an fsync per
-//! request under one lock (about 2x less throughput, measured in BENCHMARKS.md). The ledger keeps its own database: records are
-//! append-only and written by one thread; this store is ordinary mutable state.
+//! request under one lock (about 2x less throughput, measured in BENCHMARKS.md). The ledger
+//! keeps its own database (or tables): records are append-only and written by one thread; this
+//! store is ordinary mutable state.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
+use warden_pg::Pg;
+
+use crate::db::{Arg, Row};
+
+/// One schema step in the dialect of each engine.
+pub(crate) struct Migration {
+    pub sqlite: &'static str,
+    pub postgres: &'static str,
+}
+
+impl Migration {
+    /// A step both engines read the same way.
+    const fn both(sql: &'static str) -> Migration {
+        Migration {
+            sqlite: sql,
+            postgres: sql,
+        }
+    }
+}
 
 /// The schema, one step per entry; a step is never edited once released, only added to.
-const MIGRATIONS: &[&str] = &[
-    "
+const MIGRATIONS: &[Migration] = &[
+    Migration::both(
+        "
 CREATE TABLE tenants (
     id TEXT PRIMARY KEY,
     created_at TEXT NOT NULL
@@ -33,7 +62,9 @@ CREATE TABLE api_keys (
 );
 CREATE INDEX api_keys_tenant ON api_keys(tenant_id);
 ",
-    "
+    ),
+    Migration {
+        sqlite: "
 CREATE TABLE intents (
     id TEXT PRIMARY KEY,
     tenant_id TEXT NOT NULL REFERENCES tenants(id),
@@ -60,7 +91,36 @@ CREATE TABLE decisions (
 );
 CREATE INDEX decisions_tenant ON decisions(tenant_id, created_at);
 ",
-    "
+        postgres: "
+CREATE TABLE intents (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    agency_id TEXT NOT NULL,
+    description TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE decisions (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    intent_id TEXT NOT NULL REFERENCES intents(id),
+    agent_id TEXT NOT NULL,
+    decision_type TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    payload_hash TEXT NOT NULL,
+    verdict TEXT NOT NULL,
+    evaluation TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    decision_id TEXT UNIQUE,
+    record_index BIGINT,
+    record_hash TEXT,
+    prior_hash TEXT,
+    inscribed_at TEXT
+);
+CREATE INDEX decisions_tenant ON decisions(tenant_id, created_at);
+",
+    },
+    Migration::both(
+        "
 CREATE TABLE escalations (
     id TEXT PRIMARY KEY,
     tenant_id TEXT NOT NULL REFERENCES tenants(id),
@@ -75,7 +135,9 @@ CREATE TABLE escalations (
 );
 CREATE INDEX escalations_tenant ON escalations(tenant_id, status, opened_at);
 ",
-    "
+    ),
+    Migration::both(
+        "
 CREATE TABLE agents (
     id TEXT PRIMARY KEY,
     tenant_id TEXT NOT NULL REFERENCES tenants(id),
@@ -88,7 +150,9 @@ CREATE TABLE agents (
     UNIQUE (tenant_id, name)
 );
 ",
-    "
+    ),
+    Migration {
+        sqlite: "
 CREATE TABLE idempotency (
     scope TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -99,9 +163,23 @@ CREATE TABLE idempotency (
     PRIMARY KEY (scope, key)
 );
 ",
-    "
+        postgres: "
+CREATE TABLE idempotency (
+    scope TEXT NOT NULL,
+    key TEXT NOT NULL,
+    request_hash TEXT NOT NULL,
+    status INTEGER,
+    body BYTEA,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (scope, key)
+);
+",
+    },
+    Migration::both(
+        "
 ALTER TABLE api_keys ADD COLUMN agent_id TEXT;
 ",
+    ),
 ];
 
 pub(crate) const DB_FILE: &str = "warden.db";
@@ -116,6 +194,13 @@ pub enum StoreError {
     },
     #[error("store {path}: {message}")]
     Sqlite { path: PathBuf, message: String },
+    #[error("store in PostgreSQL {target}: {message}")]
+    Postgres { target: String, message: String },
+    #[error("store: column {index} is not {expected}")]
+    Column {
+        index: usize,
+        expected: &'static str,
+    },
     #[error("store {path} has schema version {found}; this Warden knows up to {known}")]
     TooNew {
         path: PathBuf,
@@ -136,14 +221,22 @@ pub enum StoreError {
     InvalidAgent,
 }
 
-/// The governance store. Cheap to share behind an `Arc`; calls are short and serialized.
+/// The governance store. Cheap to share behind an `Arc`; calls are short.
 pub struct Store {
-    pub(crate) conn: Mutex<Connection>,
-    pub(crate) path: PathBuf,
+    backend: Backend,
+}
+
+enum Backend {
+    Sqlite {
+        conn: Mutex<Connection>,
+        path: PathBuf,
+    },
+    Postgres(Arc<Pg>),
 }
 
 impl Store {
-    /// Opens (creating if needed) the store in `data_dir` and brings its schema up to date.
+    /// Opens (creating if needed) the SQLite store in `data_dir` and brings its schema up to
+    /// date.
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
         std::fs::create_dir_all(data_dir).map_err(|source| StoreError::Io {
             path: data_dir.to_owned(),
@@ -155,6 +248,7 @@ impl Store {
             message: e.to_string(),
         };
         let mut conn = Connection::open(&path).map_err(err)?;
+        conn.set_prepared_statement_cache_capacity(64);
         conn.execute_batch(
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;
              CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL);",
@@ -172,7 +266,7 @@ impl Store {
         }
         for (i, step) in MIGRATIONS.iter().enumerate().skip(applied) {
             let tx = conn.transaction().map_err(err)?;
-            tx.execute_batch(step).map_err(err)?;
+            tx.execute_batch(step.sqlite).map_err(err)?;
             tx.execute(
                 "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
                 rusqlite::params![i as i64 + 1, crate::now()],
@@ -182,24 +276,208 @@ impl Store {
             tracing::debug!(version = i + 1, "store migrated");
         }
         Ok(Store {
-            conn: Mutex::new(conn),
-            path,
+            backend: Backend::Sqlite {
+                conn: Mutex::new(conn),
+                path,
+            },
         })
+    }
+
+    /// Opens the store in a PostgreSQL database (shared by every Warden of a fleet) and brings
+    /// its schema up to date.
+    pub fn postgres(pg: Arc<Pg>) -> Result<Store, StoreError> {
+        let target = pg.target().to_owned();
+        let applied = pg
+            .blocking(|mut c| async move {
+                let tx = c.transaction().await?;
+                tx.batch_execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
+                )
+                .await?;
+                tx.execute(
+                    "SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.warden_store'))",
+                    &[],
+                )
+                .await?;
+                let applied: i64 = tx
+                    .query_one("SELECT count(*) FROM schema_migrations", &[])
+                    .await?
+                    .get(0);
+                let applied = applied as usize;
+                if applied > MIGRATIONS.len() {
+                    return Ok(Err(applied));
+                }
+                for (i, step) in MIGRATIONS.iter().enumerate().skip(applied) {
+                    tx.batch_execute(step.postgres).await?;
+                    tx.execute(
+                        "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
+                        &[&(i as i32 + 1), &crate::now()],
+                    )
+                    .await?;
+                    tracing::debug!(version = i + 1, "store migrated");
+                }
+                tx.commit().await?;
+                Ok(Ok(()))
+            })
+            .map_err(|e| StoreError::Postgres {
+                target: target.clone(),
+                message: e.to_string(),
+            })?;
+        if let Err(found) = applied {
+            return Err(StoreError::TooNew {
+                path: PathBuf::from(format!("postgres {target}")),
+                found,
+                known: MIGRATIONS.len(),
+            });
+        }
+        Ok(Store {
+            backend: Backend::Postgres(pg),
+        })
+    }
+
+    /// The PostgreSQL pool, when the store is kept there (for LISTEN/NOTIFY).
+    pub(crate) fn pg(&self) -> Option<&Arc<Pg>> {
+        match &self.backend {
+            Backend::Postgres(pg) => Some(pg),
+            Backend::Sqlite { .. } => None,
+        }
+    }
+
+    /// Tells every process listening on `channel` (see `warden_pg::Pg::listen`). A no-op with
+    /// SQLite, whose store belongs to one process.
+    pub(crate) fn notify(&self, channel: &'static str, payload: &str) -> Result<(), StoreError> {
+        if self.pg().is_some() {
+            self.execute(
+                "SELECT pg_notify(?1, ?2)",
+                crate::db::args![channel, payload],
+            )?;
+        }
+        Ok(())
     }
 
     /// A cheap query, for readiness probes.
     pub fn ping(&self) -> Result<(), StoreError> {
-        self.conn
-            .lock()
-            .expect("not poisoned")
-            .query_row("SELECT count(*) FROM tenants", [], |_| Ok(()))
-            .map_err(self.err())
+        self.query_opt("SELECT count(*) FROM tenants", vec![])
+            .map(drop)
     }
 
-    pub(crate) fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
-        |e| StoreError::Sqlite {
-            path: self.path.clone(),
-            message: e.to_string(),
+    /// Runs one statement; returns the number of rows it changed.
+    pub(crate) fn execute(&self, sql: &'static str, args: Vec<Arg<'_>>) -> Result<u64, StoreError> {
+        match &self.backend {
+            Backend::Sqlite { conn, path } => {
+                let conn = conn.lock().expect("not poisoned");
+                conn.prepare_cached(sql)
+                    .and_then(|mut st| st.execute(rusqlite::params_from_iter(args.iter())))
+                    .map(|n| n as u64)
+                    .map_err(sqlite_err(path))
+            }
+            Backend::Postgres(pg) => {
+                let args = owned(args);
+                let sql = crate::db::to_postgres(sql);
+                run(pg, move |c| async move {
+                    let st = c.prepare_cached(&sql).await?;
+                    Ok(c.execute(&st, &refs(&args)).await?)
+                })
+            }
         }
     }
+
+    /// The rows a query returns.
+    pub(crate) fn query(
+        &self,
+        sql: &'static str,
+        args: Vec<Arg<'_>>,
+    ) -> Result<Vec<Row>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite { conn, path } => {
+                let conn = conn.lock().expect("not poisoned");
+                let mut st = conn.prepare_cached(sql).map_err(sqlite_err(path))?;
+                let rows = st
+                    .query_map(rusqlite::params_from_iter(args.iter()), Row::from_sqlite)
+                    .map_err(sqlite_err(path))?;
+                rows.collect::<Result<_, _>>().map_err(sqlite_err(path))
+            }
+            Backend::Postgres(pg) => {
+                let args = owned(args);
+                let sql = crate::db::to_postgres(sql);
+                run(pg, move |c| async move {
+                    let st = c.prepare_cached(&sql).await?;
+                    let rows = c.query(&st, &refs(&args)).await?;
+                    Ok(rows
+                        .iter()
+                        .map(Row::from_postgres)
+                        .collect::<Result<_, _>>()?)
+                })
+            }
+        }
+    }
+
+    /// The first row a query returns, if any.
+    pub(crate) fn query_opt(
+        &self,
+        sql: &'static str,
+        args: Vec<Arg<'_>>,
+    ) -> Result<Option<Row>, StoreError> {
+        Ok(self.query(sql, args)?.into_iter().next())
+    }
+
+    /// Runs statements in one transaction: all or none.
+    pub(crate) fn transaction(
+        &self,
+        statements: Vec<(&'static str, Vec<Arg<'_>>)>,
+    ) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite { conn, path } => {
+                let mut conn = conn.lock().expect("not poisoned");
+                let tx = conn.transaction().map_err(sqlite_err(path))?;
+                for (sql, args) in &statements {
+                    tx.prepare_cached(sql)
+                        .and_then(|mut st| st.execute(rusqlite::params_from_iter(args.iter())))
+                        .map_err(sqlite_err(path))?;
+                }
+                tx.commit().map_err(sqlite_err(path))
+            }
+            Backend::Postgres(pg) => {
+                let statements: Vec<(String, Vec<Arg<'static>>)> = statements
+                    .into_iter()
+                    .map(|(sql, args)| (crate::db::to_postgres(sql), owned(args)))
+                    .collect();
+                run(pg, move |mut c| async move {
+                    let tx = c.transaction().await?;
+                    for (sql, args) in &statements {
+                        let st = tx.prepare_cached(sql).await?;
+                        tx.execute(&st, &refs(args)).await?;
+                    }
+                    Ok(tx.commit().await?)
+                })
+            }
+        }
+    }
+}
+
+fn sqlite_err(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+    move |e| StoreError::Sqlite {
+        path: path.to_owned(),
+        message: e.to_string(),
+    }
+}
+
+fn owned(args: Vec<Arg<'_>>) -> Vec<Arg<'static>> {
+    args.into_iter().map(Arg::into_owned).collect()
+}
+
+fn refs<'a>(args: &'a [Arg<'static>]) -> Vec<&'a (dyn tokio_postgres::types::ToSql + Sync)> {
+    args.iter().map(|a| a as _).collect()
+}
+
+fn run<T, F, Fut>(pg: &Pg, job: F) -> Result<T, StoreError>
+where
+    T: Send + 'static,
+    F: FnOnce(warden_pg::Client) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<T, warden_pg::PgError>> + Send + 'static,
+{
+    pg.blocking(job).map_err(|e| StoreError::Postgres {
+        target: pg.target().to_owned(),
+        message: e.to_string(),
+    })
 }

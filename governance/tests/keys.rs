@@ -1,16 +1,53 @@
-//! Tenants and API keys through the store's public API.
+//! Tenants and API keys through the store's public API, on SQLite and (when
+//! `WARDEN_TEST_POSTGRES_URL` is set) on PostgreSQL.
 
 use warden_governance::{parse_scopes, AuthError, Scope, Store, StoreError};
+use warden_pg::test_on_both;
+use warden_pg::testing::Fixture;
 
-fn store() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    (dir, store)
+/// Where one test's store lives.
+struct Backend(Fixture);
+
+impl Backend {
+    fn sqlite() -> Backend {
+        Backend(Fixture::sqlite())
+    }
+
+    fn postgres(test: &str) -> Option<Backend> {
+        Fixture::postgres(test).map(Backend)
+    }
+
+    fn open(&self) -> Store {
+        match &self.0.pg {
+            Some(pg) => Store::postgres(pg.clone()).unwrap(),
+            None => Store::open(self.0.dir.path()).unwrap(),
+        }
+    }
+
+    /// Everything the store has written, as bytes to search.
+    fn stored(&self) -> Vec<Vec<u8>> {
+        match &self.0.pg {
+            Some(pg) => pg
+                .blocking(|c| async move {
+                    let rows = c
+                        .query("SELECT row_to_json(k)::text FROM api_keys k", &[])
+                        .await?;
+                    Ok(rows
+                        .iter()
+                        .map(|r| r.get::<_, String>(0).into_bytes())
+                        .collect())
+                })
+                .unwrap(),
+            None => ["warden.db", "warden.db-wal"]
+                .iter()
+                .map(|f| std::fs::read(self.0.dir.path().join(f)).unwrap_or_default())
+                .collect(),
+        }
+    }
 }
 
-#[test]
-fn a_key_is_shown_once_stored_hashed_and_authenticates() {
-    let (dir, store) = store();
+fn a_key_is_shown_once_stored_hashed_and_authenticates(b: Backend) {
+    let store = b.open();
     store.ensure_tenant("acme").unwrap();
     let created = store
         .create_key("acme", &parse_scopes("write,read").unwrap(), Some("ci"))
@@ -24,11 +61,11 @@ fn a_key_is_shown_once_stored_hashed_and_authenticates() {
     assert!(who.allows(&Scope::Read) && who.allows(&Scope::Write));
     assert!(!who.allows(&Scope::Admin) && !who.allows(&Scope::Auditor));
 
-    // The secret is nowhere in the database file.
+    // The secret is nowhere in the database.
     drop(store);
-    let bytes = std::fs::read(dir.path().join("warden.db")).unwrap();
-    let wal = std::fs::read(dir.path().join("warden.db-wal")).unwrap_or_default();
-    for file in [&bytes, &wal] {
+    let stored = b.stored();
+    assert!(stored.iter().any(|f| !f.is_empty()));
+    for file in &stored {
         assert!(
             !file
                 .windows(created.key.len())
@@ -37,10 +74,10 @@ fn a_key_is_shown_once_stored_hashed_and_authenticates() {
         );
     }
 }
+test_on_both!(sync Backend, a_key_is_shown_once_stored_hashed_and_authenticates);
 
-#[test]
-fn unknown_malformed_and_revoked_keys_are_refused() {
-    let (_dir, store) = store();
+fn unknown_malformed_and_revoked_keys_are_refused(b: Backend) {
+    let store = b.open();
     store.ensure_tenant("acme").unwrap();
     let k = store.create_key("acme", &[Scope::Read], None).unwrap();
     assert!(matches!(
@@ -60,10 +97,10 @@ fn unknown_malformed_and_revoked_keys_are_refused() {
     let msg = store.authenticate(&k.key).unwrap_err().to_string();
     assert!(!msg.contains(&k.key), "{msg}");
 }
+test_on_both!(sync Backend, unknown_malformed_and_revoked_keys_are_refused);
 
-#[test]
-fn tenants_are_isolated() {
-    let (_dir, store) = store();
+fn tenants_are_isolated(b: Backend) {
+    let store = b.open();
     store.ensure_tenant("acme").unwrap();
     store.ensure_tenant("globex").unwrap();
     let a = store.create_key("acme", &[Scope::Admin], None).unwrap();
@@ -82,10 +119,10 @@ fn tenants_are_isolated() {
     ));
     assert_eq!(store.authenticate(&g.key).unwrap().tenant, "globex");
 }
+test_on_both!(sync Backend, tenants_are_isolated);
 
-#[test]
-fn bad_input_is_refused_with_the_field_named() {
-    let (_dir, store) = store();
+fn bad_input_is_refused_with_the_field_named(b: Backend) {
+    let store = b.open();
     let err = store.ensure_tenant("Acme Corp").unwrap_err().to_string();
     assert!(err.starts_with("tenant:"), "{err}");
     let err = store
@@ -101,18 +138,13 @@ fn bad_input_is_refused_with_the_field_named() {
         .to_string();
     assert!(err.starts_with("label:"), "{err}");
 }
+test_on_both!(sync Backend, bad_input_is_refused_with_the_field_named);
 
-#[test]
-fn bootstrap_creates_one_admin_key_once_and_the_store_reopens() {
-    let dir = tempfile::tempdir().unwrap();
-    let first = Store::open(dir.path())
-        .unwrap()
-        .bootstrap()
-        .unwrap()
-        .unwrap();
+fn bootstrap_creates_one_admin_key_once_and_the_store_reopens(b: Backend) {
+    let first = b.open().bootstrap().unwrap().unwrap();
     assert_eq!(first.tenant, "default");
     assert_eq!(first.scopes, vec![Scope::Admin]);
-    let store = Store::open(dir.path()).unwrap();
+    let store = b.open();
     assert!(
         store.bootstrap().unwrap().is_none(),
         "a second start shows no key"
@@ -122,3 +154,4 @@ fn bootstrap_creates_one_admin_key_once_and_the_store_reopens() {
         .unwrap()
         .allows(&Scope::Write));
 }
+test_on_both!(sync Backend, bootstrap_creates_one_admin_key_once_and_the_store_reopens);

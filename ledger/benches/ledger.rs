@@ -14,6 +14,7 @@ use warden_ledger::{verify_export, Entry, Keyring, Ledger, LedgerOptions};
 fn options(dir: &std::path::Path) -> LedgerOptions {
     LedgerOptions {
         dir: dir.join("ledger"),
+        postgres: None,
         signing_key: dir.join("keys/ledger.key"),
         origin: "bench".into(),
         batch_max: 4096,

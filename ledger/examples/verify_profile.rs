@@ -19,6 +19,7 @@ fn main() {
     let ledger = Arc::new(
         Ledger::open(LedgerOptions {
             dir: dir.path().join("ledger"),
+            postgres: None,
             signing_key: dir.path().join("keys/ledger.key"),
             origin: "profile".into(),
             batch_max: 4096,

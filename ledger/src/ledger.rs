@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -20,14 +20,17 @@ use crate::keys::{load_or_create_signing_key, Keyring};
 use crate::merkle::{self, Frontier, NodeId, NodeSource};
 use crate::receipt::{ConsistencyClaim, Receipt};
 use crate::record::{Entry, Record};
-use crate::store::{self, Tables};
-use crate::writer::{Request, Writer};
+use crate::store::{self, Nodes, Source, Tables};
+use crate::writer::{Request, Tip, Writer};
 
 /// How to open a ledger for writing.
 #[derive(Clone, Debug)]
 pub struct LedgerOptions {
-    /// Directory holding `ledger.db` (and its WAL) and the lock file.
+    /// Directory holding `ledger.db` (and its WAL) and the lock file; unused with `postgres`.
     pub dir: PathBuf,
+    /// Keep the ledger in this PostgreSQL database instead, shared with other Warden processes
+    /// (see the `pg` module for how many writers keep one chain).
+    pub postgres: Option<Arc<warden_pg::Pg>>,
     /// PEM private key; created with its `.pub` on first start.
     pub signing_key: PathBuf,
     pub origin: String,
@@ -35,20 +38,24 @@ pub struct LedgerOptions {
     pub batch_wait: Duration,
 }
 
-/// The writable ledger. One per data directory: opening takes an exclusive lock.
+/// The writable ledger. With SQLite, one per data directory: opening takes an exclusive lock.
+/// With PostgreSQL, any number of processes may append to one database.
 pub struct Ledger {
     tx: mpsc::Sender<Request>,
     thread: Mutex<Option<JoinHandle<()>>>,
     reader: LedgerReader,
     verifying_key: VerifyingKey,
     key_created: bool,
-    _lock: File,
+    _lock: Option<File>,
 }
 
 impl Ledger {
     /// Opens or creates the ledger, checks that the stored tree, chain and last checkpoint
     /// agree, and starts the writer thread.
     pub fn open(opts: LedgerOptions) -> Result<Ledger, LedgerError> {
+        if let Some(pg) = &opts.postgres {
+            return Ledger::open_postgres(pg.clone(), &opts);
+        }
         let io = |path: &Path| {
             let path = path.to_owned();
             move |source| LedgerError::Io { path, source }
@@ -69,9 +76,14 @@ impl Ledger {
         let (key, key_created) = load_or_create_signing_key(&opts.signing_key)?;
         let conn = store::open_writer(&opts.dir, &opts.origin)?;
         let path = store::db_path(&opts.dir);
-        let (frontier, head, last_ts) =
-            recover(&conn, &path, &Keyring::from_keys([key.verifying_key()]))?;
-        tracing::info!(records = frontier.size(), path = %path.display(), "ledger opened");
+        let tip = recover(
+            &Tables {
+                conn: &conn,
+                path: &path,
+            },
+            &Keyring::from_keys([key.verifying_key()]),
+        )?;
+        tracing::info!(records = tip.frontier.size(), path = %path.display(), "ledger opened");
 
         let (tx, rx) = mpsc::channel(opts.batch_max.max(1) * 4);
         let writer = Writer {
@@ -82,9 +94,7 @@ impl Ledger {
             path,
             key: key.clone(),
             origin: opts.origin.clone(),
-            frontier,
-            head,
-            last_ts,
+            tip,
             batch_max: opts.batch_max.max(1),
             batch_wait: opts.batch_wait,
         };
@@ -98,7 +108,39 @@ impl Ledger {
             reader: LedgerReader::open(&opts.dir)?,
             verifying_key: key.verifying_key(),
             key_created,
-            _lock: lock,
+            _lock: Some(lock),
+        })
+    }
+
+    fn open_postgres(pg: Arc<warden_pg::Pg>, opts: &LedgerOptions) -> Result<Ledger, LedgerError> {
+        let (key, key_created) = load_or_create_signing_key(&opts.signing_key)?;
+        crate::pg::migrate(&pg, &opts.origin)?;
+        let reader = LedgerReader::postgres(pg.clone())?;
+        let tip = reader.with(|t| recover(t, &Keyring::from_keys([key.verifying_key()])))?;
+        tracing::info!(records = tip.frontier.size(), store = %pg.target(), "ledger opened in PostgreSQL");
+        let (tx, rx) = mpsc::channel(opts.batch_max.max(1) * 4);
+        let writer = crate::pg::PgWriter {
+            pg,
+            key: key.clone(),
+            origin: opts.origin.clone(),
+            tip,
+            batch_max: opts.batch_max.max(1),
+            batch_wait: opts.batch_wait,
+        };
+        let thread = std::thread::Builder::new()
+            .name("ledger-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|source| LedgerError::Io {
+                path: opts.dir.clone(),
+                source,
+            })?;
+        Ok(Ledger {
+            tx,
+            thread: Mutex::new(Some(thread)),
+            reader,
+            verifying_key: key.verifying_key(),
+            key_created,
+            _lock: None,
         })
     }
 
@@ -191,22 +233,21 @@ impl Drop for Ledger {
 }
 
 /// Rebuilds the writer's state and checks it against the last checkpoint.
-fn recover(
-    conn: &Connection,
-    path: &Path,
-    keys: &Keyring,
-) -> Result<(Frontier, Hash, i64), LedgerError> {
-    let t = Tables { conn, path };
+fn recover(t: &dyn Source, keys: &Keyring) -> Result<Tip, LedgerError> {
     let size = t.size()?;
     let inconsistent = |detail: String| LedgerError::Inconsistent {
-        path: path.to_owned(),
+        path: t.location().to_owned(),
         detail,
     };
     let Some(cp) = t.checkpoint_at_most(u64::MAX)? else {
         if size > 0 {
             return Err(inconsistent(format!("{size} records but no checkpoint")));
         }
-        return Ok((Frontier::new(), Hash::ZERO, 0));
+        return Ok(Tip {
+            frontier: Frontier::new(),
+            head: Hash::ZERO,
+            last_ts: 0,
+        });
     };
     if cp.tree_size != size {
         return Err(inconsistent(format!(
@@ -214,7 +255,7 @@ fn recover(
             cp.tree_size
         )));
     }
-    let frontier = Frontier::load(&t, size)?;
+    let frontier = Frontier::load(&Nodes(t), size)?;
     if frontier.root() != cp.root_hash {
         return Err(inconsistent(format!(
             "the stored tree does not hash to the root of checkpoint {size}"
@@ -226,18 +267,28 @@ fn recover(
             "the last record hash differs from the chain head of checkpoint {size}"
         )));
     }
-    // A checkpoint signed by a retired key cannot be checked here; it was checked when written.
+    // A checkpoint signed by a retired key (or, in PostgreSQL, by another process's key) cannot
+    // be checked here; it was checked when written.
     if keys.get(&cp.key_id).is_some() {
         cp.verify(keys)
             .map_err(|e| inconsistent(format!("last checkpoint: {e}")))?;
     }
-    let last_ts = time::OffsetDateTime::parse(
+    let last_ts = checkpoint_ms(&cp).map_err(inconsistent)?;
+    Ok(Tip {
+        frontier,
+        head,
+        last_ts,
+    })
+}
+
+/// A checkpoint's time in ms since the epoch.
+pub(crate) fn checkpoint_ms(cp: &Checkpoint) -> Result<i64, String> {
+    time::OffsetDateTime::parse(
         &cp.timestamp,
         &time::format_description::well_known::Rfc3339,
     )
     .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
-    .map_err(|e| inconsistent(format!("last checkpoint timestamp: {e}")))?;
-    Ok((frontier, head, last_ts))
+    .map_err(|e| format!("checkpoint {} timestamp: {e}", cp.tree_size))
 }
 
 /// A record's place in the ledger, known once its batch is committed (before the fsync).
@@ -300,23 +351,33 @@ impl Appending {
 }
 
 /// Read access to a ledger: proofs, receipts, checkpoints, export. Several may exist beside the
-/// writer (SQLite WAL), also in other processes.
+/// writer (SQLite WAL, or PostgreSQL), also in other processes.
 pub struct LedgerReader {
-    path: PathBuf,
-    pool: Mutex<Vec<Connection>>,
+    backend: ReadBackend,
     upper: Mutex<HashMap<NodeId, Hash>>,
 }
 
+enum ReadBackend {
+    Sqlite {
+        path: PathBuf,
+        pool: Mutex<Vec<Connection>>,
+    },
+    Postgres(crate::pg::PgTables),
+}
+
 /// Nodes at this level and above (each covering 256 or more records) are kept in memory once
-/// read. Complete nodes never change, so the cache needs no invalidation; it holds one entry
-/// per 256 records at most (about 160 KiB per million), and proofs then read about half as many
-/// rows from the store.
+/// read. Complete nodes never change, so the cache needs no invalidation (not even when other
+/// processes append to a shared PostgreSQL ledger); it holds one entry per 256 records at most
+/// (about 160 KiB per million), and proofs then read about half as many rows from the store.
 const CACHED_LEVEL: u8 = 8;
 const CACHE_MAX: usize = 1 << 18;
 
+/// Records and checkpoints read per query by an export.
+const EXPORT_PAGE: u64 = 4096;
+
 /// The store with the cache of upper nodes in front of it.
 struct Cached<'a> {
-    tables: &'a Tables<'a>,
+    source: &'a dyn Source,
     upper: &'a Mutex<HashMap<NodeId, Hash>>,
 }
 
@@ -337,7 +398,7 @@ impl NodeSource for Cached<'_> {
         if missing.is_empty() {
             return Ok(out.into_iter().flatten().collect());
         }
-        let fetched = self.tables.nodes(&missing)?;
+        let fetched = self.source.nodes(&missing)?;
         let mut cache = self.upper.lock().expect("not poisoned");
         if cache.len() > CACHE_MAX {
             cache.clear();
@@ -355,27 +416,44 @@ impl NodeSource for Cached<'_> {
 }
 
 impl LedgerReader {
+    /// Opens the SQLite ledger in `dir` for reading.
     pub fn open(dir: &Path) -> Result<LedgerReader, LedgerError> {
         let conn = store::open_reader(dir)?;
         Ok(LedgerReader {
-            path: store::db_path(dir),
-            pool: Mutex::new(vec![conn]),
+            backend: ReadBackend::Sqlite {
+                path: store::db_path(dir),
+                pool: Mutex::new(vec![conn]),
+            },
             upper: Mutex::new(HashMap::new()),
         })
     }
 
-    fn with<T>(&self, f: impl FnOnce(&Tables) -> Result<T, LedgerError>) -> Result<T, LedgerError> {
-        let pooled = self.pool.lock().expect("not poisoned").pop();
-        let conn = match pooled {
-            Some(c) => c,
-            None => store::open_reader(self.path.parent().unwrap_or(Path::new(".")))?,
-        };
-        let out = f(&Tables {
-            conn: &conn,
-            path: &self.path,
-        });
-        self.pool.lock().expect("not poisoned").push(conn);
-        out
+    /// Opens the ledger kept in PostgreSQL for reading; [`LedgerError::NotFound`] if the
+    /// database holds none.
+    pub fn postgres(pg: Arc<warden_pg::Pg>) -> Result<LedgerReader, LedgerError> {
+        Ok(LedgerReader {
+            backend: ReadBackend::Postgres(crate::pg::PgTables::open(pg)?),
+            upper: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&dyn Source) -> Result<T, LedgerError>,
+    ) -> Result<T, LedgerError> {
+        match &self.backend {
+            ReadBackend::Postgres(t) => f(t),
+            ReadBackend::Sqlite { path, pool } => {
+                let pooled = pool.lock().expect("not poisoned").pop();
+                let conn = match pooled {
+                    Some(c) => c,
+                    None => store::open_reader(path.parent().unwrap_or(Path::new(".")))?,
+                };
+                let out = f(&Tables { conn: &conn, path });
+                pool.lock().expect("not poisoned").push(conn);
+                out
+            }
+        }
     }
 
     /// Records committed so far.
@@ -403,7 +481,7 @@ impl LedgerReader {
             };
             let record: Record =
                 serde_json::from_str(&body).map_err(|e| LedgerError::Inconsistent {
-                    path: self.path.clone(),
+                    path: t.location().to_owned(),
                     detail: format!("record {index} is not valid JSON: {e}"),
                 })?;
             Ok(Some((record, prior, rh)))
@@ -420,7 +498,7 @@ impl LedgerReader {
                 });
             }
             let src = Cached {
-                tables: t,
+                source: t,
                 upper: &self.upper,
             };
             Ok(merkle::inclusion_proof(&src, index, tree_size)??)
@@ -464,7 +542,7 @@ impl LedgerReader {
             .ok_or(LedgerError::NoCheckpoint(from))?;
         let proof = self.with(|t| {
             let src = Cached {
-                tables: t,
+                source: t,
                 upper: &self.upper,
             };
             Ok(merkle::consistency_proof(&src, from, to_cp.tree_size)??)
@@ -476,17 +554,17 @@ impl LedgerReader {
         })
     }
 
-    /// Writes the whole ledger as of one snapshot; returns the number of records written.
+    /// Writes the whole ledger up to its latest checkpoint; returns the number of records
+    /// written. Everything below that checkpoint is settled (append-only, and committed with
+    /// it), so the export reads it page by page, without holding a transaction open, while
+    /// writers carry on.
     pub fn export(&self, out: &mut dyn Write) -> Result<u64, LedgerError> {
         self.with(|t| {
-            let err = LedgerError::store(t.path);
             let io = |e: std::io::Error| LedgerError::Io {
                 path: PathBuf::from("<export output>"),
                 source: e,
             };
-            let tx = t.conn.unchecked_transaction().map_err(&err)?;
-            let last = t.checkpoint_at_most(u64::MAX)?;
-            let size = last.as_ref().map_or(0, |c| c.tree_size);
+            let size = t.checkpoint_at_most(u64::MAX)?.map_or(0, |c| c.tree_size);
             let header = Header {
                 format: FORMAT.into(),
                 origin: t.origin()?,
@@ -497,66 +575,54 @@ impl LedgerReader {
             line.push('\n');
             out.write_all(line.as_bytes()).map_err(io)?;
 
-            let mut records = tx
-                .prepare("SELECT idx, body, record_hash FROM records WHERE idx < ?1 ORDER BY idx")
-                .map_err(&err)?;
-            let mut cps = tx
-                .prepare("SELECT tree_size, body FROM checkpoints WHERE tree_size <= ?1 ORDER BY tree_size")
-                .map_err(&err)?;
-            let mut rows = records.query([size as i64]).map_err(&err)?;
-            let mut cp_rows = cps.query([size as i64]).map_err(&err)?;
-            let mut next_cp: Option<(u64, String)> = next_checkpoint(&mut cp_rows, &err)?;
             let mut prior = Hash::ZERO;
             let mut count = 0u64;
-            let mut write_cps_up_to = |n: u64,
-                                       next_cp: &mut Option<(u64, String)>,
-                                       out: &mut dyn Write|
-             -> Result<(), LedgerError> {
-                while let Some((cs, body)) = next_cp.take() {
-                    if cs > n {
-                        *next_cp = Some((cs, body));
-                        break;
+            // Checkpoints not written yet (in order), and the largest size fetched so far.
+            let mut cps: std::collections::VecDeque<(u64, String)> = Default::default();
+            let mut cps_fetched = 0u64;
+            let mut write_cps_up_to = |n: u64, out: &mut dyn Write| -> Result<(), LedgerError> {
+                loop {
+                    if cps.is_empty() && cps_fetched < n {
+                        let page = t.checkpoints(cps_fetched, size, EXPORT_PAGE as usize)?;
+                        cps_fetched = page.last().map_or(size, |(s, _)| *s);
+                        cps.extend(page);
                     }
-                    let cp = t.parse_checkpoint(&body)?;
-                    let mut l = serde_json::to_string(&crate::export::Line::Checkpoint(cp))
-                        .expect("a checkpoint serializes");
+                    match cps.front() {
+                        Some((s, _)) if *s <= n => {
+                            let (_, body) = cps.pop_front().expect("not empty");
+                            let cp = t.parse_checkpoint(&body)?;
+                            let mut l = serde_json::to_string(&crate::export::Line::Checkpoint(cp))
+                                .expect("a checkpoint serializes");
+                            l.push('\n');
+                            out.write_all(l.as_bytes()).map_err(io)?;
+                        }
+                        _ => return Ok(()),
+                    }
+                }
+            };
+            let mut from = 0u64;
+            while from < size {
+                let to = (from + EXPORT_PAGE).min(size);
+                let page = t.records(from, to)?;
+                if page.len() as u64 != to - from {
+                    return Err(LedgerError::Inconsistent {
+                        path: t.location().to_owned(),
+                        detail: format!("records {from} to {} are not all stored", to - 1),
+                    });
+                }
+                for (idx, body, rh) in page {
+                    let mut l = record_line(&body, &prior, &rh);
                     l.push('\n');
                     out.write_all(l.as_bytes()).map_err(io)?;
-                    *next_cp = next_checkpoint(&mut cp_rows, &err)?;
+                    prior = rh;
+                    count += 1;
+                    write_cps_up_to(idx + 1, out)?;
                 }
-                Ok(())
-            };
-            while let Some(row) = rows.next().map_err(&err)? {
-                let idx: i64 = row.get(0).map_err(&err)?;
-                let body: String = row.get(1).map_err(&err)?;
-                let rh: Vec<u8> = row.get(2).map_err(&err)?;
-                let rh = Hash::from_slice(&rh).map_err(|e| LedgerError::Inconsistent {
-                    path: t.path.to_owned(),
-                    detail: format!("record {idx}: {e}"),
-                })?;
-                let mut l = record_line(&body, &prior, &rh);
-                l.push('\n');
-                out.write_all(l.as_bytes()).map_err(io)?;
-                prior = rh;
-                count += 1;
-                write_cps_up_to(idx as u64 + 1, &mut next_cp, out)?;
+                from = to;
             }
-            write_cps_up_to(size, &mut next_cp, out)?;
+            write_cps_up_to(size, out)?;
             out.flush().map_err(io)?;
             Ok(count)
         })
-    }
-}
-
-fn next_checkpoint(
-    rows: &mut rusqlite::Rows<'_>,
-    err: &impl Fn(rusqlite::Error) -> LedgerError,
-) -> Result<Option<(u64, String)>, LedgerError> {
-    match rows.next().map_err(err)? {
-        Some(r) => Ok(Some((
-            r.get::<_, i64>(0).map_err(err)? as u64,
-            r.get(1).map_err(err)?,
-        ))),
-        None => Ok(None),
     }
 }

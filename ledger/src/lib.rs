@@ -11,7 +11,8 @@
 //! raw records sees at once and at the exact index; the tree gives `O(log n)` proofs for one
 //! record without handing over the whole ledger.
 //!
-//! Storage is embedded SQLite with group commit (see [`Ledger`]); reads of historical nodes
+//! Storage is embedded SQLite with group commit (see [`Ledger`]), or PostgreSQL shared by many
+//! Warden processes (see the `pg` module); reads of historical nodes
 //! fetch `O(log n)` rows and never load the tree into memory.
 
 pub mod canonical;
@@ -22,6 +23,7 @@ pub mod hash;
 pub mod keys;
 mod ledger;
 pub mod merkle;
+mod pg;
 mod receipt;
 mod record;
 mod sigcheck;

@@ -20,10 +20,11 @@ use crate::hash::Hash;
 use crate::merkle::{NodeId, NodeSource};
 
 pub(crate) const DB_FILE: &str = "ledger.db";
-const SCHEMA_VERSION: &str = "1";
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+/// The schema, one step per entry, each given for both engines (SQLite here, PostgreSQL in
+/// `pg`); `meta.schema_version` counts the steps applied. A step is never edited once released,
+/// only added to.
+pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
+    sqlite: "
 CREATE TABLE IF NOT EXISTS records (
     idx INTEGER PRIMARY KEY,
     record_hash BLOB NOT NULL,
@@ -40,11 +41,108 @@ CREATE TRIGGER IF NOT EXISTS checkpoints_no_update BEFORE UPDATE ON checkpoints
     BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS checkpoints_no_delete BEFORE DELETE ON checkpoints
     BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
-";
+",
+    postgres: "
+CREATE TABLE ledger_records (
+    idx BIGINT PRIMARY KEY,
+    record_hash BYTEA NOT NULL,
+    leaf_hash BYTEA NOT NULL,
+    nodes BYTEA NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE TABLE ledger_checkpoints (tree_size BIGINT PRIMARY KEY, body TEXT NOT NULL);
+CREATE FUNCTION ledger_append_only() RETURNS trigger LANGUAGE plpgsql AS
+    $$ BEGIN RAISE EXCEPTION 'the ledger is append-only'; END $$;
+CREATE TRIGGER ledger_records_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON ledger_records
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger_append_only();
+CREATE TRIGGER ledger_checkpoints_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON ledger_checkpoints
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger_append_only();
+",
+}];
+
+/// One schema step in the dialect of each engine.
+pub(crate) struct Migration {
+    pub sqlite: &'static str,
+    pub postgres: &'static str,
+}
+
+const META: &str = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);";
 
 /// The row holding node `id` (the row of its rightmost leaf) and the node's slot in it.
-fn node_row(id: NodeId) -> (i64, usize) {
+pub(crate) fn node_row(id: NodeId) -> (i64, usize) {
     ((((id.index + 1) << id.level) - 1) as i64, id.level as usize)
+}
+
+/// The node in `slot` of a row holding `leaf` and the `nodes` its leaf completed.
+pub(crate) fn node_in_row<'r>(slot: usize, leaf: &'r [u8], nodes: &'r [u8]) -> Option<&'r [u8]> {
+    let raw = if slot == 0 {
+        leaf
+    } else {
+        nodes.get((slot - 1) * 32..slot * 32)?
+    };
+    (raw.len() == 32).then_some(raw)
+}
+
+/// What every read needs from a ledger store, whichever engine holds it. Records and
+/// checkpoints are append-only and written together, so reads below the size of a visible
+/// checkpoint see settled data and need no transaction.
+pub(crate) trait Source {
+    /// Where the store is, for errors.
+    fn location(&self) -> &Path;
+    fn size(&self) -> Result<u64, LedgerError>;
+    fn origin(&self) -> Result<String, LedgerError>;
+    /// `(body, record_hash, prior_hash)` of the record at `index`.
+    fn record(&self, index: u64) -> Result<Option<(String, Hash, Hash)>, LedgerError>;
+    fn record_hash(&self, index: u64) -> Result<Hash, LedgerError>;
+    fn checkpoint(&self, tree_size: u64) -> Result<Option<Checkpoint>, LedgerError>;
+    /// The newest checkpoint whose size is at most `max_size`.
+    fn checkpoint_at_most(&self, max_size: u64) -> Result<Option<Checkpoint>, LedgerError>;
+    /// The hashes of `ids`, in order.
+    fn nodes(&self, ids: &[NodeId]) -> Result<Vec<Hash>, LedgerError>;
+    /// `(index, body, record_hash)` of the records with `from <= index < to`, in order.
+    fn records(&self, from: u64, to: u64) -> Result<Vec<(u64, String, Hash)>, LedgerError>;
+    /// `(tree_size, body)` of at most `limit` checkpoints with `after < tree_size <= upto`, in
+    /// order.
+    fn checkpoints(
+        &self,
+        after: u64,
+        upto: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, String)>, LedgerError>;
+
+    fn hash(&self, raw: &[u8]) -> Result<Hash, LedgerError> {
+        Hash::from_slice(raw).map_err(|e| LedgerError::Inconsistent {
+            path: self.location().to_owned(),
+            detail: format!("a stored hash is malformed: {e}"),
+        })
+    }
+
+    fn parse_checkpoint(&self, body: &str) -> Result<Checkpoint, LedgerError> {
+        serde_json::from_str(body).map_err(|e| LedgerError::Inconsistent {
+            path: self.location().to_owned(),
+            detail: format!("a stored checkpoint is malformed: {e}"),
+        })
+    }
+
+    fn missing_node(&self, id: NodeId) -> LedgerError {
+        LedgerError::Inconsistent {
+            path: self.location().to_owned(),
+            detail: format!(
+                "Merkle node at level {} index {} is missing",
+                id.level, id.index
+            ),
+        }
+    }
+}
+
+/// A [`Source`] as the Merkle code's node source.
+pub(crate) struct Nodes<'a>(pub &'a dyn Source);
+
+impl NodeSource for Nodes<'_> {
+    type Error = LedgerError;
+    fn nodes(&self, ids: &[NodeId]) -> Result<Vec<Hash>, LedgerError> {
+        self.0.nodes(ids)
+    }
 }
 
 pub(crate) fn db_path(dir: &Path) -> PathBuf {
@@ -64,7 +162,7 @@ pub(crate) fn open_writer(dir: &Path, origin: &str) -> Result<Connection, Ledger
         "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0; PRAGMA cache_size=-65536;",
     )
     .map_err(&err)?;
-    conn.execute_batch(SCHEMA).map_err(&err)?;
+    conn.execute_batch(META).map_err(&err)?;
     let found: Option<String> = conn
         .query_row("SELECT value FROM meta WHERE key='origin'", [], |r| {
             r.get(0)
@@ -74,8 +172,8 @@ pub(crate) fn open_writer(dir: &Path, origin: &str) -> Result<Connection, Ledger
     match found {
         None => {
             conn.execute(
-                "INSERT INTO meta (key, value) VALUES ('origin', ?1), ('schema_version', ?2)",
-                params![origin, SCHEMA_VERSION],
+                "INSERT INTO meta (key, value) VALUES ('origin', ?1), ('schema_version', '0')",
+                params![origin],
             )
             .map_err(&err)?;
         }
@@ -87,12 +185,24 @@ pub(crate) fn open_writer(dir: &Path, origin: &str) -> Result<Connection, Ledger
                 ),
             });
         }
-        Some(_) => check_schema(&conn, &path)?,
+        Some(_) => {}
+    }
+    let applied = schema_version(&conn, &path)?;
+    for (i, step) in MIGRATIONS.iter().enumerate().skip(applied) {
+        let tx = conn.unchecked_transaction().map_err(&err)?;
+        tx.execute_batch(step.sqlite).map_err(&err)?;
+        tx.execute(
+            "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
+            [(i + 1).to_string()],
+        )
+        .map_err(&err)?;
+        tx.commit().map_err(&err)?;
     }
     Ok(conn)
 }
 
-fn check_schema(conn: &Connection, path: &Path) -> Result<(), LedgerError> {
+/// Steps applied, refusing a store made by a newer Warden.
+fn schema_version(conn: &Connection, path: &Path) -> Result<usize, LedgerError> {
     let v: Option<String> = conn
         .query_row(
             "SELECT value FROM meta WHERE key='schema_version'",
@@ -101,10 +211,21 @@ fn check_schema(conn: &Connection, path: &Path) -> Result<(), LedgerError> {
         )
         .optional()
         .map_err(LedgerError::store(path))?;
-    if v.as_deref() != Some(SCHEMA_VERSION) {
-        return Err(LedgerError::Inconsistent {
+    match v.as_deref().map(str::parse::<usize>) {
+        Some(Ok(n)) if n <= MIGRATIONS.len() => Ok(n),
+        _ => Err(LedgerError::Inconsistent {
             path: path.to_owned(),
             detail: format!("unknown schema version {v:?}"),
+        }),
+    }
+}
+
+fn check_schema(conn: &Connection, path: &Path) -> Result<(), LedgerError> {
+    if schema_version(conn, path)? != MIGRATIONS.len() {
+        return Err(LedgerError::Inconsistent {
+            path: path.to_owned(),
+            detail: "its schema is older than this Warden; open it for writing once to upgrade"
+                .into(),
         });
     }
     Ok(())
@@ -137,7 +258,24 @@ impl Tables<'_> {
         LedgerError::store(self.path)
     }
 
-    pub fn size(&self) -> Result<u64, LedgerError> {
+    fn body_at_most(&self, max_size: u64) -> Result<Option<String>, LedgerError> {
+        self.conn
+            .prepare_cached(
+                "SELECT body FROM checkpoints WHERE tree_size <= ?1 ORDER BY tree_size DESC LIMIT 1",
+            )
+            .map_err(self.err())?
+            .query_row([max_size.min(i64::MAX as u64) as i64], |r| r.get(0))
+            .optional()
+            .map_err(self.err())
+    }
+}
+
+impl Source for Tables<'_> {
+    fn location(&self) -> &Path {
+        self.path
+    }
+
+    fn size(&self) -> Result<u64, LedgerError> {
         let n: Option<i64> = self
             .conn
             .query_row("SELECT max(idx) FROM records", [], |r| r.get(0))
@@ -145,7 +283,7 @@ impl Tables<'_> {
         Ok(n.map_or(0, |n| n as u64 + 1))
     }
 
-    pub fn origin(&self) -> Result<String, LedgerError> {
+    fn origin(&self) -> Result<String, LedgerError> {
         self.conn
             .query_row("SELECT value FROM meta WHERE key='origin'", [], |r| {
                 r.get(0)
@@ -153,8 +291,7 @@ impl Tables<'_> {
             .map_err(self.err())
     }
 
-    /// `(body, record_hash)` of the record at `index`, and the prior hash.
-    pub fn record(&self, index: u64) -> Result<Option<(String, Hash, Hash)>, LedgerError> {
+    fn record(&self, index: u64) -> Result<Option<(String, Hash, Hash)>, LedgerError> {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT body, record_hash FROM records WHERE idx = ?1")
@@ -171,10 +308,10 @@ impl Tables<'_> {
         } else {
             self.record_hash(index - 1)?
         };
-        Ok(Some((body, self.hash(rh)?, prior)))
+        Ok(Some((body, self.hash(&rh)?, prior)))
     }
 
-    pub fn record_hash(&self, index: u64) -> Result<Hash, LedgerError> {
+    fn record_hash(&self, index: u64) -> Result<Hash, LedgerError> {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT record_hash FROM records WHERE idx = ?1")
@@ -182,17 +319,10 @@ impl Tables<'_> {
         let raw: Vec<u8> = stmt
             .query_row([index as i64], |r| r.get(0))
             .map_err(self.err())?;
-        self.hash(raw)
+        self.hash(&raw)
     }
 
-    fn hash(&self, raw: Vec<u8>) -> Result<Hash, LedgerError> {
-        Hash::from_slice(&raw).map_err(|e| LedgerError::Inconsistent {
-            path: self.path.to_owned(),
-            detail: format!("a stored hash is malformed: {e}"),
-        })
-    }
-
-    pub fn checkpoint(&self, tree_size: u64) -> Result<Option<Checkpoint>, LedgerError> {
+    fn checkpoint(&self, tree_size: u64) -> Result<Option<Checkpoint>, LedgerError> {
         let body: Option<String> = self
             .conn
             .prepare_cached("SELECT body FROM checkpoints WHERE tree_size = ?1")
@@ -203,30 +333,11 @@ impl Tables<'_> {
         body.map(|b| self.parse_checkpoint(&b)).transpose()
     }
 
-    /// The newest checkpoint whose size is at most `max_size`.
-    pub fn checkpoint_at_most(&self, max_size: u64) -> Result<Option<Checkpoint>, LedgerError> {
-        let body: Option<String> = self
-            .conn
-            .prepare_cached(
-                "SELECT body FROM checkpoints WHERE tree_size <= ?1 ORDER BY tree_size DESC LIMIT 1",
-            )
-            .map_err(self.err())?
-            .query_row([max_size.min(i64::MAX as u64) as i64], |r| r.get(0))
-            .optional()
-            .map_err(self.err())?;
-        body.map(|b| self.parse_checkpoint(&b)).transpose()
+    fn checkpoint_at_most(&self, max_size: u64) -> Result<Option<Checkpoint>, LedgerError> {
+        self.body_at_most(max_size)?
+            .map(|b| self.parse_checkpoint(&b))
+            .transpose()
     }
-
-    pub fn parse_checkpoint(&self, body: &str) -> Result<Checkpoint, LedgerError> {
-        serde_json::from_str(body).map_err(|e| LedgerError::Inconsistent {
-            path: self.path.to_owned(),
-            detail: format!("a stored checkpoint is malformed: {e}"),
-        })
-    }
-}
-
-impl NodeSource for Tables<'_> {
-    type Error = LedgerError;
 
     fn nodes(&self, ids: &[NodeId]) -> Result<Vec<Hash>, LedgerError> {
         let mut stmt = self
@@ -238,28 +349,63 @@ impl NodeSource for Tables<'_> {
             let (row, slot) = node_row(id);
             let found: Option<Vec<u8>> = stmt
                 .query_row([row], |r| {
-                    if slot == 0 {
-                        r.get(0)
-                    } else {
-                        let blob = r.get_ref(1)?.as_blob()?;
-                        Ok(blob.get((slot - 1) * 32..slot * 32).unwrap_or(&[]).to_vec())
-                    }
+                    let leaf = r.get_ref(0)?.as_blob()?;
+                    let nodes = r.get_ref(1)?.as_blob()?;
+                    Ok(node_in_row(slot, leaf, nodes).unwrap_or(&[]).to_vec())
                 })
                 .optional()
                 .map_err(self.err())?;
             match found {
-                Some(raw) if raw.len() == 32 => out.push(self.hash(raw)?),
-                _ => {
-                    return Err(LedgerError::Inconsistent {
-                        path: self.path.to_owned(),
-                        detail: format!(
-                            "Merkle node at level {} index {} is missing",
-                            id.level, id.index
-                        ),
-                    })
-                }
+                Some(raw) if raw.len() == 32 => out.push(self.hash(&raw)?),
+                _ => return Err(self.missing_node(id)),
             }
         }
         Ok(out)
+    }
+
+    fn records(&self, from: u64, to: u64) -> Result<Vec<(u64, String, Hash)>, LedgerError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT idx, body, record_hash FROM records WHERE idx >= ?1 AND idx < ?2 ORDER BY idx",
+            )
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([from as i64, to.min(i64::MAX as u64) as i64], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                ))
+            })
+            .map_err(self.err())?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (idx, body, rh) = row.map_err(self.err())?;
+            out.push((idx as u64, body, self.hash(&rh)?));
+        }
+        Ok(out)
+    }
+
+    fn checkpoints(
+        &self,
+        after: u64,
+        upto: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, String)>, LedgerError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT tree_size, body FROM checkpoints WHERE tree_size > ?1 AND tree_size <= ?2 \
+                 ORDER BY tree_size LIMIT ?3",
+            )
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map(
+                [after as i64, upto.min(i64::MAX as u64) as i64, limit as i64],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?)),
+            )
+            .map_err(self.err())?;
+        rows.collect::<Result<_, _>>().map_err(self.err())
     }
 }

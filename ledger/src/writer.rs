@@ -39,7 +39,7 @@ pub(crate) enum Request {
     Shutdown,
 }
 
-type Reply = oneshot::Sender<Result<Settled, LedgerError>>;
+pub(crate) type Reply = oneshot::Sender<Result<Settled, LedgerError>>;
 
 /// Told the record's place and hash as soon as its batch is committed, before the fsync.
 pub(crate) type SeqReply = oneshot::Sender<crate::Sequenced>;
@@ -54,9 +54,7 @@ pub(crate) struct Writer {
     pub path: PathBuf,
     pub key: SigningKey,
     pub origin: String,
-    pub frontier: Frontier,
-    pub head: Hash,
-    pub last_ts: i64,
+    pub tip: Tip,
     pub batch_max: usize,
     pub batch_wait: Duration,
     pub sync_tx: Option<std::sync::mpsc::Sender<Vec<(Reply, Settled)>>>,
@@ -67,7 +65,7 @@ pub(crate) struct Writer {
 const STRAGGLERS: Duration = Duration::from_micros(250);
 
 /// Moves queued requests into `batch` (up to `max`); true when a shutdown was among them.
-fn drain(rx: &mut mpsc::Receiver<Request>, batch: &mut Vec<Queued>, max: usize) -> bool {
+pub(crate) fn drain(rx: &mut mpsc::Receiver<Request>, batch: &mut Vec<Queued>, max: usize) -> bool {
     let mut stopping = false;
     while batch.len() < max {
         match rx.try_recv() {
@@ -173,7 +171,7 @@ impl NodeSource for BatchNodes {
     }
 }
 
-struct Pending {
+pub(crate) struct Pending {
     record: Record,
     prior: Hash,
     record_hash: Hash,
@@ -250,40 +248,17 @@ impl Writer {
         // The syncer releases what is left, then stops.
         self.sync_tx = None;
         let _ = syncer.join();
-        tracing::debug!(size = self.frontier.size(), "ledger writer stopped");
+        tracing::debug!(size = self.tip.frontier.size(), "ledger writer stopped");
     }
 
     fn commit(&mut self, batch: &mut Vec<Queued>) {
-        let before: HashMap<NodeId, Hash> = self.frontier.nodes().collect();
-        let saved = (self.frontier.clone(), self.head, self.last_ts);
+        let before: HashMap<NodeId, Hash> = self.tip.frontier.nodes().collect();
+        let saved = self.tip.clone();
         let mut new = HashMap::with_capacity(batch.len() * 2);
         let mut pending = Vec::with_capacity(batch.len());
-        let result = self.write_batch(batch, &mut new, &mut pending);
-        match result {
+        match self.write_batch(batch, &mut new, &mut pending) {
             Ok(checkpoint) => {
-                let shared = std::sync::Arc::new(BatchNodes {
-                    checkpoint,
-                    new,
-                    before,
-                });
-                let durable: Vec<(Reply, Settled)> = pending
-                    .into_iter()
-                    .map(|p| {
-                        if let Some(seq) = p.seq {
-                            let _ = seq.send(crate::Sequenced {
-                                index: p.record.index,
-                                record_hash: p.record_hash,
-                            });
-                        }
-                        let settled = Settled {
-                            record: p.record,
-                            prior: p.prior,
-                            record_hash: p.record_hash,
-                            batch: shared.clone(),
-                        };
-                        (p.reply, settled)
-                    })
-                    .collect();
+                let durable = settle(pending, checkpoint, new, before);
                 if let Some(tx) = &self.sync_tx {
                     self.unsynced.add();
                     if tx.send(durable).is_err() {
@@ -292,15 +267,8 @@ impl Writer {
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, "ledger batch failed; nothing of it was written");
-                (self.frontier, self.head, self.last_ts) = saved;
-                let msg = e.to_string();
-                for p in pending {
-                    let _ = p.reply.send(Err(LedgerError::Append(msg.clone())));
-                }
-                for (_, reply, _) in batch.drain(..) {
-                    let _ = reply.send(Err(LedgerError::Append(msg.clone())));
-                }
+                self.tip = saved;
+                fail(pending, batch, &e);
             }
         }
     }
@@ -312,8 +280,7 @@ impl Writer {
         pending: &mut Vec<Pending>,
     ) -> Result<Checkpoint, LedgerError> {
         let err = LedgerError::store(&self.path);
-        // Timestamps never go backwards, even if the wall clock does.
-        let ts = now_ms().max(self.last_ts);
+        let ts = self.tip.next_timestamp();
         let tx = self.conn.transaction().map_err(&err)?;
         {
             let mut ins_record = tx
@@ -322,61 +289,159 @@ impl Writer {
                      VALUES (?1, ?2, ?3, ?4, ?5)",
                 )
                 .map_err(&err)?;
-            let timestamp = format_timestamp(ts);
-            let timestamp_json = crate::record::json_string(&timestamp);
-            let mut completed = Vec::with_capacity(32 * 8);
-            for (entry, reply, seq) in batch.drain(..) {
-                let index = self.frontier.size();
-                let canonical = entry.canonical(index, &timestamp_json);
-                let leaf = leaf_hash(canonical.as_bytes());
-                let record_hash = chain_hash(&self.head, canonical.as_bytes());
-                new.insert(NodeId::new(0, index), leaf);
-                completed.clear();
-                self.frontier.push(leaf, |id, h| {
-                    new.insert(id, h);
-                    completed.extend_from_slice(&h.0);
-                });
+            self.tip.sequence(batch, ts, new, pending, |row| {
                 ins_record
                     .execute(params![
-                        index as i64,
-                        &record_hash.0[..],
-                        &leaf.0[..],
-                        &completed[..],
-                        canonical
+                        row.index as i64,
+                        &row.record_hash.0[..],
+                        &row.leaf.0[..],
+                        row.completed,
+                        row.canonical
                     ])
-                    .map_err(&err)?;
-                let e = entry.entry;
-                pending.push(Pending {
-                    record: Record {
-                        index,
-                        timestamp: timestamp.clone(),
-                        kind: e.kind,
-                        tenant: e.tenant,
-                        payload: e.payload,
-                    },
-                    prior: self.head,
-                    record_hash,
-                    reply,
-                    seq,
-                });
-                self.head = record_hash;
-            }
+                    .map(drop)
+                    .map_err(&err)
+            })?;
         }
-        let checkpoint = Checkpoint::sign(
-            &self.key,
-            &self.origin,
-            self.frontier.size(),
-            self.frontier.root(),
-            self.head,
-            format_timestamp(ts),
-        );
+        let checkpoint = self.tip.sign(&self.key, &self.origin, ts);
         let body = serde_json::to_string(&checkpoint).expect("a checkpoint serializes");
         tx.prepare_cached("INSERT INTO checkpoints (tree_size, body) VALUES (?1, ?2)")
             .and_then(|mut st| st.execute(params![checkpoint.tree_size as i64, body]))
             .map_err(&err)?;
         tx.commit().map_err(&err)?;
-        self.last_ts = ts;
+        self.tip.last_ts = ts;
         Ok(checkpoint)
+    }
+}
+
+/// The end of the chain as this process knows it: enough to sequence the next batch.
+#[derive(Clone, Debug)]
+pub(crate) struct Tip {
+    pub frontier: Frontier,
+    /// The last record hash.
+    pub head: Hash,
+    /// The last checkpoint's time, in ms: timestamps never go backwards, even if a clock does.
+    pub last_ts: i64,
+}
+
+/// One record of a batch, as a store writes it.
+pub(crate) struct Row<'a> {
+    pub index: u64,
+    pub record_hash: &'a Hash,
+    pub leaf: &'a Hash,
+    /// The interior nodes its leaf completed, 32 bytes each, lowest first.
+    pub completed: &'a [u8],
+    pub canonical: &'a str,
+}
+
+impl Tip {
+    pub(crate) fn next_timestamp(&self) -> i64 {
+        now_ms().max(self.last_ts)
+    }
+
+    /// Gives each queued entry its index, time and hashes, handing each row to `write` and
+    /// noting every node the batch completes in `new`.
+    pub(crate) fn sequence(
+        &mut self,
+        batch: &mut Vec<Queued>,
+        ts: i64,
+        new: &mut HashMap<NodeId, Hash>,
+        pending: &mut Vec<Pending>,
+        mut write: impl FnMut(Row<'_>) -> Result<(), LedgerError>,
+    ) -> Result<(), LedgerError> {
+        let timestamp = format_timestamp(ts);
+        let timestamp_json = crate::record::json_string(&timestamp);
+        let mut completed = Vec::with_capacity(32 * 8);
+        for (entry, reply, seq) in batch.drain(..) {
+            let index = self.frontier.size();
+            let canonical = entry.canonical(index, &timestamp_json);
+            let leaf = leaf_hash(canonical.as_bytes());
+            let record_hash = chain_hash(&self.head, canonical.as_bytes());
+            new.insert(NodeId::new(0, index), leaf);
+            completed.clear();
+            self.frontier.push(leaf, |id, h| {
+                new.insert(id, h);
+                completed.extend_from_slice(&h.0);
+            });
+            let e = entry.entry;
+            pending.push(Pending {
+                record: Record {
+                    index,
+                    timestamp: timestamp.clone(),
+                    kind: e.kind,
+                    tenant: e.tenant,
+                    payload: e.payload,
+                },
+                prior: self.head,
+                record_hash,
+                reply,
+                seq,
+            });
+            self.head = record_hash;
+            write(Row {
+                index,
+                record_hash: &record_hash,
+                leaf: &leaf,
+                completed: &completed,
+                canonical: &canonical,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The checkpoint of the tree as it now stands.
+    pub(crate) fn sign(&self, key: &SigningKey, origin: &str, ts: i64) -> Checkpoint {
+        Checkpoint::sign(
+            key,
+            origin,
+            self.frontier.size(),
+            self.frontier.root(),
+            self.head,
+            format_timestamp(ts),
+        )
+    }
+}
+
+/// Tells each appender of a committed batch its place, and readies its receipt.
+pub(crate) fn settle(
+    pending: Vec<Pending>,
+    checkpoint: Checkpoint,
+    new: HashMap<NodeId, Hash>,
+    before: HashMap<NodeId, Hash>,
+) -> Vec<(Reply, Settled)> {
+    let shared = std::sync::Arc::new(BatchNodes {
+        checkpoint,
+        new,
+        before,
+    });
+    pending
+        .into_iter()
+        .map(|p| {
+            if let Some(seq) = p.seq {
+                let _ = seq.send(crate::Sequenced {
+                    index: p.record.index,
+                    record_hash: p.record_hash,
+                });
+            }
+            let settled = Settled {
+                record: p.record,
+                prior: p.prior,
+                record_hash: p.record_hash,
+                batch: shared.clone(),
+            };
+            (p.reply, settled)
+        })
+        .collect()
+}
+
+/// Tells every appender of a failed batch why; nothing of it was written.
+pub(crate) fn fail(pending: Vec<Pending>, batch: &mut Vec<Queued>, e: &LedgerError) {
+    tracing::error!(error = %e, "ledger batch failed; nothing of it was written");
+    let msg = e.to_string();
+    for p in pending {
+        let _ = p.reply.send(Err(LedgerError::Append(msg.clone())));
+    }
+    for (_, reply, _) in batch.drain(..) {
+        let _ = reply.send(Err(LedgerError::Append(msg.clone())));
     }
 }
 

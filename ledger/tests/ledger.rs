@@ -1,5 +1,6 @@
 //! The ledger through its public API: durable appends, receipts, reopening, export and tamper
-//! detection.
+//! detection. Each test runs on SQLite and, when `WARDEN_TEST_POSTGRES_URL` is set, on
+//! PostgreSQL (in a schema of its own); without the variable the PostgreSQL runs say they skip.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -9,10 +10,13 @@ use serde_json::{json, Value};
 use warden_ledger::{
     verify_export, Entry, Keyring, Ledger, LedgerError, LedgerOptions, LedgerReader, VerifyError,
 };
+use warden_pg::testing::Fixture;
+use warden_pg::{test_on_both, Pg};
 
 fn options(dir: &Path) -> LedgerOptions {
     LedgerOptions {
         dir: dir.join("ledger"),
+        postgres: None,
         signing_key: dir.join("keys/ledger.key"),
         origin: "test.warden/ledger".into(),
         batch_max: 64,
@@ -20,8 +24,41 @@ fn options(dir: &Path) -> LedgerOptions {
     }
 }
 
-fn keyring(dir: &Path) -> Keyring {
-    Keyring::from_dir(&dir.join("keys")).unwrap()
+/// Where one test's ledger lives.
+struct Backend(Fixture);
+
+impl Backend {
+    fn sqlite() -> Backend {
+        Backend(Fixture::sqlite())
+    }
+
+    fn postgres(test: &str) -> Option<Backend> {
+        Fixture::postgres(test).map(Backend)
+    }
+
+    fn options(&self) -> LedgerOptions {
+        LedgerOptions {
+            postgres: self.0.pg.clone(),
+            ..options(self.0.dir.path())
+        }
+    }
+
+    fn reader(&self) -> LedgerReader {
+        match &self.0.pg {
+            Some(pg) => LedgerReader::postgres(pg.clone()).unwrap(),
+            None => LedgerReader::open(&self.0.dir.path().join("ledger")).unwrap(),
+        }
+    }
+
+    fn keys(&self) -> Keyring {
+        Keyring::from_dir(&self.0.dir.path().join("keys")).unwrap()
+    }
+
+    fn export(&self) -> String {
+        let mut out = Vec::new();
+        self.reader().export(&mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
 }
 
 async fn append_many(
@@ -53,24 +90,15 @@ async fn append_many(
     all
 }
 
-fn export(dir: &Path) -> String {
-    let reader = LedgerReader::open(&dir.join("ledger")).unwrap();
-    let mut out = Vec::new();
-    reader.export(&mut out).unwrap();
-    String::from_utf8(out).unwrap()
-}
-
 fn verify(text: &str, keys: &Keyring) -> Result<warden_ledger::Summary, VerifyError> {
     verify_export(text.as_bytes(), keys)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_appends_get_verifiable_receipts_and_share_batches() {
-    let dir = tempfile::tempdir().unwrap();
-    let ledger = Arc::new(Ledger::open(options(dir.path())).unwrap());
+async fn concurrent_appends_get_verifiable_receipts_and_share_batches(b: Backend) {
+    let ledger = Arc::new(Ledger::open(b.options()).unwrap());
     assert!(ledger.key_created());
     let receipts = append_many(&ledger, 16, 25).await;
-    let keys = keyring(dir.path());
+    let keys = b.keys();
     for (i, r) in receipts.iter().enumerate() {
         assert_eq!(r.index, i as u64, "indexes are dense and unique");
         r.verify(&keys).unwrap();
@@ -87,29 +115,28 @@ async fn concurrent_appends_get_verifiable_receipts_and_share_batches() {
         checkpoints.len()
     );
     ledger.shutdown().await;
-    let text = export(dir.path());
+    let text = b.export();
     let summary = verify(&text, &keys).unwrap();
     assert_eq!(summary.records, 400);
     assert_eq!(summary.checkpoints as usize, checkpoints.len());
     assert_eq!(summary.chain_head, receipts.last().unwrap().record_hash);
 }
+test_on_both!(async Backend, concurrent_appends_get_verifiable_receipts_and_share_batches);
 
-#[tokio::test]
-async fn reopening_continues_the_chain_and_serves_historical_proofs() {
-    let dir = tempfile::tempdir().unwrap();
+async fn reopening_continues_the_chain_and_serves_historical_proofs(b: Backend) {
     let first = {
-        let ledger = Arc::new(Ledger::open(options(dir.path())).unwrap());
+        let ledger = Arc::new(Ledger::open(b.options()).unwrap());
         let r = append_many(&ledger, 1, 5).await;
         ledger.shutdown().await;
         r
     };
-    let ledger = Arc::new(Ledger::open(options(dir.path())).unwrap());
+    let ledger = Arc::new(Ledger::open(b.options()).unwrap());
     assert!(!ledger.key_created());
     let second = append_many(&ledger, 1, 5).await;
     assert_eq!(second[0].index, 5);
     assert_eq!(second[0].prior_hash, first[4].record_hash);
 
-    let keys = keyring(dir.path());
+    let keys = b.keys();
     let reader = ledger.reader();
     assert_eq!(reader.size().unwrap(), 10);
     // Every record is provable against the latest checkpoint, and every pair of checkpoints
@@ -140,6 +167,7 @@ async fn reopening_continues_the_chain_and_serves_historical_proofs() {
         Err(LedgerError::BeyondSize { .. })
     ));
 }
+test_on_both!(async Backend, reopening_continues_the_chain_and_serves_historical_proofs);
 
 #[tokio::test]
 async fn a_second_writer_and_a_corrupt_store_are_refused_clearly() {
@@ -168,10 +196,8 @@ async fn a_second_writer_and_a_corrupt_store_are_refused_clearly() {
     assert!(matches!(err, LedgerError::NotFound(_)), "{err}");
 }
 
-#[tokio::test]
-async fn wrong_origin_and_bad_entries_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let ledger = Ledger::open(options(dir.path())).unwrap();
+async fn wrong_origin_and_bad_entries_are_refused(b: Backend) {
+    let ledger = Ledger::open(b.options()).unwrap();
     let err = ledger
         .append(Entry::new("", "t", json!({})))
         .await
@@ -187,29 +213,28 @@ async fn wrong_origin_and_bad_entries_are_refused() {
         .unwrap_err();
     assert!(matches!(err, LedgerError::Closed));
     drop(ledger);
-    let mut opts = options(dir.path());
+    let mut opts = b.options();
     opts.origin = "other".into();
     let err = Ledger::open(opts).err().unwrap().to_string();
     assert!(err.contains("created with origin"), "{err}");
 }
+test_on_both!(async Backend, wrong_origin_and_bad_entries_are_refused);
 
-#[tokio::test]
-async fn rotated_keys_keep_old_checkpoints_verifiable() {
-    let dir = tempfile::tempdir().unwrap();
+async fn rotated_keys_keep_old_checkpoints_verifiable(b: Backend) {
     {
-        let ledger = Arc::new(Ledger::open(options(dir.path())).unwrap());
+        let ledger = Arc::new(Ledger::open(b.options()).unwrap());
         append_many(&ledger, 1, 3).await;
         ledger.shutdown().await;
     }
-    let old_only = keyring(dir.path());
-    warden_ledger::keys::rotate(&dir.path().join("keys/ledger.key")).unwrap();
+    let old_only = b.keys();
+    warden_ledger::keys::rotate(&b.0.dir.path().join("keys/ledger.key")).unwrap();
     {
-        let ledger = Arc::new(Ledger::open(options(dir.path())).unwrap());
+        let ledger = Arc::new(Ledger::open(b.options()).unwrap());
         append_many(&ledger, 1, 3).await;
         ledger.shutdown().await;
     }
-    let text = export(dir.path());
-    let summary = verify(&text, &keyring(dir.path())).unwrap();
+    let text = b.export();
+    let summary = verify(&text, &b.keys()).unwrap();
     assert_eq!(summary.key_ids.len(), 2);
     let err = verify(&text, &old_only).unwrap_err();
     assert!(
@@ -223,16 +248,17 @@ async fn rotated_keys_keep_old_checkpoints_verifiable() {
         "{err}"
     );
 }
+test_on_both!(async Backend, rotated_keys_keep_old_checkpoints_verifiable);
 
 /// Builds a ledger of 12 records in batches of 3 and returns its export lines.
-async fn sample(dir: &Path) -> Vec<Value> {
-    let mut opts = options(dir);
+async fn sample(b: &Backend) -> Vec<Value> {
+    let mut opts = b.options();
     opts.batch_max = 3;
     let ledger = Arc::new(Ledger::open(opts).unwrap());
     // Appends queued together land in batches of at most 3.
     append_many(&ledger, 6, 2).await;
     ledger.shutdown().await;
-    export(dir)
+    b.export()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
@@ -252,11 +278,9 @@ fn record_pos(lines: &[Value], index: u64) -> usize {
         .unwrap()
 }
 
-#[tokio::test]
-async fn every_kind_of_tampering_is_detected_at_the_first_bad_index() {
-    let dir = tempfile::tempdir().unwrap();
-    let lines = sample(dir.path()).await;
-    let keys = keyring(dir.path());
+async fn every_kind_of_tampering_is_detected_at_the_first_bad_index(b: Backend) {
+    let lines = sample(&b).await;
+    let keys = b.keys();
     assert_eq!(verify(&join(&lines), &keys).unwrap().records, 12);
 
     // A changed record.
@@ -379,11 +403,10 @@ async fn every_kind_of_tampering_is_detected_at_the_first_bad_index() {
     assert!(verify("not json\n", &keys).unwrap_err().is_unusable());
     assert!(verify("", &keys).unwrap_err().is_unusable());
 }
+test_on_both!(async Backend, every_kind_of_tampering_is_detected_at_the_first_bad_index);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_commits_what_was_queued_and_refuses_the_rest() {
-    let dir = tempfile::tempdir().unwrap();
-    let ledger = Arc::new(Ledger::open(options(dir.path())).unwrap());
+async fn shutdown_commits_what_was_queued_and_refuses_the_rest(b: Backend) {
+    let ledger = Arc::new(Ledger::open(b.options()).unwrap());
     let tasks: Vec<_> = (0..200)
         .map(|i| {
             let l = ledger.clone();
@@ -406,30 +429,29 @@ async fn shutdown_commits_what_was_queued_and_refuses_the_rest() {
     }
     assert!(!receipted.is_empty());
     drop(ledger);
-    let reader = LedgerReader::open(&dir.path().join("ledger")).unwrap();
+    let reader = b.reader();
     assert_eq!(
         reader.size().unwrap(),
         receipted.len() as u64,
         "exactly the receipted records are stored"
     );
-    let keys = keyring(dir.path());
+    let keys = b.keys();
     for r in &receipted {
         assert_eq!(reader.record(r.index).unwrap().unwrap().2, r.record_hash);
         r.verify(&keys).unwrap();
     }
 }
+test_on_both!(async Backend, shutdown_commits_what_was_queued_and_refuses_the_rest);
 
-#[tokio::test]
-async fn forged_checkpoint_signatures_are_caught_in_long_exports() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut opts = options(dir.path());
+async fn forged_checkpoint_signatures_are_caught_in_long_exports(b: Backend) {
+    let mut opts = b.options();
     opts.batch_max = 1;
     let ledger = Arc::new(Ledger::open(opts).unwrap());
     // One checkpoint per record: enough checkpoints for the background signature checker.
     append_many(&ledger, 1, 300).await;
     ledger.shutdown().await;
-    let keys = keyring(dir.path());
-    let raw = export(dir.path());
+    let keys = b.keys();
+    let raw = b.export();
     assert_eq!(verify(&raw, &keys).unwrap().checkpoints, 300);
 
     // A re-dated checkpoint: root and chain still match, only the signature gives it away.
@@ -467,13 +489,12 @@ async fn forged_checkpoint_signatures_are_caught_in_long_exports() {
         VerifyError::Checkpoint(warden_ledger::CheckpointError::BadSignature { tree_size: 150 })
     );
 }
+test_on_both!(async Backend, forged_checkpoint_signatures_are_caught_in_long_exports);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn proofs_stay_valid_with_the_upper_node_cache_warm() {
-    let dir = tempfile::tempdir().unwrap();
-    let ledger = Arc::new(Ledger::open(options(dir.path())).unwrap());
+async fn proofs_stay_valid_with_the_upper_node_cache_warm(b: Backend) {
+    let ledger = Arc::new(Ledger::open(b.options()).unwrap());
     let receipts = append_many(&ledger, 32, 40).await; // 1,280 records: nodes up to level 10
-    let keys = keyring(dir.path());
+    let keys = b.keys();
     let reader = ledger.reader();
     for round in 0..2 {
         for i in (0..1280).step_by(37) {
@@ -490,7 +511,7 @@ async fn proofs_stay_valid_with_the_upper_node_cache_warm() {
         }
     }
     // A fresh reader (cold cache) builds the same proofs.
-    let cold = LedgerReader::open(&dir.path().join("ledger")).unwrap();
+    let cold = b.reader();
     for i in [0u64, 255, 256, 511, 1023, 1279] {
         assert_eq!(
             cold.inclusion_proof(i, 1280).unwrap(),
@@ -498,13 +519,12 @@ async fn proofs_stay_valid_with_the_upper_node_cache_warm() {
         );
     }
 }
+test_on_both!(async Backend, proofs_stay_valid_with_the_upper_node_cache_warm);
 
 /// `enqueue` hands out the place and hash before the fsync, and a receipt that agrees with them
 /// once durable; many in flight keep one gap-free chain.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn enqueued_appends_are_sequenced_then_durable() {
-    let dir = tempfile::tempdir().unwrap();
-    let ledger = Arc::new(Ledger::open(options(dir.path())).unwrap());
+async fn enqueued_appends_are_sequenced_then_durable(b: Backend) {
+    let ledger = Arc::new(Ledger::open(b.options()).unwrap());
     let mut inflight = Vec::new();
     for i in 0..200 {
         let e = Entry::new("llm.request", "default", json!({"i": i}));
@@ -525,5 +545,84 @@ async fn enqueued_appends_are_sequenced_then_durable() {
         .enqueue(Entry::new("", "default", json!({})))
         .is_err());
     ledger.shutdown().await;
-    verify(&export(dir.path()), &keyring(dir.path())).unwrap();
+    verify(&b.export(), &b.keys()).unwrap();
+}
+test_on_both!(async Backend, enqueued_appends_are_sequenced_then_durable);
+
+/// Two writers (two pools, as two processes would have) appending at once to one PostgreSQL
+/// ledger: one gap-free chain, every receipt verifies and is in the export exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_writers_sharing_a_ledger_keep_one_chain() {
+    let Some(b) = Backend::postgres("postgres_writers_sharing_a_ledger_keep_one_chain") else {
+        return;
+    };
+    let first = Arc::new(Ledger::open(b.options()).unwrap());
+    let second_pg = Pg::connect(&b.0.db.as_ref().unwrap().url).unwrap();
+    let second = Arc::new(
+        Ledger::open(LedgerOptions {
+            postgres: Some(second_pg),
+            ..b.options()
+        })
+        .unwrap(),
+    );
+    let (a, c) = tokio::join!(append_many(&first, 8, 25), append_many(&second, 8, 25));
+    first.shutdown().await;
+    second.shutdown().await;
+    let keys = b.keys();
+    let mut all: Vec<_> = a.into_iter().chain(c).collect();
+    all.sort_by_key(|r| r.index);
+    assert_eq!(
+        all.iter().map(|r| r.index).collect::<Vec<_>>(),
+        (0..400).collect::<Vec<u64>>(),
+        "no gap and no duplicate index"
+    );
+    for w in all.windows(2) {
+        assert_eq!(w[1].prior_hash, w[0].record_hash, "no fork");
+    }
+    for r in &all {
+        r.verify(&keys).unwrap();
+    }
+    let summary = verify(&b.export(), &keys).unwrap();
+    assert_eq!(summary.records, 400);
+    assert_eq!(summary.chain_head, all.last().unwrap().record_hash);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_refuses_edits_bad_urls_and_a_missing_ledger() {
+    assert!(matches!(
+        Pg::connect("mysql://db/w"),
+        Err(warden_pg::PgError::Url(_))
+    ));
+    assert!(matches!(
+        Pg::connect("postgres://db/w?sslmode=require"),
+        Err(warden_pg::PgError::Tls)
+    ));
+    let err = Pg::connect("postgres://u:secret@127.0.0.1:1/w?connect_timeout=2").unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("127.0.0.1:1/w as u") && !msg.contains("secret"),
+        "{msg}"
+    );
+    let Some(b) = Backend::postgres("postgres_refuses_edits_bad_urls_and_a_missing_ledger") else {
+        return;
+    };
+    let pg = b.0.pg.clone().unwrap();
+    assert!(matches!(
+        LedgerReader::postgres(pg.clone()),
+        Err(LedgerError::NotFound(_))
+    ));
+    let ledger = Arc::new(Ledger::open(b.options()).unwrap());
+    append_many(&ledger, 1, 3).await;
+    ledger.shutdown().await;
+    for sql in [
+        "UPDATE ledger_records SET body = '{}' WHERE idx = 1",
+        "DELETE FROM ledger_checkpoints",
+        "TRUNCATE ledger_records",
+    ] {
+        let err = pg
+            .blocking(move |c| async move { Ok(c.batch_execute(sql).await?) })
+            .unwrap_err();
+        assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+    }
+    verify(&b.export(), &b.keys()).unwrap();
 }

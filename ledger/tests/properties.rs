@@ -125,6 +125,7 @@ proptest! {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let opts = LedgerOptions {
             dir: dir.path().join("ledger"),
+            postgres: None,
             signing_key: dir.path().join("keys/ledger.key"),
             origin: "prop".into(),
             batch_max,

@@ -70,6 +70,7 @@ async fn run(durable: bool, calls: usize) {
     let ledger = Arc::new(
         Ledger::open(LedgerOptions {
             dir: dir.path().join("ledger"),
+            postgres: None,
             signing_key: dir.path().join("keys/ledger.key"),
             origin: "bench".into(),
             batch_max: 4096,

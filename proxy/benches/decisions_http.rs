@@ -81,6 +81,7 @@ fn main() {
         let ledger = Arc::new(
             warden_ledger::Ledger::open(warden_ledger::LedgerOptions {
                 dir: dir.path().join("ledger"),
+                postgres: None,
                 signing_key: dir.path().join("keys/ledger.key"),
                 origin: "bench".into(),
                 batch_max: 4096,
