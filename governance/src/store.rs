@@ -290,13 +290,14 @@ impl Store {
         let applied = pg
             .blocking(|mut c| async move {
                 let tx = c.transaction().await?;
-                tx.batch_execute(
-                    "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
-                )
-                .await?;
+                // The lock first: concurrent `CREATE TABLE IF NOT EXISTS` can still collide.
                 tx.execute(
                     "SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.warden_store'))",
                     &[],
+                )
+                .await?;
+                tx.batch_execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
                 )
                 .await?;
                 let applied: i64 = tx

@@ -63,11 +63,12 @@ pub(crate) fn migrate(pg: &Pg, origin: &str) -> Result<(), LedgerError> {
     let found = pg
         .blocking(move |mut c| async move {
             let tx = c.transaction().await?;
+            // The lock first: concurrent `CREATE TABLE IF NOT EXISTS` can still collide.
+            tx.execute(LOCK, &[]).await?;
             tx.batch_execute(
                 "CREATE TABLE IF NOT EXISTS ledger_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
             )
             .await?;
-            tx.execute(LOCK, &[]).await?;
             tx.execute(
                 "INSERT INTO ledger_meta (key, value) VALUES ('origin', $1), ('schema_version', '0')
                  ON CONFLICT (key) DO NOTHING",
