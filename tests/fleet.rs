@@ -199,13 +199,7 @@ async fn a_resolution_on_one_replica_releases_a_call_held_on_another() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let (mock, _received) = warden_testkit::spawn().await;
     let root = tempfile::tempdir().unwrap();
-    let packs = root.path().join("packs");
-    std::fs::create_dir(&packs).unwrap();
-    std::fs::write(
-        packs.join("p.yaml"),
-        "pack: review\nversion: 1.0.0\ndefault: allow\nrules:\n  - id: review\n    match:\n      decision_type: llm.request\n    when:\n      field: model\n      op: \"==\"\n      value: gpt-needs-review\n    outcome: escalate\n    reason: MODEL_NEEDS_REVIEW\n",
-    )
-    .unwrap();
+    let packs = review_pack(root.path());
     let config = root.path().join("warden.yaml");
     std::fs::write(
         &config,
@@ -243,29 +237,10 @@ async fn a_resolution_on_one_replica_releases_a_call_held_on_another() {
         .await
         .unwrap()
     };
-    let (addr_a, held_key) = (a.api, key.clone());
     let started = Instant::now();
-    let held = tokio::spawn(async move {
-        reqwest::Client::new()
-            .post(format!("http://{addr_a}/v1/chat/completions"))
-            .bearer_auth(held_key)
-            .json(&json!({"model": "gpt-needs-review", "messages": [{"role": "user", "content": "say:released!"}]}))
-            .send()
-            .await
-            .unwrap()
-    });
+    let held = held_call(a.api, key.clone(), "released!");
     // The thread is visible on the other replica: one registry.
-    let thread = loop {
-        let (_, list) = get_as(b.api, "/v1/escalations?status=OPEN", &key);
-        if let Some(t) = list["escalations"].as_array().and_then(|a| a.first()) {
-            break t["thread_id"].as_str().unwrap().to_owned();
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "no open thread: {list}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let thread = open_thread(b.api, &key).await;
     assert!(!held.is_finished());
     let (status, body) = post(
         b.api,

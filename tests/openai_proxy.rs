@@ -525,40 +525,15 @@ async fn tool_calls_the_model_proposes_are_judged_and_blocked_ones_withheld() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_held_escalation_proceeds_once_approved_on_the_decision_desk() {
     let dir = tempfile::tempdir().unwrap();
-    let packs = dir.path().join("packs");
-    std::fs::create_dir(&packs).unwrap();
-    std::fs::write(
-        packs.join("p.yaml"),
-        "pack: review\nversion: 1.0.0\ndefault: allow\nrules:\n  - id: review\n    match:\n      decision_type: llm.request\n    when:\n      field: model\n      op: \"==\"\n      value: gpt-needs-review\n    outcome: escalate\n    reason: MODEL_NEEDS_REVIEW\n",
-    )
-    .unwrap();
+    let packs = common::review_pack(dir.path());
     let s = start(&format!(
         "policy:\n  dir: {}\nproxy:\n  escalation: hold\n  escalation_timeout: 20s\n",
         packs.display()
     ))
     .await;
-    let (addr, key) = (s.server.api, s.key.clone());
-    let held = tokio::spawn(async move {
-        reqwest::Client::new()
-            .post(format!("http://{addr}/v1/chat/completions"))
-            .bearer_auth(key)
-            .json(&json!({"model": "gpt-needs-review", "messages": [{"role": "user", "content": "say:approved!"}]}))
-            .send()
-            .await
-            .unwrap()
-    });
+    let held = common::held_call(s.server.api, s.key.clone(), "approved!");
     // Find the open thread and approve it through the REST Decision Desk.
-    let thread = loop {
-        let (_, list) = common::get_as(s.server.api, "/v1/escalations?status=OPEN", &s.key);
-        if let Some(t) = list["escalations"]
-            .as_array()
-            .and_then(|a| a.first())
-            .or_else(|| list.as_array().and_then(|a| a.first()))
-        {
-            break t["thread_id"].as_str().unwrap().to_owned();
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let thread = common::open_thread(s.server.api, &s.key).await;
     assert!(!held.is_finished());
     let (status, body) = common::post(
         s.server.api,

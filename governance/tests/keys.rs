@@ -5,28 +5,23 @@ use warden_governance::{parse_scopes, AuthError, Scope, Store, StoreError};
 use warden_pg::test_on_both;
 use warden_pg::testing::Fixture;
 
-/// Where one test's store lives.
-struct Backend(Fixture);
+/// What the tests need of a test's fixture (a directory, and a schema on PostgreSQL).
+trait Backend {
+    fn open(&self) -> Store;
+    fn stored(&self) -> Vec<Vec<u8>>;
+}
 
-impl Backend {
-    fn sqlite() -> Backend {
-        Backend(Fixture::sqlite())
-    }
-
-    fn postgres(test: &str) -> Option<Backend> {
-        Fixture::postgres(test).map(Backend)
-    }
-
+impl Backend for Fixture {
     fn open(&self) -> Store {
-        match &self.0.pg {
+        match &self.pg {
             Some(pg) => Store::postgres(pg.clone()).unwrap(),
-            None => Store::open(self.0.dir.path()).unwrap(),
+            None => Store::open(self.dir.path()).unwrap(),
         }
     }
 
     /// Everything the store has written, as bytes to search.
     fn stored(&self) -> Vec<Vec<u8>> {
-        match &self.0.pg {
+        match &self.pg {
             Some(pg) => pg
                 .blocking(|c| async move {
                     let rows = c
@@ -40,13 +35,13 @@ impl Backend {
                 .unwrap(),
             None => ["warden.db", "warden.db-wal"]
                 .iter()
-                .map(|f| std::fs::read(self.0.dir.path().join(f)).unwrap_or_default())
+                .map(|f| std::fs::read(self.dir.path().join(f)).unwrap_or_default())
                 .collect(),
         }
     }
 }
 
-fn a_key_is_shown_once_stored_hashed_and_authenticates(b: Backend) {
+fn a_key_is_shown_once_stored_hashed_and_authenticates(b: Fixture) {
     let store = b.open();
     store.ensure_tenant("acme").unwrap();
     let created = store
@@ -74,9 +69,9 @@ fn a_key_is_shown_once_stored_hashed_and_authenticates(b: Backend) {
         );
     }
 }
-test_on_both!(sync Backend, a_key_is_shown_once_stored_hashed_and_authenticates);
+test_on_both!(sync Fixture, a_key_is_shown_once_stored_hashed_and_authenticates);
 
-fn unknown_malformed_and_revoked_keys_are_refused(b: Backend) {
+fn unknown_malformed_and_revoked_keys_are_refused(b: Fixture) {
     let store = b.open();
     store.ensure_tenant("acme").unwrap();
     let k = store.create_key("acme", &[Scope::Read], None).unwrap();
@@ -97,9 +92,9 @@ fn unknown_malformed_and_revoked_keys_are_refused(b: Backend) {
     let msg = store.authenticate(&k.key).unwrap_err().to_string();
     assert!(!msg.contains(&k.key), "{msg}");
 }
-test_on_both!(sync Backend, unknown_malformed_and_revoked_keys_are_refused);
+test_on_both!(sync Fixture, unknown_malformed_and_revoked_keys_are_refused);
 
-fn tenants_are_isolated(b: Backend) {
+fn tenants_are_isolated(b: Fixture) {
     let store = b.open();
     store.ensure_tenant("acme").unwrap();
     store.ensure_tenant("globex").unwrap();
@@ -119,9 +114,9 @@ fn tenants_are_isolated(b: Backend) {
     ));
     assert_eq!(store.authenticate(&g.key).unwrap().tenant, "globex");
 }
-test_on_both!(sync Backend, tenants_are_isolated);
+test_on_both!(sync Fixture, tenants_are_isolated);
 
-fn bad_input_is_refused_with_the_field_named(b: Backend) {
+fn bad_input_is_refused_with_the_field_named(b: Fixture) {
     let store = b.open();
     let err = store.ensure_tenant("Acme Corp").unwrap_err().to_string();
     assert!(err.starts_with("tenant:"), "{err}");
@@ -138,9 +133,9 @@ fn bad_input_is_refused_with_the_field_named(b: Backend) {
         .to_string();
     assert!(err.starts_with("label:"), "{err}");
 }
-test_on_both!(sync Backend, bad_input_is_refused_with_the_field_named);
+test_on_both!(sync Fixture, bad_input_is_refused_with_the_field_named);
 
-fn bootstrap_creates_one_admin_key_once_and_the_store_reopens(b: Backend) {
+fn bootstrap_creates_one_admin_key_once_and_the_store_reopens(b: Fixture) {
     let first = b.open().bootstrap().unwrap().unwrap();
     assert_eq!(first.tenant, "default");
     assert_eq!(first.scopes, vec![Scope::Admin]);
@@ -154,4 +149,4 @@ fn bootstrap_creates_one_admin_key_once_and_the_store_reopens(b: Backend) {
         .unwrap()
         .allows(&Scope::Write));
 }
-test_on_both!(sync Backend, bootstrap_creates_one_admin_key_once_and_the_store_reopens);
+test_on_both!(sync Fixture, bootstrap_creates_one_admin_key_once_and_the_store_reopens);

@@ -85,7 +85,6 @@ impl Ledger {
         )?;
         tracing::info!(records = tip.frontier.size(), path = %path.display(), "ledger opened");
 
-        let (tx, rx) = mpsc::channel(opts.batch_max.max(1) * 4);
         let writer = Writer {
             conn,
             wal: opts.dir.join(format!("{}-wal", store::DB_FILE)),
@@ -98,18 +97,15 @@ impl Ledger {
             batch_max: opts.batch_max.max(1),
             batch_wait: opts.batch_wait,
         };
-        let thread = std::thread::Builder::new()
-            .name("ledger-writer".into())
-            .spawn(move || writer.run(rx))
-            .map_err(io(&opts.dir))?;
-        Ok(Ledger {
-            tx,
-            thread: Mutex::new(Some(thread)),
-            reader: LedgerReader::open(&opts.dir)?,
-            verifying_key: key.verifying_key(),
+        let reader = LedgerReader::open(&opts.dir)?;
+        Ledger::start(
+            &opts,
+            move |rx| writer.run(rx),
+            reader,
+            &key,
             key_created,
-            _lock: Some(lock),
-        })
+            Some(lock),
+        )
     }
 
     fn open_postgres(pg: Arc<warden_pg::Pg>, opts: &LedgerOptions) -> Result<Ledger, LedgerError> {
@@ -118,7 +114,6 @@ impl Ledger {
         let reader = LedgerReader::postgres(pg.clone())?;
         let tip = reader.with(|t| recover(t, &Keyring::from_keys([key.verifying_key()])))?;
         tracing::info!(records = tip.frontier.size(), store = %pg.target(), "ledger opened in PostgreSQL");
-        let (tx, rx) = mpsc::channel(opts.batch_max.max(1) * 4);
         let writer = crate::pg::PgWriter {
             pg,
             key: key.clone(),
@@ -127,9 +122,29 @@ impl Ledger {
             batch_max: opts.batch_max.max(1),
             batch_wait: opts.batch_wait,
         };
+        Ledger::start(
+            opts,
+            move |rx| writer.run(rx),
+            reader,
+            &key,
+            key_created,
+            None,
+        )
+    }
+
+    /// Starts the writer thread running `run` over the append queue.
+    fn start(
+        opts: &LedgerOptions,
+        run: impl FnOnce(mpsc::Receiver<Request>) + Send + 'static,
+        reader: LedgerReader,
+        key: &ed25519_dalek::SigningKey,
+        key_created: bool,
+        lock: Option<File>,
+    ) -> Result<Ledger, LedgerError> {
+        let (tx, rx) = mpsc::channel(opts.batch_max.max(1) * 4);
         let thread = std::thread::Builder::new()
             .name("ledger-writer".into())
-            .spawn(move || writer.run(rx))
+            .spawn(move || run(rx))
             .map_err(|source| LedgerError::Io {
                 path: opts.dir.clone(),
                 source,
@@ -140,7 +155,7 @@ impl Ledger {
             reader,
             verifying_key: key.verifying_key(),
             key_created,
-            _lock: None,
+            _lock: lock,
         })
     }
 

@@ -37,7 +37,7 @@ use crate::error::LedgerError;
 use crate::hash::Hash;
 use crate::merkle::{Frontier, NodeId, NodeSource};
 use crate::store::{node_in_row, node_row, Source, MIGRATIONS};
-use crate::writer::{drain, fail, settle, Pending, Queued, Request, Tip};
+use crate::writer::{drain, fail, first, settle, Pending, Queued, Request, Tip};
 
 /// Serializes schema changes and batch integration of the ledger in the current schema.
 const LOCK: &str = "SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.warden_ledger'))";
@@ -353,17 +353,10 @@ impl PgWriter {
         let mut batch = Vec::with_capacity(self.batch_max);
         let mut stopping = false;
         while !stopping {
-            match rx.blocking_recv() {
-                Some(Request::Append(e, reply, seq)) => batch.push((e, reply, seq)),
-                Some(Request::Shutdown) => {
-                    rx.close();
-                    stopping = true;
-                }
-                None => break,
-            }
-            if !self.batch_wait.is_zero() && !stopping {
-                std::thread::sleep(self.batch_wait);
-            }
+            let Some(stop) = first(&mut rx, &mut batch, self.batch_wait) else {
+                break;
+            };
+            stopping = stop;
             // What queued while the previous batch was committed forms the next one.
             loop {
                 stopping |= drain(&mut rx, &mut batch, self.batch_max);

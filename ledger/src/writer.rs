@@ -80,6 +80,29 @@ pub(crate) fn drain(rx: &mut mpsc::Receiver<Request>, batch: &mut Vec<Queued>, m
     stopping
 }
 
+/// Waits for the first request of the next batch, then `batch_wait`. Returns whether it was a
+/// shutdown, or `None` once every sender is gone.
+pub(crate) fn first(
+    rx: &mut mpsc::Receiver<Request>,
+    batch: &mut Vec<Queued>,
+    batch_wait: Duration,
+) -> Option<bool> {
+    let stopping = match rx.blocking_recv()? {
+        Request::Append(e, reply, seq) => {
+            batch.push((e, reply, seq));
+            false
+        }
+        Request::Shutdown => {
+            rx.close();
+            true
+        }
+    };
+    if !batch_wait.is_zero() && !stopping {
+        std::thread::sleep(batch_wait);
+    }
+    Some(stopping)
+}
+
 /// How often the writer looks at the queue while it waits for a sync to end.
 const SYNC_POLL: Duration = Duration::from_micros(100);
 
@@ -195,17 +218,10 @@ impl Writer {
         // Recent largest batch, decaying: how many appenders are active.
         let mut peak = 1.0f64;
         while !stopping {
-            match rx.blocking_recv() {
-                Some(Request::Append(e, reply, seq)) => batch.push((e, reply, seq)),
-                Some(Request::Shutdown) => {
-                    rx.close();
-                    stopping = true;
-                }
-                None => break,
-            }
-            if !self.batch_wait.is_zero() && !stopping {
-                std::thread::sleep(self.batch_wait);
-            }
+            let Some(stop) = first(&mut rx, &mut batch, self.batch_wait) else {
+                break;
+            };
+            stopping = stop;
             // Gather, but only while it is free: a batch is committed as soon as it holds half
             // of the recent peak (so under load one batch is written while the previous one
             // is being synced); short of that, the writer waits while a sync runs (a batch

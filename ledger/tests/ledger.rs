@@ -24,34 +24,31 @@ fn options(dir: &Path) -> LedgerOptions {
     }
 }
 
-/// Where one test's ledger lives.
-struct Backend(Fixture);
+/// What the tests need of a test's fixture (a directory, and a schema on PostgreSQL).
+trait Backend {
+    fn options(&self) -> LedgerOptions;
+    fn reader(&self) -> LedgerReader;
+    fn keys(&self) -> Keyring;
+    fn export(&self) -> String;
+}
 
-impl Backend {
-    fn sqlite() -> Backend {
-        Backend(Fixture::sqlite())
-    }
-
-    fn postgres(test: &str) -> Option<Backend> {
-        Fixture::postgres(test).map(Backend)
-    }
-
+impl Backend for Fixture {
     fn options(&self) -> LedgerOptions {
         LedgerOptions {
-            postgres: self.0.pg.clone(),
-            ..options(self.0.dir.path())
+            postgres: self.pg.clone(),
+            ..options(self.dir.path())
         }
     }
 
     fn reader(&self) -> LedgerReader {
-        match &self.0.pg {
+        match &self.pg {
             Some(pg) => LedgerReader::postgres(pg.clone()).unwrap(),
-            None => LedgerReader::open(&self.0.dir.path().join("ledger")).unwrap(),
+            None => LedgerReader::open(&self.dir.path().join("ledger")).unwrap(),
         }
     }
 
     fn keys(&self) -> Keyring {
-        Keyring::from_dir(&self.0.dir.path().join("keys")).unwrap()
+        Keyring::from_dir(&self.dir.path().join("keys")).unwrap()
     }
 
     fn export(&self) -> String {
@@ -94,7 +91,7 @@ fn verify(text: &str, keys: &Keyring) -> Result<warden_ledger::Summary, VerifyEr
     verify_export(text.as_bytes(), keys)
 }
 
-async fn concurrent_appends_get_verifiable_receipts_and_share_batches(b: Backend) {
+async fn concurrent_appends_get_verifiable_receipts_and_share_batches(b: Fixture) {
     let ledger = Arc::new(Ledger::open(b.options()).unwrap());
     assert!(ledger.key_created());
     let receipts = append_many(&ledger, 16, 25).await;
@@ -121,9 +118,9 @@ async fn concurrent_appends_get_verifiable_receipts_and_share_batches(b: Backend
     assert_eq!(summary.checkpoints as usize, checkpoints.len());
     assert_eq!(summary.chain_head, receipts.last().unwrap().record_hash);
 }
-test_on_both!(async Backend, concurrent_appends_get_verifiable_receipts_and_share_batches);
+test_on_both!(async Fixture, concurrent_appends_get_verifiable_receipts_and_share_batches);
 
-async fn reopening_continues_the_chain_and_serves_historical_proofs(b: Backend) {
+async fn reopening_continues_the_chain_and_serves_historical_proofs(b: Fixture) {
     let first = {
         let ledger = Arc::new(Ledger::open(b.options()).unwrap());
         let r = append_many(&ledger, 1, 5).await;
@@ -167,7 +164,7 @@ async fn reopening_continues_the_chain_and_serves_historical_proofs(b: Backend) 
         Err(LedgerError::BeyondSize { .. })
     ));
 }
-test_on_both!(async Backend, reopening_continues_the_chain_and_serves_historical_proofs);
+test_on_both!(async Fixture, reopening_continues_the_chain_and_serves_historical_proofs);
 
 #[tokio::test]
 async fn a_second_writer_and_a_corrupt_store_are_refused_clearly() {
@@ -196,7 +193,7 @@ async fn a_second_writer_and_a_corrupt_store_are_refused_clearly() {
     assert!(matches!(err, LedgerError::NotFound(_)), "{err}");
 }
 
-async fn wrong_origin_and_bad_entries_are_refused(b: Backend) {
+async fn wrong_origin_and_bad_entries_are_refused(b: Fixture) {
     let ledger = Ledger::open(b.options()).unwrap();
     let err = ledger
         .append(Entry::new("", "t", json!({})))
@@ -218,16 +215,16 @@ async fn wrong_origin_and_bad_entries_are_refused(b: Backend) {
     let err = Ledger::open(opts).err().unwrap().to_string();
     assert!(err.contains("created with origin"), "{err}");
 }
-test_on_both!(async Backend, wrong_origin_and_bad_entries_are_refused);
+test_on_both!(async Fixture, wrong_origin_and_bad_entries_are_refused);
 
-async fn rotated_keys_keep_old_checkpoints_verifiable(b: Backend) {
+async fn rotated_keys_keep_old_checkpoints_verifiable(b: Fixture) {
     {
         let ledger = Arc::new(Ledger::open(b.options()).unwrap());
         append_many(&ledger, 1, 3).await;
         ledger.shutdown().await;
     }
     let old_only = b.keys();
-    warden_ledger::keys::rotate(&b.0.dir.path().join("keys/ledger.key")).unwrap();
+    warden_ledger::keys::rotate(&b.dir.path().join("keys/ledger.key")).unwrap();
     {
         let ledger = Arc::new(Ledger::open(b.options()).unwrap());
         append_many(&ledger, 1, 3).await;
@@ -248,10 +245,10 @@ async fn rotated_keys_keep_old_checkpoints_verifiable(b: Backend) {
         "{err}"
     );
 }
-test_on_both!(async Backend, rotated_keys_keep_old_checkpoints_verifiable);
+test_on_both!(async Fixture, rotated_keys_keep_old_checkpoints_verifiable);
 
 /// Builds a ledger of 12 records in batches of 3 and returns its export lines.
-async fn sample(b: &Backend) -> Vec<Value> {
+async fn sample(b: &Fixture) -> Vec<Value> {
     let mut opts = b.options();
     opts.batch_max = 3;
     let ledger = Arc::new(Ledger::open(opts).unwrap());
@@ -278,7 +275,7 @@ fn record_pos(lines: &[Value], index: u64) -> usize {
         .unwrap()
 }
 
-async fn every_kind_of_tampering_is_detected_at_the_first_bad_index(b: Backend) {
+async fn every_kind_of_tampering_is_detected_at_the_first_bad_index(b: Fixture) {
     let lines = sample(&b).await;
     let keys = b.keys();
     assert_eq!(verify(&join(&lines), &keys).unwrap().records, 12);
@@ -403,9 +400,9 @@ async fn every_kind_of_tampering_is_detected_at_the_first_bad_index(b: Backend) 
     assert!(verify("not json\n", &keys).unwrap_err().is_unusable());
     assert!(verify("", &keys).unwrap_err().is_unusable());
 }
-test_on_both!(async Backend, every_kind_of_tampering_is_detected_at_the_first_bad_index);
+test_on_both!(async Fixture, every_kind_of_tampering_is_detected_at_the_first_bad_index);
 
-async fn shutdown_commits_what_was_queued_and_refuses_the_rest(b: Backend) {
+async fn shutdown_commits_what_was_queued_and_refuses_the_rest(b: Fixture) {
     let ledger = Arc::new(Ledger::open(b.options()).unwrap());
     let tasks: Vec<_> = (0..200)
         .map(|i| {
@@ -441,9 +438,9 @@ async fn shutdown_commits_what_was_queued_and_refuses_the_rest(b: Backend) {
         r.verify(&keys).unwrap();
     }
 }
-test_on_both!(async Backend, shutdown_commits_what_was_queued_and_refuses_the_rest);
+test_on_both!(async Fixture, shutdown_commits_what_was_queued_and_refuses_the_rest);
 
-async fn forged_checkpoint_signatures_are_caught_in_long_exports(b: Backend) {
+async fn forged_checkpoint_signatures_are_caught_in_long_exports(b: Fixture) {
     let mut opts = b.options();
     opts.batch_max = 1;
     let ledger = Arc::new(Ledger::open(opts).unwrap());
@@ -489,9 +486,9 @@ async fn forged_checkpoint_signatures_are_caught_in_long_exports(b: Backend) {
         VerifyError::Checkpoint(warden_ledger::CheckpointError::BadSignature { tree_size: 150 })
     );
 }
-test_on_both!(async Backend, forged_checkpoint_signatures_are_caught_in_long_exports);
+test_on_both!(async Fixture, forged_checkpoint_signatures_are_caught_in_long_exports);
 
-async fn proofs_stay_valid_with_the_upper_node_cache_warm(b: Backend) {
+async fn proofs_stay_valid_with_the_upper_node_cache_warm(b: Fixture) {
     let ledger = Arc::new(Ledger::open(b.options()).unwrap());
     let receipts = append_many(&ledger, 32, 40).await; // 1,280 records: nodes up to level 10
     let keys = b.keys();
@@ -519,11 +516,11 @@ async fn proofs_stay_valid_with_the_upper_node_cache_warm(b: Backend) {
         );
     }
 }
-test_on_both!(async Backend, proofs_stay_valid_with_the_upper_node_cache_warm);
+test_on_both!(async Fixture, proofs_stay_valid_with_the_upper_node_cache_warm);
 
 /// `enqueue` hands out the place and hash before the fsync, and a receipt that agrees with them
 /// once durable; many in flight keep one gap-free chain.
-async fn enqueued_appends_are_sequenced_then_durable(b: Backend) {
+async fn enqueued_appends_are_sequenced_then_durable(b: Fixture) {
     let ledger = Arc::new(Ledger::open(b.options()).unwrap());
     let mut inflight = Vec::new();
     for i in 0..200 {
@@ -547,17 +544,17 @@ async fn enqueued_appends_are_sequenced_then_durable(b: Backend) {
     ledger.shutdown().await;
     verify(&b.export(), &b.keys()).unwrap();
 }
-test_on_both!(async Backend, enqueued_appends_are_sequenced_then_durable);
+test_on_both!(async Fixture, enqueued_appends_are_sequenced_then_durable);
 
 /// Two writers (two pools, as two processes would have) appending at once to one PostgreSQL
 /// ledger: one gap-free chain, every receipt verifies and is in the export exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_writers_sharing_a_ledger_keep_one_chain() {
-    let Some(b) = Backend::postgres("postgres_writers_sharing_a_ledger_keep_one_chain") else {
+    let Some(b) = Fixture::postgres("postgres_writers_sharing_a_ledger_keep_one_chain") else {
         return;
     };
     let first = Arc::new(Ledger::open(b.options()).unwrap());
-    let second_pg = Pg::connect(&b.0.db.as_ref().unwrap().url).unwrap();
+    let second_pg = Pg::connect(&b.db.as_ref().unwrap().url).unwrap();
     let second = Arc::new(
         Ledger::open(LedgerOptions {
             postgres: Some(second_pg),
@@ -603,10 +600,10 @@ async fn postgres_refuses_edits_bad_urls_and_a_missing_ledger() {
         msg.contains("127.0.0.1:1/w as u") && !msg.contains("secret"),
         "{msg}"
     );
-    let Some(b) = Backend::postgres("postgres_refuses_edits_bad_urls_and_a_missing_ledger") else {
+    let Some(b) = Fixture::postgres("postgres_refuses_edits_bad_urls_and_a_missing_ledger") else {
         return;
     };
-    let pg = b.0.pg.clone().unwrap();
+    let pg = b.pg.clone().unwrap();
     assert!(matches!(
         LedgerReader::postgres(pg.clone()),
         Err(LedgerError::NotFound(_))

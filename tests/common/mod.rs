@@ -298,3 +298,52 @@ pub fn create_key(dir: &Path, tenant: &str, scopes: &str) -> String {
 pub fn get_as(addr: SocketAddr, path: &str, key: &str) -> (u16, serde_json::Value) {
     http(addr, "GET", path, Some(key), "application/json", b"")
 }
+
+/// Writes a policy pack that escalates every LLM call to the model `gpt-needs-review` into
+/// `dir/packs` and returns that directory (for `policy.dir`).
+pub fn review_pack(dir: &Path) -> std::path::PathBuf {
+    let packs = dir.join("packs");
+    std::fs::create_dir_all(&packs).unwrap();
+    std::fs::write(
+        packs.join("p.yaml"),
+        "pack: review\nversion: 1.0.0\ndefault: allow\nrules:\n  - id: review\n    match:\n      decision_type: llm.request\n    when:\n      field: model\n      op: \"==\"\n      value: gpt-needs-review\n    outcome: escalate\n    reason: MODEL_NEEDS_REVIEW\n",
+    )
+    .unwrap();
+    packs
+}
+
+/// A chat completion for `gpt-needs-review` (the mock answers `answer`), sent in the background:
+/// with `proxy.escalation: hold` it waits for a reviewer.
+pub fn held_call(
+    addr: SocketAddr,
+    key: String,
+    answer: &str,
+) -> tokio::task::JoinHandle<reqwest::Response> {
+    let body = serde_json::json!({"model": "gpt-needs-review",
+        "messages": [{"role": "user", "content": format!("say:{answer}")}]});
+    tokio::spawn(async move {
+        reqwest::Client::new()
+            .post(format!("http://{addr}/v1/chat/completions"))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    })
+}
+
+/// The first open Decision Desk thread, once there is one (at most 20 s).
+pub async fn open_thread(addr: SocketAddr, key: &str) -> String {
+    let start = std::time::Instant::now();
+    loop {
+        let (_, list) = get_as(addr, "/v1/escalations?status=OPEN", key);
+        if let Some(t) = list["escalations"].as_array().and_then(|a| a.first()) {
+            return t["thread_id"].as_str().unwrap().to_owned();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no open thread: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
