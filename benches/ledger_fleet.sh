@@ -15,7 +15,7 @@ N="${1:-20000}"
 CONCURRENCY="${CONCURRENCY:-64}"
 URL="${WARDEN_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
 
-cargo build --release -p warden >&2
+[ -n "${NO_BUILD:-}" ] || cargo build --release -p warden >&2
 BIN=target/release/warden
 WORK=$(mktemp -d)
 SCHEMAS=()
