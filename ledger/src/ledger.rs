@@ -82,6 +82,7 @@ impl Ledger {
                 path: &path,
             },
             &Keyring::from_keys([key.verifying_key()]),
+            false,
         )?;
         tracing::info!(records = tip.frontier.size(), path = %path.display(), "ledger opened");
 
@@ -112,7 +113,7 @@ impl Ledger {
         let (key, key_created) = load_or_create_signing_key(&opts.signing_key)?;
         crate::pg::migrate(&pg, &opts.origin)?;
         let reader = LedgerReader::postgres(pg.clone())?;
-        let tip = reader.with(|t| recover(t, &Keyring::from_keys([key.verifying_key()])))?;
+        let tip = reader.with(|t| recover(t, &Keyring::from_keys([key.verifying_key()]), true))?;
         tracing::info!(records = tip.frontier.size(), store = %pg.target(), "ledger opened in PostgreSQL");
         let writer = crate::pg::PgWriter {
             pg,
@@ -247,16 +248,20 @@ impl Drop for Ledger {
     }
 }
 
-/// Rebuilds the writer's state and checks it against the last checkpoint.
-fn recover(t: &dyn Source, keys: &Keyring) -> Result<Tip, LedgerError> {
-    let size = t.size()?;
+/// Rebuilds the writer's state and checks it against the last checkpoint. With `shared`
+/// (PostgreSQL), other processes may commit between the reads here, so the tip is the last
+/// checkpoint and the store may already hold more records than it covers.
+fn recover(t: &dyn Source, keys: &Keyring, shared: bool) -> Result<Tip, LedgerError> {
     let inconsistent = |detail: String| LedgerError::Inconsistent {
         path: t.location().to_owned(),
         detail,
     };
-    let Some(cp) = t.checkpoint_at_most(u64::MAX)? else {
-        if size > 0 {
-            return Err(inconsistent(format!("{size} records but no checkpoint")));
+    // The checkpoint first: every record it covers is committed and settled.
+    let last = t.checkpoint_at_most(u64::MAX)?;
+    let stored = t.size()?;
+    let Some(cp) = last else {
+        if stored > 0 && !shared {
+            return Err(inconsistent(format!("{stored} records but no checkpoint")));
         }
         return Ok(Tip {
             frontier: Frontier::new(),
@@ -264,10 +269,10 @@ fn recover(t: &dyn Source, keys: &Keyring) -> Result<Tip, LedgerError> {
             last_ts: 0,
         });
     };
-    if cp.tree_size != size {
+    let size = cp.tree_size;
+    if stored < size || (stored > size && !shared) {
         return Err(inconsistent(format!(
-            "{size} records but the last checkpoint is at size {}",
-            cp.tree_size
+            "{stored} records but the last checkpoint is at size {size}"
         )));
     }
     let frontier = Frontier::load(&Nodes(t), size)?;
