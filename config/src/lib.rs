@@ -33,6 +33,7 @@
 
 mod env;
 mod error;
+mod events;
 mod items;
 mod load;
 mod mcp;
@@ -41,6 +42,7 @@ mod proxy;
 mod schema;
 
 pub use env::{Env, ProcessEnv};
+pub use events::{EventsConfig, TelemetryConfig, WebhookSecretConfig};
 pub use error::{ConfigError, Problem, ProblemOrigin, Problems};
 pub use load::{check, load};
 pub use mcp::{McpConfig, McpEscalation, McpUpstreamConfig};

@@ -39,6 +39,10 @@ pub struct Config {
     pub guardians: serde_json::Value,
     /// The MCP endpoint and the MCP proxy's upstreams.
     pub mcp: crate::McpConfig,
+    /// Governance events and webhook delivery.
+    pub events: crate::EventsConfig,
+    /// Trace export (OpenTelemetry).
+    pub telemetry: crate::TelemetryConfig,
 }
 
 impl Default for Config {
@@ -56,6 +60,8 @@ impl Default for Config {
             tokenizers: Vec::new(),
             guardians: serde_json::Value::Object(serde_json::Map::new()),
             mcp: crate::McpConfig::default(),
+            events: crate::EventsConfig::default(),
+            telemetry: crate::TelemetryConfig::default(),
         }
     }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use saphyr::{MarkedYamlOwned, ScalarOwned, YamlDataOwned};
 
+use crate::events::WebhookSecretConfig;
 use crate::items::{self, Issues, ItemField};
 use crate::mcp::{McpEscalation, McpUpstreamConfig};
 use crate::model::{Config, Durability, LogFormat};
@@ -286,6 +287,96 @@ pub(crate) static FIELDS: &[Field] = &[
         },
     },
     Field {
+        path: "events.webhook_secrets",
+        default: "[]",
+        set: |c, v| {
+            c.events.webhook_secrets = items::list(v, SECRET_FIELDS, check_secret)?;
+            let mut aliases: Vec<&str> =
+                c.events.webhook_secrets.iter().map(|s| s.alias.as_str()).collect();
+            aliases.sort_unstable();
+            if let Some(w) = aliases.windows(2).find(|w| w[0] == w[1]) {
+                return Err(format!("webhook secret alias `{}` is used twice", w[0]).into());
+            }
+            Ok(())
+        },
+    },
+    Field {
+        path: "events.allowed_targets",
+        default: "[]",
+        set: |c, v| {
+            c.events.allowed_targets = string_list(v, "host or host:port patterns")?;
+            Ok(())
+        },
+    },
+    Field {
+        path: "events.delivery_timeout",
+        default: "10s",
+        set: |c, v| {
+            c.events.delivery_timeout = duration(v, Duration::from_secs(300))?;
+            Ok(())
+        },
+    },
+    Field {
+        path: "events.max_attempts",
+        default: "8",
+        set: |c, v| {
+            c.events.max_attempts = integer(v, 1, 100)?;
+            Ok(())
+        },
+    },
+    Field {
+        path: "events.retry_base",
+        default: "5s",
+        set: |c, v| {
+            c.events.retry_base = duration(v, Duration::from_secs(86_400))?;
+            Ok(())
+        },
+    },
+    Field {
+        path: "events.retry_max",
+        default: "1h",
+        set: |c, v| {
+            c.events.retry_max = duration(v, Duration::from_secs(7 * 86_400))?;
+            Ok(())
+        },
+    },
+    Field {
+        path: "events.endpoint_concurrency",
+        default: "4",
+        set: |c, v| {
+            c.events.endpoint_concurrency = integer(v, 1, 256)?;
+            Ok(())
+        },
+    },
+    Field {
+        path: "events.checkpoint_interval",
+        default: "1m",
+        set: |c, v| {
+            c.events.checkpoint_interval = duration(v, Duration::from_secs(86_400))?;
+            Ok(())
+        },
+    },
+    Field {
+        path: "telemetry.otlp_endpoint",
+        default: "null",
+        set: |c, v| {
+            c.telemetry.otlp_endpoint = if v.is_null() || matches!(v, Value::Env("")) {
+                None
+            } else {
+                Some(http_url(v)?)
+            };
+            Ok(())
+        },
+    },
+    Field {
+        path: "telemetry.service_name",
+        default: "warden",
+        set: |c, v| {
+            c.telemetry.service_name = non_empty(v, "a service name")?;
+            Ok(())
+        },
+    },
+    Field {
         path: "log.format",
         default: "text",
         set: |c, v| {
@@ -441,6 +532,40 @@ fn string_map(v: Value<'_>, what: &str) -> Result<Vec<(String, String)>, String>
             })
             .collect(),
         _ => Err(expected()),
+    }
+}
+
+static SECRET_FIELDS: &[ItemField<WebhookSecretConfig>] = &[
+    ItemField {
+        name: "alias",
+        required: true,
+        set: |s, v| {
+            s.alias = name(v)?;
+            Ok(())
+        },
+    },
+    ItemField {
+        name: "env",
+        required: false,
+        set: |s, v| {
+            s.env = Some(non_empty(v, "an environment variable name")?);
+            Ok(())
+        },
+    },
+    ItemField {
+        name: "file",
+        required: false,
+        set: |s, v| {
+            s.file = Some(path(v)?);
+            Ok(())
+        },
+    },
+];
+
+fn check_secret(s: &WebhookSecretConfig) -> Option<String> {
+    match (&s.env, &s.file) {
+        (Some(_), None) | (None, Some(_)) => None,
+        _ => Some("give exactly one of `env` or `file`".to_owned()),
     }
 }
 
@@ -862,6 +987,20 @@ mod tests {
                 call_timeout: Duration::from_secs(1),
                 upstreams: vec![McpUpstreamConfig::default()],
             },
+            events: crate::EventsConfig {
+                webhook_secrets: vec![WebhookSecretConfig::default()],
+                allowed_targets: vec!["x".into()],
+                delivery_timeout: Duration::from_secs(1),
+                max_attempts: 1,
+                retry_base: Duration::from_secs(1),
+                retry_max: Duration::from_secs(1),
+                endpoint_concurrency: 1,
+                checkpoint_interval: Duration::from_secs(1),
+            },
+            telemetry: crate::TelemetryConfig {
+                otlp_endpoint: Some("http://x".into()),
+                service_name: "x".into(),
+            },
         };
         for f in FIELDS {
             let doc = MarkedYamlOwned::load_from_str(f.default).unwrap();
@@ -886,6 +1025,8 @@ mod tests {
                 "tokenizers",
                 "guardians",
                 "mcp",
+                "events",
+                "telemetry",
                 "log"
             ]
         );

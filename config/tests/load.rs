@@ -233,7 +233,7 @@ fn unknown_keys_top_level_and_nested() {
     assert_eq!(
         problems("dataa_dir: /x\nserver:\n  listen: 127.0.0.1:1\n  port: 80\n"),
         [
-            "warden.yaml:1:1: dataa_dir: unknown field `dataa_dir`, expected one of `data_dir`, `server`, `ledger`, `policy`, `upstreams`, `proxy`, `limits`, `agents`, `tokenizers`, `guardians`, `mcp`, `log`",
+            "warden.yaml:1:1: dataa_dir: unknown field `dataa_dir`, expected one of `data_dir`, `server`, `ledger`, `policy`, `upstreams`, `proxy`, `limits`, `agents`, `tokenizers`, `guardians`, `mcp`, `events`, `telemetry`, `log`",
             "warden.yaml:4:3: server.port: unknown field `port`, expected one of `listen`, `admin_listen`, `shutdown_grace`, `requests_per_minute`",
         ]
     );
@@ -424,6 +424,19 @@ fn every_setting_has_a_working_env_var() {
             "mcp.upstreams",
             r#"[{name: tools, command: ./tools, args: [--quiet], env: {MODE: test}}, {name: gh, url: "https://example.com/mcp", headers: {Authorization: "Bearer x"}}]"#,
         ),
+        (
+            "events.webhook_secrets",
+            "[{alias: primary, env: HOOK_SECRET}, {alias: old, file: /s}]",
+        ),
+        ("events.allowed_targets", "127.0.0.1:8088, hooks.internal"),
+        ("events.delivery_timeout", "3s"),
+        ("events.max_attempts", "3"),
+        ("events.retry_base", "100ms"),
+        ("events.retry_max", "2s"),
+        ("events.endpoint_concurrency", "2"),
+        ("events.checkpoint_interval", "10s"),
+        ("telemetry.otlp_endpoint", "http://127.0.0.1:4318"),
+        ("telemetry.service_name", "warden-test"),
         ("log.format", "json"),
         ("log.level", "debug"),
     ];
@@ -511,6 +524,31 @@ fn every_setting_has_a_working_env_var() {
                         ..Default::default()
                     },
                 ],
+            },
+            events: warden_config::EventsConfig {
+                webhook_secrets: vec![
+                    warden_config::WebhookSecretConfig {
+                        alias: "primary".into(),
+                        env: Some("HOOK_SECRET".into()),
+                        file: None,
+                    },
+                    warden_config::WebhookSecretConfig {
+                        alias: "old".into(),
+                        env: None,
+                        file: Some("/s".into()),
+                    },
+                ],
+                allowed_targets: vec!["127.0.0.1:8088".into(), "hooks.internal".into()],
+                delivery_timeout: Duration::from_secs(3),
+                max_attempts: 3,
+                retry_base: Duration::from_millis(100),
+                retry_max: Duration::from_secs(2),
+                endpoint_concurrency: 2,
+                checkpoint_interval: Duration::from_secs(10),
+            },
+            telemetry: warden_config::TelemetryConfig {
+                otlp_endpoint: Some("http://127.0.0.1:4318".into()),
+                service_name: "warden-test".into(),
             },
         }
     );
