@@ -90,6 +90,28 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         policies.clone(),
     ));
     let mcp = crate::mcp::http_router(&config, &store, &ledger, &decisions, &policies).await?;
+    let targets = warden_governance::TargetPolicy::new(config.events.allowed_targets.clone());
+    let secrets = webhook_secrets(&config)?;
+    let webhooks = Arc::new(warden_governance::Webhooks::new(
+        store.clone(),
+        decisions.events().clone(),
+        secrets.clone(),
+        targets.clone(),
+    ));
+    let dispatcher = warden_governance::Dispatcher::new(
+        store.clone(),
+        decisions.events().clone(),
+        secrets,
+        targets,
+        warden_governance::DispatcherOptions {
+            timeout: config.events.delivery_timeout,
+            max_attempts: u32::try_from(config.events.max_attempts).unwrap_or(u32::MAX),
+            retry_base: config.events.retry_base,
+            retry_max: config.events.retry_max,
+            endpoint_concurrency: config.events.endpoint_concurrency,
+        },
+    )?;
+    let events = decisions.events().clone();
     let api_state = Arc::new(warden_proxy::ApiState {
         limits: Arc::new(warden_proxy::RequestLimits::per_minute(
             u32::try_from(config.server.requests_per_minute).unwrap_or(u32::MAX),
@@ -97,6 +119,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         store: store.clone(),
         ledger: ledger.clone(),
         decisions,
+        webhooks,
     });
     let plane = {
         let (config, api_state) = (config.clone(), api_state.clone());
@@ -124,6 +147,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(addr = %admin_addr, "admin listening");
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    let dispatcher_task = dispatcher.spawn(stop_rx.clone());
+    let checkpoint_task = events.spawn_checkpoint_events(
+        state.ledger.clone(),
+        config.events.checkpoint_interval,
+        stop_rx.clone(),
+    );
     let api_task = tokio::spawn(
         axum::serve(
             api,
@@ -151,6 +180,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if drained.is_err() {
         tracing::warn!("shutdown grace period elapsed with requests still open");
     }
+    let _ = checkpoint_task.await;
+    let _ = dispatcher_task.await;
     // Every append already queued is committed before the writer stops.
     state.ledger.shutdown().await;
     tracing::info!("stopped");
@@ -186,6 +217,32 @@ pub(crate) fn load_policies(
         Err(e) => tracing::warn!("policy change refused, the previous packs stay in force: {e}"),
     });
     Ok((live, Some(watcher)))
+}
+
+/// The webhook signing secrets of `events.webhook_secrets`, read now so that a missing one
+/// stops start-up with its alias named.
+fn webhook_secrets(config: &Config) -> anyhow::Result<warden_governance::WebhookSecrets> {
+    let mut secrets = warden_governance::WebhookSecrets::default();
+    for s in &config.events.webhook_secrets {
+        let value = match (&s.env, &s.file) {
+            (Some(var), _) => std::env::var(var).map_err(|_| {
+                anyhow::anyhow!(
+                    "events.webhook_secrets[{}]: the environment variable {var} is not set",
+                    s.alias
+                )
+            })?,
+            (None, Some(path)) => std::fs::read_to_string(path).map_err(|e| {
+                anyhow::anyhow!(
+                    "events.webhook_secrets[{}]: {}: {e}",
+                    s.alias,
+                    path.display()
+                )
+            })?,
+            (None, None) => unreachable!("the configuration requires env or file"),
+        };
+        secrets.insert(&s.alias, &value)?;
+    }
+    Ok(secrets)
 }
 
 pub fn ledger_options(config: &Config) -> LedgerOptions {

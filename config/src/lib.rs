@@ -42,8 +42,8 @@ mod proxy;
 mod schema;
 
 pub use env::{Env, ProcessEnv};
-pub use events::{EventsConfig, TelemetryConfig, WebhookSecretConfig};
 pub use error::{ConfigError, Problem, ProblemOrigin, Problems};
+pub use events::{EventsConfig, TelemetryConfig, WebhookSecretConfig};
 pub use load::{check, load};
 pub use mcp::{McpConfig, McpEscalation, McpUpstreamConfig};
 pub use model::{

@@ -291,8 +291,12 @@ pub(crate) static FIELDS: &[Field] = &[
         default: "[]",
         set: |c, v| {
             c.events.webhook_secrets = items::list(v, SECRET_FIELDS, check_secret)?;
-            let mut aliases: Vec<&str> =
-                c.events.webhook_secrets.iter().map(|s| s.alias.as_str()).collect();
+            let mut aliases: Vec<&str> = c
+                .events
+                .webhook_secrets
+                .iter()
+                .map(|s| s.alias.as_str())
+                .collect();
             aliases.sort_unstable();
             if let Some(w) = aliases.windows(2).find(|w| w[0] == w[1]) {
                 return Err(format!("webhook secret alias `{}` is used twice", w[0]).into());

@@ -11,6 +11,7 @@ use serde_json::json;
 use warden_ledger::Entry;
 
 use crate::decisions::{Decisions, GovError};
+use crate::events::NewEvent;
 use crate::keys::Principal;
 use crate::scope::Scope;
 
@@ -68,16 +69,36 @@ impl Decisions {
         reason_codes: &[String],
     ) -> Result<String, GovError> {
         let thread_id = crate::decisions::new_id("esc");
-        self.store
-            .conn
-            .lock()
-            .expect("not poisoned")
-            .execute(
-                "INSERT INTO escalations (id, tenant_id, decision_node_id, reason_codes, status, opened_at)
-                 VALUES (?1, ?2, ?3, ?4, 'OPEN', ?5)",
-                params![thread_id, tenant, node, reason_codes.join(","), crate::now()],
-            )
-            .map_err(self.store.err())?;
+        self.events.write_with(
+            tenant,
+            |tx| {
+                tx.execute(
+                    "INSERT INTO escalations (id, tenant_id, decision_node_id, reason_codes,
+                         status, opened_at)
+                     VALUES (?1, ?2, ?3, ?4, 'OPEN', ?5)",
+                    params![
+                        thread_id,
+                        tenant,
+                        node,
+                        reason_codes.join(","),
+                        crate::now()
+                    ],
+                )
+            },
+            |_| {
+                vec![NewEvent::of(
+                    "escalation.opened",
+                    "escalations",
+                    &thread_id,
+                    if reason_codes.is_empty() {
+                        "escalate verdict".to_owned()
+                    } else {
+                        reason_codes.join(", ")
+                    },
+                    json!({"decision_node_id": node, "reason_codes": reason_codes}),
+                )]
+            },
+        )?;
         Ok(thread_id)
     }
 
@@ -229,24 +250,40 @@ impl Decisions {
             ))
             .await?;
         let resolved_at = receipt.record.timestamp.clone();
-        let changed = self
-            .store
-            .conn
-            .lock()
-            .expect("not poisoned")
-            .execute(
-                "UPDATE escalations SET status = ?1, resolved_by = ?2, resolved_at = ?3, notes = ?4,
-                     record_hash = ?5 WHERE id = ?6 AND status = 'OPEN'",
-                params![
-                    resolution,
-                    req.resolved_by,
-                    resolved_at,
-                    req.notes,
-                    receipt.record_hash.to_hex(),
-                    thread_id
-                ],
-            )
-            .map_err(self.store.err())?;
+        let changed = self.events.write_with(
+            &p.tenant,
+            |tx| {
+                tx.execute(
+                    "UPDATE escalations SET status = ?1, resolved_by = ?2, resolved_at = ?3,
+                         notes = ?4, record_hash = ?5 WHERE id = ?6 AND status = 'OPEN'",
+                    params![
+                        resolution,
+                        req.resolved_by,
+                        resolved_at,
+                        req.notes,
+                        receipt.record_hash.to_hex(),
+                        thread_id
+                    ],
+                )
+            },
+            |changed| {
+                if *changed == 0 {
+                    return Vec::new();
+                }
+                vec![NewEvent::of(
+                    "escalation.resolved",
+                    "escalations",
+                    thread_id,
+                    format!("OPEN -> {resolution}"),
+                    json!({
+                        "decision_node_id": node,
+                        "resolution": resolution,
+                        "resolved_by": req.resolved_by,
+                        "record_hash": receipt.record_hash.to_hex(),
+                    }),
+                )]
+            },
+        )?;
         self.resolved.notify_waiters();
         if changed == 0 {
             // Resolved concurrently; the first resolution stands and this one's record says so.

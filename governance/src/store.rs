@@ -102,6 +102,51 @@ CREATE TABLE idempotency (
     "
 ALTER TABLE api_keys ADD COLUMN agent_id TEXT;
 ",
+    "
+CREATE TABLE governance_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    tenant_id TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    source_table TEXT NOT NULL,
+    source_id TEXT NOT NULL,
+    trigger_reason TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    score_before REAL,
+    score_after REAL,
+    idempotency_key TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    UNIQUE (tenant_id, idempotency_key)
+);
+CREATE INDEX governance_events_type ON governance_events(tenant_id, event_type, seq);
+CREATE INDEX governance_events_source ON governance_events(tenant_id, source_id, seq);
+CREATE TABLE webhooks (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    target_url TEXT NOT NULL,
+    event_types TEXT NOT NULL,
+    secret_alias TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    deleted_at TEXT
+);
+CREATE INDEX webhooks_tenant ON webhooks(tenant_id, deleted_at);
+CREATE TABLE webhook_deliveries (
+    id TEXT PRIMARY KEY,
+    webhook_id TEXT NOT NULL REFERENCES webhooks(id),
+    tenant_id TEXT NOT NULL,
+    event_seq INTEGER NOT NULL REFERENCES governance_events(seq),
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_ms INTEGER NOT NULL,
+    last_status INTEGER,
+    last_error TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    UNIQUE (webhook_id, event_seq)
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries(status, next_attempt_ms);
+CREATE INDEX webhook_deliveries_tenant ON webhook_deliveries(tenant_id, status, updated_at);
+",
 ];
 
 pub(crate) const DB_FILE: &str = "warden.db";
