@@ -3,6 +3,7 @@
 mod cli;
 mod commands;
 mod mcp;
+mod metrics;
 mod policy;
 mod scan;
 mod serve;

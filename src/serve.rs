@@ -45,13 +45,18 @@ pub fn run(mut config: Config, args: ServeArgs) -> ExitCode {
     }
 }
 
-/// What the handlers of this stage share.
+/// What the admin handlers share.
 struct AppState {
     ledger: Arc<Ledger>,
     store: Arc<warden_governance::Store>,
+    metrics: crate::metrics::Sources,
+    webhooks: Arc<warden_governance::Webhooks>,
+    upstreams: Vec<String>,
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    // First, so that everything after reports to it.
+    let metrics_handle = crate::metrics::install()?;
     let ledger = tokio::task::spawn_blocking({
         let opts = ledger_options(&config);
         move || Ledger::open(opts)
@@ -133,7 +138,18 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     } else {
         tracing::info!(upstreams = ?plane.upstream_names(), "OpenAI-compatible proxy ready");
     }
-    let state = Arc::new(AppState { ledger, store });
+    let state = Arc::new(AppState {
+        metrics: crate::metrics::Sources {
+            handle: metrics_handle,
+            ledger: ledger.clone(),
+            decisions: api_state.decisions.clone(),
+            webhooks: api_state.webhooks.clone(),
+        },
+        webhooks: api_state.webhooks.clone(),
+        upstreams: plane.upstream_names(),
+        ledger,
+        store,
+    });
 
     let api = TcpListener::bind(config.server.listen)
         .await
@@ -158,7 +174,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             api,
             warden_proxy::router(api_state)
                 .merge(warden_proxy::openai::router(plane))
-                .merge(mcp),
+                .merge(mcp)
+                .layer(axum::middleware::from_fn(warden_proxy::metrics::track)),
         )
         .with_graceful_shutdown(wait_for(stop_rx.clone()))
         .into_future(),
@@ -278,6 +295,7 @@ fn admin_router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
         .fallback(not_found)
         .with_state(state)
 }
@@ -290,19 +308,46 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response {
     (status, Json(json!({"code": code, "message": message}))).into_response()
 }
 
-/// Ready when the ledger and the governance store answer; 503 naming the failing component.
+/// `/metrics` in the Prometheus text format.
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    match tokio::task::spawn_blocking(move || state.metrics.render()).await {
+        Ok(text) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(_) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "metrics unavailable",
+        ),
+    }
+}
+
+/// Ready when the ledger, the governance store and the webhook queue answer; 503 naming the
+/// failing component. Upstreams are reported (configured or not) without being called: a
+/// provider's outage must not take every sidecar out of its Service.
 async fn ready(State(state): State<Arc<AppState>>) -> Response {
     let st = state.clone();
-    let checked =
-        tokio::task::spawn_blocking(move || (st.ledger.reader().size(), st.store.ping())).await;
-    let Ok((ledger, store)) = checked else {
+    let checked = tokio::task::spawn_blocking(move || {
+        (
+            st.ledger.reader().size(),
+            st.store.ping(),
+            st.webhooks.queue_depths(),
+        )
+    })
+    .await;
+    let Ok((ledger, store, queue)) = checked else {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
             "not_ready",
             "readiness check failed",
         );
     };
-    let ready = ledger.is_ok() && store.is_ok();
+    let ready = ledger.is_ok() && store.is_ok() && queue.is_ok();
     let ledger = match ledger {
         Ok(records) => json!({"status": "up", "records": records}),
         Err(e) => json!({"status": "down", "error": e.to_string()}),
@@ -311,9 +356,17 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
         Ok(()) => json!({"status": "up"}),
         Err(e) => json!({"status": "down", "error": e.to_string()}),
     };
+    let queue = match queue {
+        Ok(d) => json!({"status": "up", "pending": d.pending, "dead_letters": d.dead}),
+        Err(e) => json!({"status": "down", "error": e.to_string()}),
+    };
+    let upstreams = json!({
+        "status": if state.upstreams.is_empty() { "none_configured" } else { "configured" },
+        "names": state.upstreams,
+    });
     let body = Json(json!({
         "status": if ready { "ready" } else { "not_ready" },
-        "components": {"ledger": ledger, "store": store},
+        "components": {"ledger": ledger, "store": store, "webhook_queue": queue, "upstreams": upstreams},
     }));
     if ready {
         body.into_response()

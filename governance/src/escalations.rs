@@ -137,6 +137,22 @@ impl Decisions {
             .map_err(|e| self.store.err()(e).into())
     }
 
+    /// Open threads across all tenants (for metrics: a count, no tenant data).
+    pub fn open_escalations(&self) -> Result<u64, GovError> {
+        let n: i64 = self
+            .store
+            .conn
+            .lock()
+            .expect("not poisoned")
+            .query_row(
+                "SELECT count(*) FROM escalations WHERE status = 'OPEN'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(self.store.err())?;
+        Ok(n as u64)
+    }
+
     /// One thread of the tenant.
     pub fn escalation(&self, p: &Principal, thread_id: &str) -> Result<Escalation, GovError> {
         if !(p.allows(&Scope::Read) || p.allows(&Scope::Auditor)) {

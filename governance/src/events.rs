@@ -385,6 +385,16 @@ impl Events {
     }
 }
 
+/// The event type as a metric label: one of the known types (others cannot be stored).
+fn event_type_label(t: &str) -> &'static str {
+    PUBLISHABLE_TYPES
+        .iter()
+        .chain(WARDEN_TYPES)
+        .find(|k| **k == t)
+        .copied()
+        .unwrap_or("other")
+}
+
 fn parse_cursor(c: &str) -> Option<i64> {
     c.strip_prefix('c')?.parse().ok().filter(|n| *n > 0)
 }
@@ -429,6 +439,8 @@ pub(crate) fn insert(
         ],
     )?;
     let seq = conn.last_insert_rowid();
+    metrics::counter!("warden_governance_events_total", "event_type" => event_type_label(&e.event_type))
+        .increment(1);
     crate::webhooks::fan_out(conn, tenant, seq, &e.event_type)?;
     Ok((
         Event {

@@ -4,6 +4,7 @@
 mod error;
 mod events;
 mod idempotency;
+pub mod metrics;
 pub mod openai;
 mod ratelimit;
 

@@ -76,6 +76,8 @@ pub async fn layer(State(limits): State<Arc<RequestLimits>>, req: Request, next:
             resp
         }
         Err(not_until) => {
+            metrics::counter!("warden_rate_limit_rejections_total", "surface" => "api", "per" => "key", "limit" => "requests")
+                .increment(1);
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             let retry = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             let mut resp = ApiError::new(

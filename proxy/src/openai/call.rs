@@ -27,7 +27,7 @@ use super::inspect::{self, Findings, Route};
 use super::limits::{Reservation, Snapshot, Subject, DEFAULT_COMPLETION_RESERVE};
 use super::record::{Check, Ending, RequestRecord, ResponseRecord, Usage};
 use super::upstream::Upstream;
-use super::{stream, tokens, tools, Plane};
+use super::{signals, stream, tokens, tools, Plane};
 
 /// Largest non-streamed upstream response read into memory for inspection.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
@@ -56,6 +56,17 @@ impl CallEnd {
         findings: &Findings,
         tool_calls: &[Value],
     ) {
+        if let Some(u) = usage {
+            signals::tokens(&self.plane, &self.tenant, &self.model, u);
+        }
+        signals::guardians_fired(
+            &self.plane,
+            &self.tenant,
+            &self.decision_id,
+            &self.agent,
+            "response",
+            findings,
+        );
         if let Some(r) = self.reservation.take() {
             match (usage, ending) {
                 (Some(u), _) => r.settle(u.total()),
@@ -368,6 +379,14 @@ async fn govern_inner(
     let max_tokens = tokens::max_output(&body);
     let tools = inspect::tool_names(&body);
     let decision_id = new_id("dec");
+    signals::guardians_fired(
+        &p,
+        &principal.tenant,
+        &decision_id,
+        &agent,
+        "request",
+        &findings,
+    );
 
     // Limits: the prompt plus the completion budget, reserved before anything else happens.
     let reserve = prompt_tokens
@@ -387,6 +406,7 @@ async fn govern_inner(
         match p.limits.reserve(&who, reserve) {
             Ok(r) => Some(r),
             Err(refusal) => {
+                signals::rate_limited(&p, &principal.tenant, &agent, &refusal.scope, refusal.what);
                 let message = match refusal.retry_after {
                     Some(_) => format!(
                         "rate limit for {} reached on {}: limit {} per minute, this call needs {}",
@@ -579,6 +599,15 @@ async fn govern_inner(
             r.release();
         }
         let rec = inscribe_refusal(&p, &asked, "block", &judged.reasons, None).await?;
+        signals::blocked(
+            &p,
+            &principal.tenant,
+            &decision_id,
+            &agent,
+            &model,
+            &judged.reasons,
+            judged.evaluation.as_ref().map(|e| e.utilization),
+        );
         let what = if findings.blocked {
             "the guardians blocked this request"
         } else {

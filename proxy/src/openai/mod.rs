@@ -15,6 +15,7 @@ mod error;
 mod inspect;
 mod limits;
 mod record;
+mod signals;
 mod stream;
 mod tokens;
 mod tools;
@@ -55,6 +56,8 @@ pub struct Plane {
     /// (tenant, agent) -> the agent's default intent, registered at start.
     pub(crate) intents: HashMap<(String, String), String>,
     pub(crate) auth: auth::AuthCache,
+    pub(crate) tenant_labels: signals::LabelBudget,
+    pub(crate) model_labels: signals::LabelBudget,
 }
 
 /// Why the data plane could not be built.
@@ -108,6 +111,8 @@ impl Plane {
         tokenizers.warm_up();
         Ok(Arc::new(Plane {
             auth: auth::AuthCache::new(api.store.clone()),
+            tenant_labels: Default::default(),
+            model_labels: Default::default(),
             api,
             upstreams,
             client,
