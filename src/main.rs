@@ -7,12 +7,13 @@ mod metrics;
 mod policy;
 mod scan;
 mod serve;
+mod telemetry;
 mod verify;
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use warden_config::{Config, LogFormat, ProcessEnv};
+use warden_config::{Config, ProcessEnv};
 
 use cli::{Cli, Command, Common};
 
@@ -38,7 +39,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(&config);
+    // Held to the end of `main`: dropping it flushes the spans still buffered.
+    let _telemetry = telemetry::init(&config);
     match cli.command {
         Command::Serve(args) => serve::run(config, args),
         Command::Keygen(args) => commands::keygen(&config, args),
@@ -59,18 +61,4 @@ fn load_config(common: &Common) -> Result<Config, warden_config::ConfigError> {
         config.data_dir = dir.clone();
     }
     Ok(config)
-}
-
-fn init_logging(config: &Config) {
-    use tracing_subscriber::EnvFilter;
-    // The configuration validated the directive; fall back to `info` rather than go silent.
-    let filter = EnvFilter::try_new(&config.log.level).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    match config.log.format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
 }

@@ -1025,3 +1025,148 @@ async fn calls_show_in_metrics_and_in_the_event_stream() {
     assert_eq!(ready["components"]["upstreams"]["names"], json!(["mock"]));
     assert_eq!(ready["components"]["webhook_queue"]["status"], "up");
 }
+
+/// An OTLP/HTTP (JSON) collector on loopback: the bodies posted to `/v1/traces`.
+async fn collector() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+) {
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = got.clone();
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let sink = sink.clone();
+            async move {
+                sink.lock()
+                    .unwrap()
+                    .push(serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null));
+                axum::Json(json!({}))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (addr, got)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traces_reach_an_otlp_collector_with_gen_ai_attributes_and_the_provider_gets_the_context() {
+    let (otlp, got) = collector().await;
+    let s = start(&format!(
+        "telemetry:\n  otlp_endpoint: http://{otlp}\n  otlp_protocol: http/json\n  service_name: warden-under-test\n"
+    ))
+    .await;
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let agent_span = "00f067aa0ba902b7";
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/v1/chat/completions", s.server.api))
+        .bearer_auth(&s.key)
+        .header("traceparent", format!("00-{trace_id}-{agent_span}-01"))
+        .json(&json!({"model": "gpt-4o-mini", "max_tokens": 30,
+                      "messages": [{"role": "user", "content": "say:traced"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("traced"));
+    // SIGTERM flushes the spans still buffered.
+    let (status, _) = tokio::task::spawn_blocking(move || s.server.terminate())
+        .await
+        .unwrap();
+    assert!(status.success());
+
+    let bodies = got.lock().unwrap().clone();
+    let mut spans = Vec::new();
+    for b in &bodies {
+        for rs in b["resourceSpans"].as_array().into_iter().flatten() {
+            let service = rs["resource"]["attributes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|a| a["key"] == "service.name")
+                .map(|a| a["value"]["stringValue"].clone());
+            assert_eq!(service, Some(json!("warden-under-test")));
+            for ss in rs["scopeSpans"].as_array().into_iter().flatten() {
+                spans.extend(ss["spans"].as_array().cloned().unwrap_or_default());
+            }
+        }
+    }
+    let attr = |span: &Value, key: &str| -> Option<Value> {
+        span["attributes"]
+            .as_array()?
+            .iter()
+            .find(|a| a["key"] == key)
+            .map(|a| {
+                let v = &a["value"];
+                v.get("stringValue")
+                    .or_else(|| v.get("intValue"))
+                    .cloned()
+                    .unwrap_or(Value::Null)
+            })
+    };
+    let call = spans
+        .iter()
+        .find(|s| s["name"] == "chat gpt-4o-mini")
+        .unwrap_or_else(|| panic!("the call's span: {spans:#?}"));
+    assert_eq!(call["traceId"], trace_id, "a child of the agent's trace");
+    assert_eq!(call["parentSpanId"], agent_span);
+    assert_eq!(attr(call, "gen_ai.operation.name"), Some(json!("chat")));
+    assert_eq!(
+        attr(call, "gen_ai.request.model"),
+        Some(json!("gpt-4o-mini"))
+    );
+    let tokens = |k| {
+        attr(call, k)
+            .and_then(|v| {
+                v.as_str()
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .or(v.as_u64())
+            })
+            .unwrap_or(0)
+    };
+    assert!(tokens("gen_ai.usage.input_tokens") > 0, "{call:#}");
+    assert!(tokens("gen_ai.usage.output_tokens") > 0, "{call:#}");
+    assert_eq!(attr(call, "gen_ai.request.max_tokens"), Some(json!("30")));
+    assert_eq!(attr(call, "warden.verdict"), Some(json!("allow")));
+    let call_id = call["spanId"].as_str().unwrap();
+    for step in ["guardians", "policy", "upstream", "ledger.append"] {
+        let child = spans
+            .iter()
+            .find(|s| s["name"] == step)
+            .unwrap_or_else(|| panic!("{step} span: {spans:#?}"));
+        assert_eq!(child["parentSpanId"], call_id, "{step}");
+        assert_eq!(child["traceId"], trace_id);
+    }
+    let upstream = spans.iter().find(|s| s["name"] == "upstream").unwrap();
+    // The provider got the trace context of Warden's upstream span, not the agent's.
+    let sent = s.received.traceparents();
+    assert_eq!(
+        sent,
+        [Some(format!(
+            "00-{trace_id}-{}-01",
+            upstream["spanId"].as_str().unwrap()
+        ))]
+    );
+    // No prompt text in any span.
+    assert!(!serde_json::to_string(&bodies)
+        .unwrap()
+        .contains("say:traced"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_tracing_the_agents_trace_context_is_passed_through() {
+    let s = start("").await;
+    let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/v1/chat/completions", s.server.api))
+        .bearer_auth(&s.key)
+        .header("traceparent", tp)
+        .json(&json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "say:x"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(s.received.traceparents(), [Some(tp.to_owned())]);
+}

@@ -57,14 +57,27 @@ impl Default for EventsConfig {
 pub struct TelemetryConfig {
     /// OTLP/HTTP endpoint base, e.g. `http://otel-collector:4318` (spans go to `/v1/traces`).
     pub otlp_endpoint: Option<String>,
+    /// How spans are encoded. Default [`OtlpProtocol::Protobuf`].
+    pub otlp_protocol: OtlpProtocol,
     /// `service.name` of the spans. Default `warden`.
     pub service_name: String,
+}
+
+/// The OTLP/HTTP encoding (`telemetry.otlp_protocol`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OtlpProtocol {
+    /// `http/protobuf`, what collectors expect by default.
+    #[default]
+    Protobuf,
+    /// `http/json`.
+    Json,
 }
 
 impl Default for TelemetryConfig {
     fn default() -> Self {
         TelemetryConfig {
             otlp_endpoint: None,
+            otlp_protocol: OtlpProtocol::Protobuf,
             service_name: "warden".to_owned(),
         }
     }

@@ -43,7 +43,7 @@ mod schema;
 
 pub use env::{Env, ProcessEnv};
 pub use error::{ConfigError, Problem, ProblemOrigin, Problems};
-pub use events::{EventsConfig, TelemetryConfig, WebhookSecretConfig};
+pub use events::{EventsConfig, OtlpProtocol, TelemetryConfig, WebhookSecretConfig};
 pub use load::{check, load};
 pub use mcp::{McpConfig, McpEscalation, McpUpstreamConfig};
 pub use model::{

@@ -373,6 +373,18 @@ pub(crate) static FIELDS: &[Field] = &[
         },
     },
     Field {
+        path: "telemetry.otlp_protocol",
+        default: "http/protobuf",
+        set: |c, v| {
+            c.telemetry.otlp_protocol = match v.text() {
+                Some("http/protobuf") => crate::OtlpProtocol::Protobuf,
+                Some("http/json") => crate::OtlpProtocol::Json,
+                _ => return Err(v.mismatch("one of `http/protobuf`, `http/json`").into()),
+            };
+            Ok(())
+        },
+    },
+    Field {
         path: "telemetry.service_name",
         default: "warden",
         set: |c, v| {
@@ -1003,6 +1015,7 @@ mod tests {
             },
             telemetry: crate::TelemetryConfig {
                 otlp_endpoint: Some("http://x".into()),
+                otlp_protocol: crate::OtlpProtocol::Json,
                 service_name: "x".into(),
             },
         };

@@ -436,6 +436,7 @@ fn every_setting_has_a_working_env_var() {
         ("events.endpoint_concurrency", "2"),
         ("events.checkpoint_interval", "10s"),
         ("telemetry.otlp_endpoint", "http://127.0.0.1:4318"),
+        ("telemetry.otlp_protocol", "http/json"),
         ("telemetry.service_name", "warden-test"),
         ("log.format", "json"),
         ("log.level", "debug"),
@@ -548,6 +549,7 @@ fn every_setting_has_a_working_env_var() {
             },
             telemetry: warden_config::TelemetryConfig {
                 otlp_endpoint: Some("http://127.0.0.1:4318".into()),
+                otlp_protocol: warden_config::OtlpProtocol::Json,
                 service_name: "warden-test".into(),
             },
         }

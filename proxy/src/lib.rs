@@ -10,6 +10,10 @@ mod ratelimit;
 
 pub use ratelimit::RequestLimits;
 
+/// The `tracing` target of the spans exported to OpenTelemetry (and of nothing else), so that
+/// the subscriber can route them to the exporter only.
+pub const OTEL_TARGET: &str = "warden_otel";
+
 use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, Path, State};

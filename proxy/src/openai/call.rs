@@ -17,6 +17,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+use tracing::Instrument;
 use warden_config::{Durability, EscalationMode, FailMode};
 use warden_governance::{GovError, Principal};
 use warden_ledger::{Appending, Entry};
@@ -27,7 +28,7 @@ use super::inspect::{self, Findings, Route};
 use super::limits::{Reservation, Snapshot, Subject, DEFAULT_COMPLETION_RESERVE};
 use super::record::{Check, Ending, RequestRecord, ResponseRecord, Usage};
 use super::upstream::Upstream;
-use super::{signals, stream, tokens, tools, Plane};
+use super::{signals, stream, tokens, tools, trace, Plane};
 
 /// Largest non-streamed upstream response read into memory for inspection.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
@@ -43,6 +44,8 @@ pub(crate) struct CallEnd {
     pub agent: String,
     pub model: String,
     pub route: Route,
+    /// The call's span, kept open until the call ends (a stream outlives the handler).
+    pub span: tracing::Span,
 }
 
 impl CallEnd {
@@ -58,6 +61,8 @@ impl CallEnd {
     ) {
         if let Some(u) = usage {
             signals::tokens(&self.plane, &self.tenant, &self.model, u);
+            self.span.record("gen_ai.usage.input_tokens", u.prompt);
+            self.span.record("gen_ai.usage.output_tokens", u.completion);
         }
         signals::guardians_fired(
             &self.plane,
@@ -93,10 +98,27 @@ impl CallEnd {
 }
 
 pub async fn govern(p: Arc<Plane>, route: Route, headers: HeaderMap, body: Bytes) -> Response {
-    match govern_inner(p, route, headers, body).await {
+    let span = trace::call_span(route, &headers);
+    let resp = match govern_inner(p, route, headers, body)
+        .instrument(span.clone())
+        .await
+    {
         Ok(r) => r,
         Err(e) => e.into_response(),
+    };
+    let status = resp.status();
+    span.record("http.response.status_code", status.as_u16());
+    if let Some(v) = resp
+        .headers()
+        .get("x-warden-verdict")
+        .and_then(|v| v.to_str().ok())
+    {
+        span.record("warden.verdict", v);
     }
+    if status.is_server_error() {
+        span.record("otel.status_code", "ERROR");
+    }
+    resp
 }
 
 fn new_id(prefix: &str) -> String {
@@ -345,6 +367,10 @@ async fn govern_inner(
         });
     };
     let agent = agent_of(&principal, &headers)?;
+    let span = tracing::Span::current();
+    trace::name_call(&span, route, &model);
+    span.record("warden.agent", agent.as_str());
+    span.record("warden.upstream", upstream.name.as_str());
     let intent_id = match headers.get("x-warden-intent").map(|v| v.to_str()) {
         Some(Ok(id)) => {
             p.api
@@ -373,12 +399,20 @@ async fn govern_inner(
 
     // The guardians, on everything the model will read.
     let body_sha256 = hex::encode(Sha256::digest(&raw));
-    let findings = inspect::request(&p.guardians, route, &mut body);
+    let findings = trace::step("guardians").in_scope(|| {
+        let f = inspect::request(&p.guardians, route, &mut body);
+        tracing::Span::current().record("warden.outcome", f.action.map_or("none", |a| a.as_str()));
+        f
+    });
     let (texts, messages) = inspect::prompt_texts(route, &body);
     let (prompt_tokens, counted) = p.tokenizers.count(&model, &texts, messages);
     let max_tokens = tokens::max_output(&body);
     let tools = inspect::tool_names(&body);
     let decision_id = new_id("dec");
+    span.record("warden.decision_id", decision_id.as_str());
+    if let Some(m) = max_tokens {
+        span.record("gen_ai.request.max_tokens", m);
+    }
     signals::guardians_fired(
         &p,
         &principal.tenant,
@@ -468,7 +502,14 @@ async fn govern_inner(
         "tenant": principal.tenant,
         "agent": agent,
     });
-    let judged = match judge(&p, &agent, context, &findings) {
+    let judged = trace::step("policy").in_scope(|| {
+        let j = judge(&p, &agent, context, &findings);
+        if let Ok(j) = &j {
+            tracing::Span::current().record("warden.outcome", j.verdict.as_str());
+        }
+        j
+    });
+    let judged = match judged {
         Ok(j) => j,
         Err(e) => {
             if let Some(r) = reservation {
@@ -657,8 +698,13 @@ async fn govern_inner(
         &judged.reasons,
         escalation_thread.as_deref(),
     ));
-    let sent = send(&p, &upstream, route.path(), &headers, out, stream).await;
-    let recorded = match ledger_wait(&p, appending).await {
+    let sent = send(&p, &upstream, route.path(), &headers, out, stream)
+        .instrument(trace::upstream_span(&upstream.name, &upstream.base_url))
+        .await;
+    let recorded = match ledger_wait(&p, appending)
+        .instrument(trace::step("ledger.append"))
+        .await
+    {
         Ok(r) => r,
         Err(e) => {
             if let Some(r) = reservation {
@@ -677,6 +723,7 @@ async fn govern_inner(
         agent: agent.clone(),
         model: model.clone(),
         route,
+        span: span.clone(),
     };
     let mut response = match sent {
         Err(e) => {
@@ -855,12 +902,25 @@ async fn send(
     if let Some(auth) = &upstream.authorization {
         req = req.header(reqwest::header::AUTHORIZATION, auth.clone());
     }
-    for name in ["traceparent", "tracestate", "openai-beta", "x-request-id"] {
-        if let Some(v) = headers.get(name) {
-            req = req.header(name, v.as_bytes());
+    let context = trace::outgoing_context();
+    let passed: &[&str] = if context.is_some() {
+        &["openai-beta", "x-request-id"]
+    } else {
+        &["traceparent", "tracestate", "openai-beta", "x-request-id"]
+    };
+    for name in passed {
+        if let Some(v) = headers.get(*name) {
+            req = req.header(*name, v.as_bytes());
         }
     }
-    req.send().await
+    for (name, value) in context.iter().flatten() {
+        req = req.header(name.as_str(), value.as_bytes());
+    }
+    let sent = req.send().await;
+    if let Ok(r) = &sent {
+        tracing::Span::current().record("http.response.status_code", r.status().as_u16());
+    }
+    sent
 }
 
 fn upstream_failure(upstream: &Upstream, e: &reqwest::Error) -> (StatusCode, Ending, OpenAiError) {

@@ -19,6 +19,7 @@ mod signals;
 mod stream;
 mod tokens;
 mod tools;
+mod trace;
 mod upstream;
 
 use std::collections::HashMap;
