@@ -12,8 +12,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use warden_governance::{
     AgentRegistered, ClientSummary, Decisions, Efficiency, Escalation, Evaluate, Evaluated,
-    Forensics, GovError, Inscribe, Inscribed, IntentCreated, Lineage, Principal, Proposal, Propose,
-    RegisterAgent, RegisterIntent, Resolve, Resolved,
+    EventPage, EventQuery, Forensics, GovError, Inscribe, Inscribed, IntentCreated, Lineage,
+    Principal, Proposal, Propose, PublishEvent, Published, RegisterAgent, RegisterIntent, Resolve,
+    Resolved,
 };
 
 use crate::error::ToolError;
@@ -80,6 +81,25 @@ pub struct GetGovernanceEfficiency {
     pub period: Option<String>,
 }
 
+/// Arguments of `list_governance_events` (the REST query).
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListGovernanceEvents {
+    /// Only events of this type, e.g. `escalation.opened`.
+    #[serde(default)]
+    pub event_type: Option<String>,
+    /// Only events about this source (a decision node, thread, finding...).
+    #[serde(default)]
+    pub source_id: Option<String>,
+    /// Page size, 1 to 100 (default 50).
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 100)]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page, for older events.
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
 /// Every governance tool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
@@ -96,13 +116,15 @@ pub enum Op {
     VerifyLineage,
     GetClientSummary,
     GetGovernanceEfficiency,
+    ListGovernanceEvents,
+    PublishGovernanceEvent,
 }
 
 /// How a tool affects the world: (read only, destructive, idempotent).
 type Hints = (bool, bool, bool);
 
 impl Op {
-    pub const ALL: [Op; 13] = [
+    pub const ALL: [Op; 15] = [
         Op::RegisterIntent,
         Op::ProposeDecision,
         Op::InscribeDecision,
@@ -116,6 +138,8 @@ impl Op {
         Op::VerifyLineage,
         Op::GetClientSummary,
         Op::GetGovernanceEfficiency,
+        Op::ListGovernanceEvents,
+        Op::PublishGovernanceEvent,
     ];
 
     pub fn name(self) -> &'static str {
@@ -133,6 +157,8 @@ impl Op {
             Op::VerifyLineage => "verify_lineage",
             Op::GetClientSummary => "get_client_summary",
             Op::GetGovernanceEfficiency => "get_governance_efficiency",
+            Op::ListGovernanceEvents => "list_governance_events",
+            Op::PublishGovernanceEvent => "publish_governance_event",
         }
     }
 
@@ -156,6 +182,8 @@ impl Op {
             Op::VerifyLineage => "GET /v1/lineage/{id}/verify",
             Op::GetClientSummary => "GET /v1/client/{token}/summary",
             Op::GetGovernanceEfficiency => "GET /v1/governance/efficiency/{agency_id}",
+            Op::ListGovernanceEvents => "GET /v1/governance-events",
+            Op::PublishGovernanceEvent => "POST /v1/governance-events",
         }
     }
 
@@ -174,6 +202,8 @@ impl Op {
             Op::VerifyLineage => "Prove that a decision is anchored in the ledger: the leaf hash, the Merkle audit path and the signed checkpoint root it leads to.",
             Op::GetClientSummary => "An agency's client-portal summary: decisions this month and in total, decisions stopped before execution (blocked or escalated), and recent decisions.",
             Op::GetGovernanceEfficiency => "An agency's governance efficiency score over a period (default 30d): how often decisions land in the amber band of policy utilization (60-85).",
+            Op::ListGovernanceEvents => "The tenant's governance event stream, newest first: decisions made, escalations opened and resolved, policy violations, guardian triggers, rate limits hit, ledger checkpoints and producers' events. Filter by event_type or source_id; page with cursor (next_cursor of the previous page).",
+            Op::PublishGovernanceEvent => "Publish an event of another system (finding.state_transition, risk_score.changed, assessment.completed, compliance.threshold.breach, policy.violation.detected, guardian.trigger.fired) to the governance event stream and its webhooks. Pass idempotency_key so that a retry records one event.",
         }
     }
 
@@ -183,6 +213,8 @@ impl Op {
             Op::RegisterIntent | Op::ProposeDecision | Op::EvaluateAction => (false, false, false),
             // A repeat is refused as a conflict, so it has no further effect.
             Op::InscribeDecision | Op::RegisterAgent => (false, false, true),
+            // Idempotent only with an idempotency_key.
+            Op::PublishGovernanceEvent => (false, false, false),
             // Irreversible: a human's decision, inscribed.
             Op::ResolveEscalation => (false, true, true),
             Op::GetForensics
@@ -191,7 +223,8 @@ impl Op {
             | Op::GetAgent
             | Op::VerifyLineage
             | Op::GetClientSummary
-            | Op::GetGovernanceEfficiency => (true, false, true),
+            | Op::GetGovernanceEfficiency
+            | Op::ListGovernanceEvents => (true, false, true),
         }
     }
 
@@ -215,6 +248,8 @@ impl Op {
             Op::VerifyLineage => schema::of::<VerifyLineage>(),
             Op::GetClientSummary => schema::of::<GetClientSummary>(),
             Op::GetGovernanceEfficiency => schema::of::<GetGovernanceEfficiency>(),
+            Op::ListGovernanceEvents => schema::of::<ListGovernanceEvents>(),
+            Op::PublishGovernanceEvent => schema::of::<PublishEvent>(),
         }
     }
 
@@ -234,6 +269,8 @@ impl Op {
             Op::VerifyLineage => schema::of::<Lineage>(),
             Op::GetClientSummary => schema::of::<ClientSummary>(),
             Op::GetGovernanceEfficiency => schema::of::<Efficiency>(),
+            Op::ListGovernanceEvents => schema::of::<EventPage>(),
+            Op::PublishGovernanceEvent => schema::of::<Published>(),
         }
     }
 
@@ -336,6 +373,21 @@ impl Op {
                         })?,
                 };
                 to_value(blocking(move || d.efficiency(&p, &a.agency_id, days)).await?)
+            }
+            Op::ListGovernanceEvents => {
+                let a: ListGovernanceEvents = parse(args)?;
+                let q = EventQuery {
+                    event_type: a.event_type,
+                    source_id: a.source_id,
+                    finding_id: None,
+                    limit: a.limit.map(|l| l.to_string()),
+                    cursor: a.cursor,
+                };
+                to_value(blocking(move || d.events().list(&p, q)).await?)
+            }
+            Op::PublishGovernanceEvent => {
+                let req: PublishEvent = parse(args)?;
+                to_value(blocking(move || d.events().publish(&p, req)).await?)
             }
         };
         Ok(CallToolResult::structured(out))
