@@ -201,13 +201,14 @@ async fn a_plain_call_is_forwarded_with_the_provider_key_and_inscribed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_are_redacted_before_they_leave_and_never_reach_the_ledger() {
-    let s = start("").await;
+    // The most talkative logs must not hold the secret, the e-mail or the key.
+    let s = start("log:\n  level: trace\n").await;
     let secret = "AKIAIOSFODNN7EXAMPLZ";
     let resp = client(&s)
         .chat()
         .create(chat_request(
             "gpt-4o-mini",
-            &format!("my aws key is {secret} ok"),
+            &format!("my aws key is {secret} ok, write to ana@example.com"),
         ))
         .await
         .unwrap();
@@ -230,6 +231,14 @@ async fn secrets_are_redacted_before_they_leave_and_never_reach_the_ledger() {
         export.contains("secrets:"),
         "the finding is counted: {export}"
     );
+    let logs: Vec<String> = s.server.logs.try_iter().collect();
+    assert!(logs.len() > 10, "trace logs were written");
+    for line in &logs {
+        assert!(
+            !line.contains(secret) && !line.contains("ana@example.com") && !line.contains(&s.key),
+            "a secret in the logs: {line}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
