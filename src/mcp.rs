@@ -81,9 +81,22 @@ async fn stdio(config: Config, key: Option<String>) -> anyhow::Result<()> {
     let ledger = Arc::new(ledger);
     let store = Arc::new(store);
     let (policies, _watcher) = crate::serve::load_policies(&config)?;
-    let decisions = Arc::new(Decisions::new(store, ledger.clone(), policies.clone()));
+    let decisions = Arc::new(Decisions::new(
+        store.clone(),
+        ledger.clone(),
+        policies.clone(),
+    ));
+    // Registrations made here are delivered by `warden serve` on this data directory.
+    let (secrets, targets) = crate::serve::webhook_settings(&config)?;
+    let webhooks = Arc::new(warden_governance::Webhooks::new(
+        store,
+        decisions.events().clone(),
+        secrets,
+        targets,
+    ));
     let core = Arc::new(warden_mcp::Core {
         decisions,
+        webhooks,
         ledger: ledger.clone(),
         federation: federation(&config, &ledger, &policies)?,
         policies,
@@ -101,10 +114,12 @@ pub async fn http_router(
     store: &Arc<Store>,
     ledger: &Arc<Ledger>,
     decisions: &Arc<Decisions>,
+    webhooks: &Arc<warden_governance::Webhooks>,
     policies: &Arc<LivePolicySet>,
 ) -> anyhow::Result<axum::Router> {
     let core = Arc::new(warden_mcp::Core {
         decisions: decisions.clone(),
+        webhooks: webhooks.clone(),
         ledger: ledger.clone(),
         policies: policies.clone(),
         federation: federation(config, ledger, policies)?,

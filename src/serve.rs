@@ -94,15 +94,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         ledger.clone(),
         policies.clone(),
     ));
-    let mcp = crate::mcp::http_router(&config, &store, &ledger, &decisions, &policies).await?;
-    let targets = warden_governance::TargetPolicy::new(config.events.allowed_targets.clone());
-    let secrets = webhook_secrets(&config)?;
+    let (secrets, targets) = webhook_settings(&config)?;
     let webhooks = Arc::new(warden_governance::Webhooks::new(
         store.clone(),
         decisions.events().clone(),
         secrets.clone(),
         targets.clone(),
     ));
+    let mcp =
+        crate::mcp::http_router(&config, &store, &ledger, &decisions, &webhooks, &policies).await?;
     let dispatcher = warden_governance::Dispatcher::new(
         store.clone(),
         decisions.events().clone(),
@@ -236,9 +236,14 @@ pub(crate) fn load_policies(
     Ok((live, Some(watcher)))
 }
 
-/// The webhook signing secrets of `events.webhook_secrets`, read now so that a missing one
-/// stops start-up with its alias named.
-fn webhook_secrets(config: &Config) -> anyhow::Result<warden_governance::WebhookSecrets> {
+/// The webhook signing secrets of `events.webhook_secrets` (read now, so that a missing one
+/// stops start-up with its alias named) and the targets' allow-list.
+pub(crate) fn webhook_settings(
+    config: &Config,
+) -> anyhow::Result<(
+    warden_governance::WebhookSecrets,
+    warden_governance::TargetPolicy,
+)> {
     let mut secrets = warden_governance::WebhookSecrets::default();
     for s in &config.events.webhook_secrets {
         let value = match (&s.env, &s.file) {
@@ -259,7 +264,8 @@ fn webhook_secrets(config: &Config) -> anyhow::Result<warden_governance::Webhook
         };
         secrets.insert(&s.alias, &value)?;
     }
-    Ok(secrets)
+    let targets = warden_governance::TargetPolicy::new(config.events.allowed_targets.clone());
+    Ok((secrets, targets))
 }
 
 pub fn ledger_options(config: &Config) -> LedgerOptions {

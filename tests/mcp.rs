@@ -52,7 +52,7 @@ fn refused(r: CallToolResult) -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
-const TOOLS: [&str; 15] = [
+const TOOLS: [&str; 20] = [
     "register_intent",
     "propose_decision",
     "inscribe_decision",
@@ -68,6 +68,11 @@ const TOOLS: [&str; 15] = [
     "get_governance_efficiency",
     "list_governance_events",
     "publish_governance_event",
+    "register_webhook",
+    "list_webhooks",
+    "delete_webhook",
+    "list_dead_letters",
+    "replay_dead_letters",
 ];
 
 /// Replaces `$ref`s into the OpenAPI components with their schemas.
@@ -141,6 +146,8 @@ async fn http_tools_mirror_rest_and_govern_the_three_steps() {
         ("evaluate_action", "Evaluate"),
         ("register_agent", "RegisterAgent"),
         ("publish_governance_event", "PublishEvent"),
+        ("register_webhook", "RegisterWebhook"),
+        ("replay_dead_letters", "Replay"),
     ] {
         let t = tools.iter().find(|t| t.name == tool).unwrap();
         assert_eq!(
@@ -197,6 +204,40 @@ async fn http_tools_mirror_rest_and_govern_the_three_steps() {
     assert_eq!(again["event"]["id"], published["event"]["id"]);
     let e = refused(call(&c, "list_governance_events", json!({"limit": 500})).await);
     assert_eq!(e["field"], "limit", "{e}");
+    // Webhooks: the same checks as REST (no secret is configured here, and internal targets
+    // are refused).
+    let e = refused(
+        call(
+            &c,
+            "register_webhook",
+            json!({"target_url": "https://169.254.169.254/latest", "hmac_secret_alias": "primary"}),
+        )
+        .await,
+    );
+    assert_eq!(e["field"], "hmac_secret_alias", "{e}");
+    assert_eq!(
+        ok(call(&c, "list_webhooks", json!({})).await)["webhooks"],
+        json!([])
+    );
+    assert_eq!(
+        ok(call(&c, "list_dead_letters", json!({})).await)["dead_letters"],
+        json!([])
+    );
+    let e = refused(call(&c, "delete_webhook", json!({"webhook_id": "whk_none"})).await);
+    assert_eq!(e["code"], "not_found", "{e}");
+    let e = refused(
+        call(
+            &c,
+            "replay_dead_letters",
+            json!({"delivery_ids": ["msg_none"]}),
+        )
+        .await,
+    );
+    assert_eq!(e["code"], "not_found", "{e}");
+    assert_eq!(
+        ok(call(&c, "replay_dead_letters", json!({})).await)["replayed"],
+        0
+    );
     let decision_id = inscribed["decision_id"].as_str().unwrap();
     let f = ok(call(&c, "get_forensics", json!({"decision_id": decision_id})).await);
     assert_eq!(f["record_hash"], inscribed["record_hash"]);

@@ -103,12 +103,19 @@ async fn run(durable: bool, calls: usize) {
         },
     )
     .unwrap();
+    let decisions = Arc::new(Decisions::new(
+        store.clone(),
+        ledger.clone(),
+        policies.clone(),
+    ));
     let core = Arc::new(warden_mcp::Core {
-        decisions: Arc::new(Decisions::new(
+        webhooks: Arc::new(warden_governance::Webhooks::new(
             store.clone(),
-            ledger.clone(),
-            policies.clone(),
+            decisions.events().clone(),
+            Default::default(),
+            Default::default(),
         )),
+        decisions,
         ledger: ledger.clone(),
         policies,
         federation: Some(federation),

@@ -27,6 +27,8 @@ use crate::tools::Op;
 /// escalation resolved through REST wakes a tool call held here.
 pub struct Core {
     pub decisions: Arc<Decisions>,
+    /// Webhook registrations and the dead-letter queue (deliveries are sent by `serve`).
+    pub webhooks: Arc<warden_governance::Webhooks>,
     pub ledger: Arc<Ledger>,
     pub policies: Arc<LivePolicySet>,
     /// The upstream MCP servers behind `/mcp`, if any are configured.
@@ -185,7 +187,7 @@ impl ServerHandler for WardenMcp {
         if let Some(op) = Op::from_name(&request.name) {
             let span = tracing::info_span!("mcp.tool", tool = op.name(), tenant = %p.tenant, key = %p.key_id);
             let _enter = span.enter();
-            let result = match op.call(self.core.decisions.clone(), p, args).await {
+            let result = match op.call(self.core.clone(), p, args).await {
                 Ok(r) => r,
                 Err(e) => e.into_result(),
             };

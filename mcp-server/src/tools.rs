@@ -11,10 +11,10 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use warden_governance::{
-    AgentRegistered, ClientSummary, Decisions, Efficiency, Escalation, Evaluate, Evaluated,
+    AgentRegistered, ClientSummary, DeadLetter, Efficiency, Escalation, Evaluate, Evaluated,
     EventPage, EventQuery, Forensics, GovError, Inscribe, Inscribed, IntentCreated, Lineage,
-    Principal, Proposal, Propose, PublishEvent, Published, RegisterAgent, RegisterIntent, Resolve,
-    Resolved,
+    Principal, Proposal, Propose, PublishEvent, Published, RegisterAgent, RegisterIntent,
+    RegisterWebhook, Replay, Replayed, Resolve, Resolved, Webhook,
 };
 
 use crate::error::ToolError;
@@ -100,6 +100,26 @@ pub struct ListGovernanceEvents {
     pub cursor: Option<String>,
 }
 
+/// Arguments of `delete_webhook`.
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteWebhook {
+    /// The webhook id (`whk_…`).
+    pub webhook_id: String,
+}
+
+/// What `delete_webhook` answers (REST answers 204 without a body).
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
+pub struct Deleted {
+    pub webhook_id: String,
+    pub deleted: bool,
+}
+
+/// Arguments of tools that take none.
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoArguments {}
+
 /// Every governance tool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
@@ -118,13 +138,18 @@ pub enum Op {
     GetGovernanceEfficiency,
     ListGovernanceEvents,
     PublishGovernanceEvent,
+    RegisterWebhook,
+    ListWebhooks,
+    DeleteWebhook,
+    ListDeadLetters,
+    ReplayDeadLetters,
 }
 
 /// How a tool affects the world: (read only, destructive, idempotent).
 type Hints = (bool, bool, bool);
 
 impl Op {
-    pub const ALL: [Op; 15] = [
+    pub const ALL: [Op; 20] = [
         Op::RegisterIntent,
         Op::ProposeDecision,
         Op::InscribeDecision,
@@ -140,6 +165,11 @@ impl Op {
         Op::GetGovernanceEfficiency,
         Op::ListGovernanceEvents,
         Op::PublishGovernanceEvent,
+        Op::RegisterWebhook,
+        Op::ListWebhooks,
+        Op::DeleteWebhook,
+        Op::ListDeadLetters,
+        Op::ReplayDeadLetters,
     ];
 
     pub fn name(self) -> &'static str {
@@ -159,6 +189,11 @@ impl Op {
             Op::GetGovernanceEfficiency => "get_governance_efficiency",
             Op::ListGovernanceEvents => "list_governance_events",
             Op::PublishGovernanceEvent => "publish_governance_event",
+            Op::RegisterWebhook => "register_webhook",
+            Op::ListWebhooks => "list_webhooks",
+            Op::DeleteWebhook => "delete_webhook",
+            Op::ListDeadLetters => "list_dead_letters",
+            Op::ReplayDeadLetters => "replay_dead_letters",
         }
     }
 
@@ -184,6 +219,11 @@ impl Op {
             Op::GetGovernanceEfficiency => "GET /v1/governance/efficiency/{agency_id}",
             Op::ListGovernanceEvents => "GET /v1/governance-events",
             Op::PublishGovernanceEvent => "POST /v1/governance-events",
+            Op::RegisterWebhook => "POST /v1/governance-events/webhooks",
+            Op::ListWebhooks => "GET /v1/governance-events/webhooks",
+            Op::DeleteWebhook => "DELETE /v1/governance-events/webhooks/{id}",
+            Op::ListDeadLetters => "GET /v1/governance-events/dead-letters",
+            Op::ReplayDeadLetters => "POST /v1/governance-events/dead-letters",
         }
     }
 
@@ -203,6 +243,11 @@ impl Op {
             Op::GetClientSummary => "An agency's client-portal summary: decisions this month and in total, decisions stopped before execution (blocked or escalated), and recent decisions.",
             Op::GetGovernanceEfficiency => "An agency's governance efficiency score over a period (default 30d): how often decisions land in the amber band of policy utilization (60-85).",
             Op::ListGovernanceEvents => "The tenant's governance event stream, newest first: decisions made, escalations opened and resolved, policy violations, guardian triggers, rate limits hit, ledger checkpoints and producers' events. Filter by event_type or source_id; page with cursor (next_cursor of the previous page).",
+            Op::RegisterWebhook => "Register an HTTPS endpoint to receive the tenant's governance events (needs an admin key), signed per the Standard Webhooks convention with the secret named by hmac_secret_alias. event_types filters (empty: all). Internal and plain-http targets are refused unless the operator allow-listed them.",
+            Op::ListWebhooks => "The tenant's registered webhooks (needs an admin key); secrets are never shown, only their alias.",
+            Op::DeleteWebhook => "Delete a webhook (needs an admin key); its pending deliveries are cancelled.",
+            Op::ListDeadLetters => "Webhook deliveries that failed every attempt (needs an admin key), newest first, with the event, the last HTTP status and error.",
+            Op::ReplayDeadLetters => "Queue dead-lettered webhook deliveries again with their attempts reset (needs an admin key); delivery_ids empty: all of them.",
             Op::PublishGovernanceEvent => "Publish an event of another system (finding.state_transition, risk_score.changed, assessment.completed, compliance.threshold.breach, policy.violation.detected, guardian.trigger.fired) to the governance event stream and its webhooks. Pass idempotency_key so that a retry records one event.",
         }
     }
@@ -214,7 +259,9 @@ impl Op {
             // A repeat is refused as a conflict, so it has no further effect.
             Op::InscribeDecision | Op::RegisterAgent => (false, false, true),
             // Idempotent only with an idempotency_key.
-            Op::PublishGovernanceEvent => (false, false, false),
+            Op::PublishGovernanceEvent | Op::RegisterWebhook => (false, false, false),
+            Op::DeleteWebhook => (false, true, true),
+            Op::ReplayDeadLetters => (false, false, false),
             // Irreversible: a human's decision, inscribed.
             Op::ResolveEscalation => (false, true, true),
             Op::GetForensics
@@ -224,7 +271,9 @@ impl Op {
             | Op::VerifyLineage
             | Op::GetClientSummary
             | Op::GetGovernanceEfficiency
-            | Op::ListGovernanceEvents => (true, false, true),
+            | Op::ListGovernanceEvents
+            | Op::ListWebhooks
+            | Op::ListDeadLetters => (true, false, true),
         }
     }
 
@@ -250,6 +299,10 @@ impl Op {
             Op::GetGovernanceEfficiency => schema::of::<GetGovernanceEfficiency>(),
             Op::ListGovernanceEvents => schema::of::<ListGovernanceEvents>(),
             Op::PublishGovernanceEvent => schema::of::<PublishEvent>(),
+            Op::RegisterWebhook => schema::of::<RegisterWebhook>(),
+            Op::ListWebhooks | Op::ListDeadLetters => schema::of::<NoArguments>(),
+            Op::DeleteWebhook => schema::of::<DeleteWebhook>(),
+            Op::ReplayDeadLetters => schema::of::<Replay>(),
         }
     }
 
@@ -271,6 +324,11 @@ impl Op {
             Op::GetGovernanceEfficiency => schema::of::<Efficiency>(),
             Op::ListGovernanceEvents => schema::of::<EventPage>(),
             Op::PublishGovernanceEvent => schema::of::<Published>(),
+            Op::RegisterWebhook => schema::of::<Webhook>(),
+            Op::ListWebhooks => schema::list_of::<Webhook>("webhooks"),
+            Op::DeleteWebhook => schema::of::<Deleted>(),
+            Op::ListDeadLetters => schema::list_of::<DeadLetter>("dead_letters"),
+            Op::ReplayDeadLetters => schema::of::<Replayed>(),
         }
     }
 
@@ -292,10 +350,12 @@ impl Op {
     /// Runs the operation for `p` with the call's arguments.
     pub async fn call(
         self,
-        d: Arc<Decisions>,
+        core: Arc<crate::Core>,
         p: Principal,
         args: Value,
     ) -> Result<CallToolResult, ToolError> {
+        let d = core.decisions.clone();
+        let hooks = core.webhooks.clone();
         let out = match self {
             Op::RegisterIntent => {
                 let req: RegisterIntent = parse(args)?;
@@ -388,6 +448,31 @@ impl Op {
             Op::PublishGovernanceEvent => {
                 let req: PublishEvent = parse(args)?;
                 to_value(blocking(move || d.events().publish(&p, req)).await?)
+            }
+            Op::RegisterWebhook => {
+                let req: RegisterWebhook = parse(args)?;
+                to_value(hooks.register(&p, req).await?)
+            }
+            Op::ListWebhooks => {
+                let _: NoArguments = parse(args)?;
+                json!({ "webhooks": blocking(move || hooks.list(&p)).await? })
+            }
+            Op::DeleteWebhook => {
+                let a: DeleteWebhook = parse(args)?;
+                let id = a.webhook_id.clone();
+                blocking(move || hooks.delete(&p, &a.webhook_id)).await?;
+                to_value(Deleted {
+                    webhook_id: id,
+                    deleted: true,
+                })
+            }
+            Op::ListDeadLetters => {
+                let _: NoArguments = parse(args)?;
+                json!({ "dead_letters": blocking(move || hooks.dead_letters(&p)).await? })
+            }
+            Op::ReplayDeadLetters => {
+                let req: Replay = parse(args)?;
+                to_value(blocking(move || hooks.replay(&p, req)).await?)
             }
         };
         Ok(CallToolResult::structured(out))
