@@ -334,4 +334,17 @@ mod tests {
             TargetError::Url(_)
         ));
     }
+
+    #[tokio::test]
+    async fn the_delivery_resolver_drops_internal_addresses() {
+        use reqwest::dns::Resolve;
+        let strict = GuardedResolver(TargetPolicy::default());
+        let name: reqwest::dns::Name = "localhost".parse().unwrap();
+        let err = strict.resolve(name).await.err().expect("refused");
+        assert!(err.to_string().contains("loopback"), "{err}");
+        let allowed = GuardedResolver(TargetPolicy::new(vec!["localhost:8088".into()]));
+        let name: reqwest::dns::Name = "localhost".parse().unwrap();
+        let addrs: Vec<SocketAddr> = allowed.resolve(name).await.unwrap().collect();
+        assert!(addrs.iter().all(|a| a.ip().is_loopback()) && !addrs.is_empty());
+    }
 }
