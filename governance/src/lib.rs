@@ -9,6 +9,7 @@ mod agents;
 mod calls;
 mod decisions;
 mod escalations;
+pub mod gloxi;
 mod idempotency;
 mod keys;
 mod reports;
