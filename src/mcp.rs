@@ -81,12 +81,34 @@ async fn stdio(config: Config, key: Option<String>) -> anyhow::Result<()> {
     let ledger = Arc::new(ledger);
     let store = Arc::new(store);
     let (policies, _watcher) = crate::serve::load_policies(&config)?;
-    let decisions = Arc::new(Decisions::new(store, ledger.clone(), policies.clone()));
+    let decisions = Arc::new(Decisions::new(
+        store.clone(),
+        ledger.clone(),
+        policies.clone(),
+    ));
+    // Gloxi's governed LLM calls need the data plane, in process (no listener is opened).
+    let api_state = Arc::new(warden_proxy::ApiState {
+        limits: Arc::new(warden_proxy::RequestLimits::per_minute(
+            u32::try_from(config.server.requests_per_minute).unwrap_or(u32::MAX),
+        )),
+        store: store.clone(),
+        ledger: ledger.clone(),
+        decisions: decisions.clone(),
+    });
+    let plane = {
+        let (config, policies) = (config.clone(), policies.clone());
+        tokio::task::spawn_blocking(move || {
+            warden_proxy::openai::Plane::new(&config, api_state, policies)
+        })
+        .await??
+    };
+    let gloxi = crate::serve::gloxi(&config, &store, &plane)?;
     let core = Arc::new(warden_mcp::Core {
         decisions,
         ledger: ledger.clone(),
         federation: federation(&config, &ledger, &policies)?,
         policies,
+        gloxi,
     });
     tracing::info!(tenant = %principal.tenant, key = %principal.key_id, "MCP server on stdio");
     let served = warden_mcp::serve_stdio(core, principal).await;
@@ -102,12 +124,14 @@ pub async fn http_router(
     ledger: &Arc<Ledger>,
     decisions: &Arc<Decisions>,
     policies: &Arc<LivePolicySet>,
+    gloxi: &Arc<warden_governance::gloxi::Gloxi>,
 ) -> anyhow::Result<axum::Router> {
     let core = Arc::new(warden_mcp::Core {
         decisions: decisions.clone(),
         ledger: ledger.clone(),
         policies: policies.clone(),
         federation: federation(config, ledger, policies)?,
+        gloxi: gloxi.clone(),
     });
     let options = warden_mcp::HttpOptions {
         allowed_hosts: config.mcp.allowed_hosts.clone(),

@@ -89,22 +89,33 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         ledger.clone(),
         policies.clone(),
     ));
-    let mcp = crate::mcp::http_router(&config, &store, &ledger, &decisions, &policies).await?;
     let api_state = Arc::new(warden_proxy::ApiState {
         limits: Arc::new(warden_proxy::RequestLimits::per_minute(
             u32::try_from(config.server.requests_per_minute).unwrap_or(u32::MAX),
         )),
         store: store.clone(),
         ledger: ledger.clone(),
-        decisions,
+        decisions: decisions.clone(),
     });
     let plane = {
-        let (config, api_state) = (config.clone(), api_state.clone());
+        let (config, api_state, policies) = (config.clone(), api_state.clone(), policies.clone());
         tokio::task::spawn_blocking(move || {
             warden_proxy::openai::Plane::new(&config, api_state, policies)
         })
         .await??
     };
+    let gloxi = gloxi(&config, &store, &plane)?;
+    // The index is built in the background, so the first question does not wait for it.
+    tokio::spawn({
+        let g = gloxi.clone();
+        async move { g.warm_up().await }
+    });
+    let mcp =
+        crate::mcp::http_router(&config, &store, &ledger, &decisions, &policies, &gloxi).await?;
+    let chat = warden_proxy::chat::router(Arc::new(warden_proxy::chat::ChatState {
+        api: api_state.clone(),
+        gloxi,
+    }));
     if config.upstreams.is_empty() {
         tracing::info!("no upstreams configured: the OpenAI routes answer 503 until one is added");
     } else {
@@ -128,6 +139,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         axum::serve(
             api,
             warden_proxy::router(api_state)
+                .merge(chat)
                 .merge(warden_proxy::openai::router(plane))
                 .merge(mcp),
         )
@@ -155,6 +167,35 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     state.ledger.shutdown().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Gloxi, with the governed LLM of `gloxi.model` if one is configured (it must be served by
+/// one of `upstreams`).
+pub(crate) fn gloxi(
+    config: &Config,
+    store: &Arc<warden_governance::Store>,
+    plane: &Arc<warden_proxy::openai::Plane>,
+) -> anyhow::Result<Arc<warden_governance::gloxi::Gloxi>> {
+    let generator: Option<Arc<dyn warden_governance::gloxi::Generate>> = match &config.gloxi.model
+    {
+        None => None,
+        Some(model) if !plane.serves(model) => anyhow::bail!(
+            "gloxi.model: no upstream serves the model `{model}`; add it to an upstream's `models` or set gloxi.model to null"
+        ),
+        Some(model) => {
+            tracing::info!(model = %model, "Gloxi generates answers through the governed proxy path (agent `gloxi`)");
+            Some(Arc::new(warden_proxy::openai::GovernedLlm::new(
+                plane.clone(),
+                model.clone(),
+                config.gloxi.max_tokens,
+            )))
+        }
+    };
+    Ok(Arc::new(warden_governance::gloxi::Gloxi::new(
+        store.clone(),
+        plane.guardians(),
+        generator,
+    )))
 }
 
 /// The packs of `policy.dir`, watched for changes, or the built-in pack. An invalid directory

@@ -52,7 +52,7 @@ fn refused(r: CallToolResult) -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
-const TOOLS: [&str; 13] = [
+const TOOLS: [&str; 14] = [
     "register_intent",
     "propose_decision",
     "inscribe_decision",
@@ -66,6 +66,7 @@ const TOOLS: [&str; 13] = [
     "verify_lineage",
     "get_client_summary",
     "get_governance_efficiency",
+    "ask_gloxi",
 ];
 
 /// Replaces `$ref`s into the OpenAPI components with their schemas.

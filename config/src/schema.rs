@@ -286,6 +286,29 @@ pub(crate) static FIELDS: &[Field] = &[
         },
     },
     Field {
+        path: "gloxi.model",
+        default: "null",
+        set: |c, v| {
+            c.gloxi.model = if v.is_null() || matches!(v, Value::Env(s) if s.is_empty()) {
+                None
+            } else {
+                Some(non_empty(
+                    v,
+                    "a model name served by one of `upstreams`, or null",
+                )?)
+            };
+            Ok(())
+        },
+    },
+    Field {
+        path: "gloxi.max_tokens",
+        default: "800",
+        set: |c, v| {
+            c.gloxi.max_tokens = integer(v, 16, 32_768)? as u32;
+            Ok(())
+        },
+    },
+    Field {
         path: "log.format",
         default: "text",
         set: |c, v| {
@@ -862,6 +885,10 @@ mod tests {
                 call_timeout: Duration::from_secs(1),
                 upstreams: vec![McpUpstreamConfig::default()],
             },
+            gloxi: crate::GloxiConfig {
+                model: Some("m".into()),
+                max_tokens: 1,
+            },
         };
         for f in FIELDS {
             let doc = MarkedYamlOwned::load_from_str(f.default).unwrap();
@@ -886,6 +913,7 @@ mod tests {
                 "tokenizers",
                 "guardians",
                 "mcp",
+                "gloxi",
                 "log"
             ]
         );

@@ -233,7 +233,7 @@ fn unknown_keys_top_level_and_nested() {
     assert_eq!(
         problems("dataa_dir: /x\nserver:\n  listen: 127.0.0.1:1\n  port: 80\n"),
         [
-            "warden.yaml:1:1: dataa_dir: unknown field `dataa_dir`, expected one of `data_dir`, `server`, `ledger`, `policy`, `upstreams`, `proxy`, `limits`, `agents`, `tokenizers`, `guardians`, `mcp`, `log`",
+            "warden.yaml:1:1: dataa_dir: unknown field `dataa_dir`, expected one of `data_dir`, `server`, `ledger`, `policy`, `upstreams`, `proxy`, `limits`, `agents`, `tokenizers`, `guardians`, `mcp`, `gloxi`, `log`",
             "warden.yaml:4:3: server.port: unknown field `port`, expected one of `listen`, `admin_listen`, `shutdown_grace`, `requests_per_minute`",
         ]
     );
@@ -424,6 +424,8 @@ fn every_setting_has_a_working_env_var() {
             "mcp.upstreams",
             r#"[{name: tools, command: ./tools, args: [--quiet], env: {MODE: test}}, {name: gh, url: "https://example.com/mcp", headers: {Authorization: "Bearer x"}}]"#,
         ),
+        ("gloxi.model", "gpt-4o-mini"),
+        ("gloxi.max_tokens", "400"),
         ("log.format", "json"),
         ("log.level", "debug"),
     ];
@@ -491,6 +493,10 @@ fn every_setting_has_a_working_env_var() {
                 file: "/t.json".into(),
             }],
             guardians: serde_json::json!({"pii": {"enabled": false}}),
+            gloxi: warden_config::GloxiConfig {
+                model: Some("gpt-4o-mini".into()),
+                max_tokens: 400,
+            },
             mcp: warden_config::McpConfig {
                 allowed_hosts: vec!["warden.internal".into(), "10.0.0.5:8080".into()],
                 escalation: warden_config::McpEscalation::Fail,

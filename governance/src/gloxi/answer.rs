@@ -104,7 +104,7 @@ const ACTORS: &[(&str, &str)] = &[
     ("member states shall", "Member States"),
 ];
 
-/// The sentences of a text (legal prose: `.`, `;` and `:` end units worth quoting).
+/// The sentences of a text (legal prose: `.` and `;` end units worth quoting).
 fn sentences(text: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let mut start = 0;

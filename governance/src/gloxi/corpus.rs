@@ -66,14 +66,17 @@ pub struct Passage {
 impl Passage {
     /// `EU AI Act Art. 6(2)`, as people write a citation.
     pub fn label(&self) -> String {
-        if self.paragraph.is_empty() {
+        let p = &self.paragraph;
+        if p.is_empty() {
             format!("{} {}", self.regulation, self.article)
-        } else if self.paragraph.starts_with('(') || self.article.starts_with("Art.") {
-            format!("{} {}({})", self.regulation, self.article, self.paragraph)
-                .replace("((", "(")
-                .replace("))", ")")
+        } else if p.starts_with('(') {
+            format!("{} {}{p}", self.regulation, self.article)
+        } else if self.article.starts_with("Art.") {
+            // `1(c)` -> `Art. 5(1)(c)`.
+            let (head, rest) = p.split_at(p.find('(').unwrap_or(p.len()));
+            format!("{} {}({head}){rest}", self.regulation, self.article)
         } else {
-            format!("{} {} {}", self.regulation, self.article, self.paragraph)
+            format!("{} {} {p}", self.regulation, self.article)
         }
     }
 }
@@ -411,6 +414,19 @@ mod tests {
             .text
             .starts_with("In addition to the high-risk AI systems"));
         assert_eq!(p.label(), "EU AI Act Art. 6(2)");
+        assert_eq!(
+            by_id("eu-ai-act/art-5/1/f").label(),
+            "EU AI Act Art. 5(1)(f)"
+        );
+        assert!(by_id("eu-ai-act/art-5/1/f").text.contains("emotions"));
+        assert_eq!(
+            by_id("hipaa/164.308/a-1").label(),
+            "HIPAA Security Rule 45 CFR 164.308(a)(1)"
+        );
+        assert_eq!(
+            by_id("eu-ai-act/annex-iii/5b").label(),
+            "EU AI Act Annex III 5(b)"
+        );
         let d = by_id("eu-ai-act/art-3/1");
         assert!(d.text.starts_with("‘AI system’ means"), "{}", d.text);
         assert_eq!(by_id("gdpr/art-16").title, "Right to rectification");
