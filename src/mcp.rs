@@ -86,23 +86,21 @@ async fn stdio(config: Config, key: Option<String>) -> anyhow::Result<()> {
         ledger.clone(),
         policies.clone(),
     ));
-    // Gloxi's governed LLM calls need the data plane, in process (no listener is opened).
-    let api_state = Arc::new(warden_proxy::ApiState {
-        limits: Arc::new(warden_proxy::RequestLimits::per_minute(
-            u32::try_from(config.server.requests_per_minute).unwrap_or(u32::MAX),
-        )),
-        store: store.clone(),
-        ledger: ledger.clone(),
-        decisions: decisions.clone(),
-    });
-    let plane = {
-        let (config, policies) = (config.clone(), policies.clone());
-        tokio::task::spawn_blocking(move || {
-            warden_proxy::openai::Plane::new(&config, api_state, policies)
-        })
-        .await??
+    let gloxi = if config.gloxi.model.is_some() {
+        // Governed LLM calls need the data plane, in process (no listener is opened).
+        let (_, plane) =
+            crate::serve::data_plane(&config, &store, &ledger, &decisions, &policies).await?;
+        crate::serve::gloxi(&config, &store, &plane)?
+    } else {
+        // Without an LLM nothing of the data plane is needed; the guardians compile at the
+        // first question, so that the server answers `initialize` at once.
+        let guardians: GuardianConfig = serde_json::from_value(config.guardians.clone())
+            .map_err(|e| anyhow::anyhow!("guardians: {e}"))?;
+        Arc::new(warden_governance::gloxi::Gloxi::with_lazy_guardians(
+            store.clone(),
+            guardians,
+        ))
     };
-    let gloxi = crate::serve::gloxi(&config, &store, &plane)?;
     let core = Arc::new(warden_mcp::Core {
         decisions,
         ledger: ledger.clone(),

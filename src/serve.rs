@@ -89,21 +89,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         ledger.clone(),
         policies.clone(),
     ));
-    let api_state = Arc::new(warden_proxy::ApiState {
-        limits: Arc::new(warden_proxy::RequestLimits::per_minute(
-            u32::try_from(config.server.requests_per_minute).unwrap_or(u32::MAX),
-        )),
-        store: store.clone(),
-        ledger: ledger.clone(),
-        decisions: decisions.clone(),
-    });
-    let plane = {
-        let (config, api_state, policies) = (config.clone(), api_state.clone(), policies.clone());
-        tokio::task::spawn_blocking(move || {
-            warden_proxy::openai::Plane::new(&config, api_state, policies)
-        })
-        .await??
-    };
+    let (api_state, plane) = data_plane(&config, &store, &ledger, &decisions, &policies).await?;
     let gloxi = gloxi(&config, &store, &plane)?;
     // The index is built in the background, so the first question does not wait for it.
     tokio::spawn({
@@ -167,6 +153,35 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     state.ledger.shutdown().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The REST routes' state and the data plane (which Gloxi's governed LLM calls use in process).
+pub(crate) async fn data_plane(
+    config: &Config,
+    store: &Arc<warden_governance::Store>,
+    ledger: &Arc<Ledger>,
+    decisions: &Arc<warden_governance::Decisions>,
+    policies: &Arc<warden_policy::LivePolicySet>,
+) -> anyhow::Result<(
+    Arc<warden_proxy::ApiState>,
+    Arc<warden_proxy::openai::Plane>,
+)> {
+    let api_state = Arc::new(warden_proxy::ApiState {
+        limits: Arc::new(warden_proxy::RequestLimits::per_minute(
+            u32::try_from(config.server.requests_per_minute).unwrap_or(u32::MAX),
+        )),
+        store: store.clone(),
+        ledger: ledger.clone(),
+        decisions: decisions.clone(),
+    });
+    let plane = {
+        let (config, api_state, policies) = (config.clone(), api_state.clone(), policies.clone());
+        tokio::task::spawn_blocking(move || {
+            warden_proxy::openai::Plane::new(&config, api_state, policies)
+        })
+        .await??
+    };
+    Ok((api_state, plane))
 }
 
 /// Gloxi, with the governed LLM of `gloxi.model` if one is configured (it must be served by

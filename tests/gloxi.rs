@@ -338,27 +338,11 @@ async fn answers_stream_as_server_sent_events() {
 
 /// Warden with the mock provider and `gloxi.model` set (plus `extra` YAML).
 async fn with_llm(extra: &str) -> (Server, String, warden_testkit::Received, tempfile::TempDir) {
-    tls();
-    let (mock, received) = warden_testkit::spawn().await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("warden.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "upstreams:\n  - name: mock\n    base_url: http://{mock}/v1\n    api_key_env: MOCK_PROVIDER_KEY\n    timeout: 5s\ngloxi:\n  model: mock-model\n  max_tokens: 300\n{extra}"
-        ),
+    server_with_mock(
+        "5s",
+        &format!("gloxi:\n  model: mock-model\n  max_tokens: 300\n{extra}"),
     )
-    .unwrap();
-    let data = dir.path().join("data");
-    let (server, key) = tokio::task::spawn_blocking(move || {
-        let mut cmd = common::warden();
-        cmd.env("WARDEN_CONFIG", &config);
-        cmd.env("MOCK_PROVIDER_KEY", "sk-provider-secret");
-        server_with_admin_key_cmd(cmd, &data)
-    })
     .await
-    .unwrap();
-    (server, key, received, dir)
 }
 
 async fn ask(server: &Server, key: &str, body: Value) -> (u16, Value) {

@@ -26,7 +26,7 @@ use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
-use warden_guardians::{Action, Channel, Guardians};
+use warden_guardians::{Action, Channel, GuardianConfig, Guardians};
 
 use crate::keys::Principal;
 use crate::scope::Scope;
@@ -195,11 +195,14 @@ pub struct Gloxi {
     /// Shared with the blocking task that builds it.
     index: Arc<OnceLock<Arc<Index>>>,
     store: Arc<Store>,
-    guardians: Arc<Guardians>,
+    guardians: OnceLock<Arc<Guardians>>,
+    /// How to compile the guardians when they were not given.
+    guardian_config: Option<GuardianConfig>,
     generator: Option<Arc<dyn Generate>>,
 }
 
 impl Gloxi {
+    /// Gloxi with the data plane's guardians.
     pub fn new(
         store: Arc<Store>,
         guardians: Arc<Guardians>,
@@ -208,9 +211,31 @@ impl Gloxi {
         Gloxi {
             index: Arc::new(OnceLock::new()),
             store,
-            guardians,
+            guardians: OnceLock::from(guardians),
+            guardian_config: None,
             generator,
         }
+    }
+
+    /// Gloxi without an LLM whose guardians are compiled at the first question: for
+    /// `warden mcp` on stdio, which desktop clients spawn and expect to answer at once.
+    pub fn with_lazy_guardians(store: Arc<Store>, config: GuardianConfig) -> Gloxi {
+        Gloxi {
+            index: Arc::new(OnceLock::new()),
+            store,
+            guardians: OnceLock::new(),
+            guardian_config: Some(config),
+            generator: None,
+        }
+    }
+
+    fn guardians(&self) -> Result<&Arc<Guardians>, GloxiError> {
+        if let Some(g) = self.guardians.get() {
+            return Ok(g);
+        }
+        let config = self.guardian_config.clone().unwrap_or_default();
+        let built = Guardians::new(config).map_err(|e| GloxiError::Task(e.to_string()))?;
+        Ok(self.guardians.get_or_init(|| Arc::new(built)))
     }
 
     /// The index, built on first use (a fraction of a second in a release build;
@@ -267,7 +292,7 @@ impl Gloxi {
             &corpus::JURISDICTIONS,
         )?;
         let context = known("context", req.context.as_deref(), &corpus::SECTORS)?;
-        let scan = self.guardians.scan_text(&req.query, Channel::UserInput);
+        let scan = self.guardians()?.scan_text(&req.query, Channel::UserInput);
         if scan.blocked {
             return Err(GloxiError::Blocked {
                 what: "question",
@@ -375,7 +400,7 @@ impl Gloxi {
             }
         };
         // The guardians on the answer: redact in place, refuse a blocked one.
-        let scan = self.guardians.scan_text(&text, Channel::Response);
+        let scan = self.guardians()?.scan_text(&text, Channel::Response);
         if scan.blocked {
             return Err(GloxiError::Blocked {
                 what: "answer",
@@ -477,7 +502,8 @@ impl Gloxi {
                             citation(p, &answer::best_quote(&p.text, &words))
                         })
                         .collect();
-                    let scan = self.guardians.scan_text(&text, Channel::Response);
+                    let guardians = self.guardians().map_err(|e| e.to_string())?;
+                    let scan = guardians.scan_text(&text, Channel::Response);
                     if scan.blocked {
                         return Err(format!(
                             "answer_blocked: {}",
