@@ -101,8 +101,6 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         secrets.clone(),
         targets.clone(),
     ));
-    let mcp =
-        crate::mcp::http_router(&config, &store, &ledger, &decisions, &webhooks, &policies).await?;
     let dispatcher = warden_governance::Dispatcher::new(
         store.clone(),
         decisions.events().clone(),
@@ -117,22 +115,22 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         },
     )?;
     let events = decisions.events().clone();
-    let api_state = Arc::new(warden_proxy::ApiState {
-        limits: Arc::new(warden_proxy::RequestLimits::per_minute(
-            u32::try_from(config.server.requests_per_minute).unwrap_or(u32::MAX),
-        )),
-        store: store.clone(),
-        ledger: ledger.clone(),
-        decisions,
-        webhooks,
+    let (api_state, plane) =
+        data_plane(&config, &store, &ledger, &decisions, &webhooks, &policies).await?;
+    let gloxi = gloxi(&config, &store, &plane)?;
+    // The index is built in the background, so the first question does not wait for it.
+    tokio::spawn({
+        let g = gloxi.clone();
+        async move { g.warm_up().await }
     });
-    let plane = {
-        let (config, api_state) = (config.clone(), api_state.clone());
-        tokio::task::spawn_blocking(move || {
-            warden_proxy::openai::Plane::new(&config, api_state, policies)
-        })
-        .await??
-    };
+    let mcp = crate::mcp::http_router(
+        &config, &store, &ledger, &decisions, &webhooks, &policies, &gloxi,
+    )
+    .await?;
+    let chat = warden_proxy::chat::router(Arc::new(warden_proxy::chat::ChatState {
+        api: api_state.clone(),
+        gloxi,
+    }));
     if config.upstreams.is_empty() {
         tracing::info!("no upstreams configured: the OpenAI routes answer 503 until one is added");
     } else {
@@ -173,6 +171,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         axum::serve(
             api,
             warden_proxy::router(api_state)
+                .merge(chat)
                 .merge(warden_proxy::openai::router(plane))
                 .merge(mcp)
                 .layer(axum::middleware::from_fn(warden_proxy::metrics::track)),
@@ -203,6 +202,66 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     state.ledger.shutdown().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The REST routes' state and the data plane (which Gloxi's governed LLM calls use in process).
+pub(crate) async fn data_plane(
+    config: &Config,
+    store: &Arc<warden_governance::Store>,
+    ledger: &Arc<Ledger>,
+    decisions: &Arc<warden_governance::Decisions>,
+    webhooks: &Arc<warden_governance::Webhooks>,
+    policies: &Arc<warden_policy::LivePolicySet>,
+) -> anyhow::Result<(
+    Arc<warden_proxy::ApiState>,
+    Arc<warden_proxy::openai::Plane>,
+)> {
+    let api_state = Arc::new(warden_proxy::ApiState {
+        limits: Arc::new(warden_proxy::RequestLimits::per_minute(
+            u32::try_from(config.server.requests_per_minute).unwrap_or(u32::MAX),
+        )),
+        store: store.clone(),
+        ledger: ledger.clone(),
+        decisions: decisions.clone(),
+        webhooks: webhooks.clone(),
+    });
+    let plane = {
+        let (config, api_state, policies) = (config.clone(), api_state.clone(), policies.clone());
+        tokio::task::spawn_blocking(move || {
+            warden_proxy::openai::Plane::new(&config, api_state, policies)
+        })
+        .await??
+    };
+    Ok((api_state, plane))
+}
+
+/// Gloxi, with the governed LLM of `gloxi.model` if one is configured (it must be served by
+/// one of `upstreams`).
+pub(crate) fn gloxi(
+    config: &Config,
+    store: &Arc<warden_governance::Store>,
+    plane: &Arc<warden_proxy::openai::Plane>,
+) -> anyhow::Result<Arc<warden_governance::gloxi::Gloxi>> {
+    let generator: Option<Arc<dyn warden_governance::gloxi::Generate>> = match &config.gloxi.model
+    {
+        None => None,
+        Some(model) if !plane.serves(model) => anyhow::bail!(
+            "gloxi.model: no upstream serves the model `{model}`; add it to an upstream's `models` or set gloxi.model to null"
+        ),
+        Some(model) => {
+            tracing::info!(model = %model, "Gloxi generates answers through the governed proxy path (agent `gloxi`)");
+            Some(Arc::new(warden_proxy::openai::GovernedLlm::new(
+                plane.clone(),
+                model.clone(),
+                config.gloxi.max_tokens,
+            )))
+        }
+    };
+    Ok(Arc::new(warden_governance::gloxi::Gloxi::new(
+        store.clone(),
+        plane.guardians(),
+        generator,
+    )))
 }
 
 /// The packs of `policy.dir`, watched for changes, or the built-in pack. An invalid directory

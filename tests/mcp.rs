@@ -52,7 +52,7 @@ fn refused(r: CallToolResult) -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
-const TOOLS: [&str; 20] = [
+const TOOLS: [&str; 21] = [
     "register_intent",
     "propose_decision",
     "inscribe_decision",
@@ -73,6 +73,7 @@ const TOOLS: [&str; 20] = [
     "delete_webhook",
     "list_dead_letters",
     "replay_dead_letters",
+    "ask_gloxi",
 ];
 
 /// Replaces `$ref`s into the OpenAPI components with their schemas.

@@ -14,7 +14,7 @@ use async_openai::Client;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
-use common::{run, server_with_admin_key_cmd, text, Server};
+use common::{run, server_with_mock, text, Server};
 
 struct Setup {
     server: Server,
@@ -25,27 +25,7 @@ struct Setup {
 
 /// Warden with `yaml` appended to a config whose one upstream is a fresh mock.
 async fn start(yaml: &str) -> Setup {
-    // The clients here use reqwest without a built-in crypto provider, as Warden does.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let (mock, received) = warden_testkit::spawn().await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("warden.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "upstreams:\n  - name: mock\n    base_url: http://{mock}/v1\n    api_key_env: MOCK_PROVIDER_KEY\n    timeout: 1s\n{yaml}"
-        ),
-    )
-    .unwrap();
-    let data = dir.path().join("data");
-    let (server, key) = tokio::task::spawn_blocking(move || {
-        let mut cmd = common::warden();
-        cmd.env("WARDEN_CONFIG", &config);
-        cmd.env("MOCK_PROVIDER_KEY", "sk-provider-secret");
-        server_with_admin_key_cmd(cmd, &data)
-    })
-    .await
-    .unwrap();
+    let (server, key, received, dir) = server_with_mock("1s", yaml).await;
     Setup {
         server,
         key,

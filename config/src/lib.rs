@@ -47,7 +47,7 @@ pub use events::{EventsConfig, OtlpProtocol, TelemetryConfig, WebhookSecretConfi
 pub use load::{check, load};
 pub use mcp::{McpConfig, McpEscalation, McpUpstreamConfig};
 pub use model::{
-    Config, Durability, LedgerConfig, LogConfig, LogFormat, PolicyConfig, ServerConfig,
+    Config, Durability, GloxiConfig, LedgerConfig, LogConfig, LogFormat, PolicyConfig, ServerConfig,
 };
 pub use proxy::{
     glob_match, AgentConfig, ApiKeySource, EscalationMode, FailMode, LimitConfig, LimitScope,

@@ -43,6 +43,8 @@ pub struct Config {
     pub events: crate::EventsConfig,
     /// Trace export (OpenTelemetry).
     pub telemetry: crate::TelemetryConfig,
+    /// Gloxi, the regulatory assistant.
+    pub gloxi: GloxiConfig,
 }
 
 impl Default for Config {
@@ -62,6 +64,26 @@ impl Default for Config {
             mcp: crate::McpConfig::default(),
             events: crate::EventsConfig::default(),
             telemetry: crate::TelemetryConfig::default(),
+            gloxi: GloxiConfig::default(),
+        }
+    }
+}
+
+/// Gloxi, the regulatory assistant (`gloxi:` in the file).
+#[derive(Clone, Debug, PartialEq)]
+pub struct GloxiConfig {
+    /// The model that writes answers, served by one of `upstreams` and called through the
+    /// governed proxy path as agent `gloxi`. `None` (the default): extractive answers, no LLM.
+    pub model: Option<String>,
+    /// Completion budget of one generated answer, 16 to 32768. Default 800.
+    pub max_tokens: u32,
+}
+
+impl Default for GloxiConfig {
+    fn default() -> Self {
+        GloxiConfig {
+            model: None,
+            max_tokens: 800,
         }
     }
 }

@@ -287,6 +287,29 @@ pub(crate) static FIELDS: &[Field] = &[
         },
     },
     Field {
+        path: "gloxi.model",
+        default: "null",
+        set: |c, v| {
+            c.gloxi.model = if v.is_null() || matches!(v, Value::Env(s) if s.is_empty()) {
+                None
+            } else {
+                Some(non_empty(
+                    v,
+                    "a model name served by one of `upstreams`, or null",
+                )?)
+            };
+            Ok(())
+        },
+    },
+    Field {
+        path: "gloxi.max_tokens",
+        default: "800",
+        set: |c, v| {
+            c.gloxi.max_tokens = integer(v, 16, 32_768)? as u32;
+            Ok(())
+        },
+    },
+    Field {
         path: "events.webhook_secrets",
         default: "[]",
         set: |c, v| {
@@ -1003,6 +1026,10 @@ mod tests {
                 call_timeout: Duration::from_secs(1),
                 upstreams: vec![McpUpstreamConfig::default()],
             },
+            gloxi: crate::GloxiConfig {
+                model: Some("m".into()),
+                max_tokens: 1,
+            },
             events: crate::EventsConfig {
                 webhook_secrets: vec![WebhookSecretConfig::default()],
                 allowed_targets: vec!["x".into()],
@@ -1042,6 +1069,7 @@ mod tests {
                 "tokenizers",
                 "guardians",
                 "mcp",
+                "gloxi",
                 "events",
                 "telemetry",
                 "log"

@@ -233,7 +233,7 @@ fn unknown_keys_top_level_and_nested() {
     assert_eq!(
         problems("dataa_dir: /x\nserver:\n  listen: 127.0.0.1:1\n  port: 80\n"),
         [
-            "warden.yaml:1:1: dataa_dir: unknown field `dataa_dir`, expected one of `data_dir`, `server`, `ledger`, `policy`, `upstreams`, `proxy`, `limits`, `agents`, `tokenizers`, `guardians`, `mcp`, `events`, `telemetry`, `log`",
+            "warden.yaml:1:1: dataa_dir: unknown field `dataa_dir`, expected one of `data_dir`, `server`, `ledger`, `policy`, `upstreams`, `proxy`, `limits`, `agents`, `tokenizers`, `guardians`, `mcp`, `gloxi`, `events`, `telemetry`, `log`",
             "warden.yaml:4:3: server.port: unknown field `port`, expected one of `listen`, `admin_listen`, `shutdown_grace`, `requests_per_minute`",
         ]
     );
@@ -438,6 +438,8 @@ fn every_setting_has_a_working_env_var() {
         ("telemetry.otlp_endpoint", "http://127.0.0.1:4318"),
         ("telemetry.otlp_protocol", "http/json"),
         ("telemetry.service_name", "warden-test"),
+        ("gloxi.model", "gpt-4o-mini"),
+        ("gloxi.max_tokens", "400"),
         ("log.format", "json"),
         ("log.level", "debug"),
     ];
@@ -505,6 +507,10 @@ fn every_setting_has_a_working_env_var() {
                 file: "/t.json".into(),
             }],
             guardians: serde_json::json!({"pii": {"enabled": false}}),
+            gloxi: warden_config::GloxiConfig {
+                model: Some("gpt-4o-mini".into()),
+                max_tokens: 400,
+            },
             mcp: warden_config::McpConfig {
                 allowed_hosts: vec!["warden.internal".into(), "10.0.0.5:8080".into()],
                 escalation: warden_config::McpEscalation::Fail,

@@ -10,6 +10,7 @@ mod calls;
 mod decisions;
 mod escalations;
 mod events;
+pub mod gloxi;
 mod idempotency;
 mod keys;
 mod reports;

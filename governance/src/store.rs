@@ -147,6 +147,27 @@ CREATE TABLE webhook_deliveries (
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries(status, next_attempt_ms);
 CREATE INDEX webhook_deliveries_tenant ON webhook_deliveries(tenant_id, status, updated_at);
 ",
+    "
+CREATE TABLE gloxi_conversations (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    jurisdiction TEXT,
+    context TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX gloxi_conversations_tenant ON gloxi_conversations(tenant_id, updated_at);
+CREATE TABLE gloxi_turns (
+    conversation_id TEXT NOT NULL REFERENCES gloxi_conversations(id),
+    seq INTEGER NOT NULL,
+    query TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    citations TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (conversation_id, seq)
+);
+",
 ];
 
 pub(crate) const DB_FILE: &str = "warden.db";

@@ -119,6 +119,10 @@ async fn run(durable: bool, calls: usize) {
         ledger: ledger.clone(),
         policies,
         federation: Some(federation),
+        gloxi: Arc::new(warden_governance::gloxi::Gloxi::with_lazy_guardians(
+            store.clone(),
+            Default::default(),
+        )),
     });
     let app = warden_mcp::http::router(core, store, Default::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

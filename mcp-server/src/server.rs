@@ -15,6 +15,7 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{json, Value};
+use warden_governance::gloxi::Gloxi;
 use warden_governance::{Decisions, Principal, Scope};
 use warden_ledger::{keys, Ledger};
 use warden_policy::LivePolicySet;
@@ -33,6 +34,8 @@ pub struct Core {
     pub policies: Arc<LivePolicySet>,
     /// The upstream MCP servers behind `/mcp`, if any are configured.
     pub federation: Option<Arc<Federation>>,
+    /// Gloxi, shared with `POST /v1/chat`.
+    pub gloxi: Arc<Gloxi>,
 }
 
 /// The MCP server. Cheap to clone: one per HTTP session, sharing [`Core`].
@@ -170,6 +173,7 @@ impl ServerHandler for WardenMcp {
     ) -> Result<ListToolsResult, ErrorData> {
         let p = self.principal(&ctx)?;
         let mut tools: Vec<_> = Op::ALL.into_iter().map(Op::tool).collect();
+        tools.push(crate::gloxi::tool());
         if let Some(f) = &self.core.federation {
             let agent = self.agent_id(&ctx, &p);
             tools.extend(f.visible_tools(&self.core.decisions, &p, &agent).await);
@@ -188,6 +192,15 @@ impl ServerHandler for WardenMcp {
             let span = tracing::info_span!("mcp.tool", tool = op.name(), tenant = %p.tenant, key = %p.key_id);
             let _enter = span.enter();
             let result = match op.call(self.core.clone(), p, args).await {
+                Ok(r) => r,
+                Err(e) => e.into_result(),
+            };
+            return Ok(result.into());
+        }
+        if request.name == crate::gloxi::NAME {
+            let span = tracing::info_span!("mcp.tool", tool = crate::gloxi::NAME, tenant = %p.tenant, key = %p.key_id);
+            let _enter = span.enter();
+            let result = match crate::gloxi::call(&self.core.gloxi, p, args, &ctx).await {
                 Ok(r) => r,
                 Err(e) => e.into_result(),
             };

@@ -1,6 +1,7 @@
 //! Warden's HTTP front. This first part serves the governance REST API: handlers parse,
 //! authenticate (in an extractor), call one `warden-governance` function and shape its answer.
 
+pub mod chat;
 mod error;
 mod events;
 mod idempotency;
@@ -62,12 +63,12 @@ impl utoipa::Modify for BearerAuth {
 /// The OpenAPI document of the REST API, served at `/openapi.json` (Swagger UI at `/docs`).
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    info(title = "Warden governance API", description = "Intents, decisions, escalations, agents and ledger proofs."),
+    info(title = "Warden governance API", description = "Intents, decisions, escalations, agents, ledger proofs and Gloxi's regulatory answers."),
     paths(register_intent, propose, inscribe, forensics, list_escalations, escalation,
         resolve_escalation, register_agent, agent, evaluate, lineage, client_summary, efficiency,
         latest_checkpoint, public_key, events::list_events, events::publish_event,
         events::register_webhook, events::list_webhooks, events::delete_webhook,
-        events::dead_letters, events::replay),
+        events::dead_letters, events::replay, chat::chat, chat::chat_api),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth)
 )]

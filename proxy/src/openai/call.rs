@@ -98,8 +98,24 @@ impl CallEnd {
 }
 
 pub async fn govern(p: Arc<Plane>, route: Route, headers: HeaderMap, body: Bytes) -> Response {
+    let principal = match p.auth.principal(&headers).await {
+        Ok(pr) => pr,
+        Err(e) => return e.into_response(),
+    };
+    govern_as(p, principal, route, headers, body).await
+}
+
+/// A call made for an already authenticated caller: Warden's own callers (Gloxi) go through
+/// the same path as an agent's call, from the guardians to the ledger.
+pub(crate) async fn govern_as(
+    p: Arc<Plane>,
+    principal: Principal,
+    route: Route,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let span = trace::call_span(route, &headers);
-    let resp = match govern_inner(p, route, headers, body)
+    let resp = match govern_inner(p, principal, route, headers, body)
         .instrument(span.clone())
         .await
     {
@@ -305,12 +321,12 @@ fn blocked_error(
 
 async fn govern_inner(
     p: Arc<Plane>,
+    principal: Principal,
     route: Route,
     headers: HeaderMap,
     raw: Bytes,
 ) -> Result<Response, OpenAiError> {
     let started = Instant::now();
-    let principal = p.auth.principal(&headers).await?;
     let mut body: Value = serde_json::from_slice(&raw)
         .map_err(|e| OpenAiError::invalid("body", format!("the body is not valid JSON: {e}")))?;
     if !body.is_object() {

@@ -12,6 +12,7 @@
 mod auth;
 mod call;
 mod error;
+mod gloxi;
 mod inspect;
 mod limits;
 mod record;
@@ -36,6 +37,7 @@ use warden_guardians::Guardians;
 use warden_policy::LivePolicySet;
 
 pub use error::OpenAiError;
+pub use gloxi::{GovernedLlm, AGENT as GLOXI_AGENT};
 pub use inspect::{Findings, Route};
 pub use limits::{Limits, Refusal, Reservation, Snapshot, Subject};
 pub use tokens::{Counted, Tokenizers};
@@ -125,6 +127,16 @@ impl Plane {
             durability: config.ledger.durability,
             intents,
         }))
+    }
+
+    /// The compiled guardians, shared with the other surfaces (Gloxi).
+    pub fn guardians(&self) -> Arc<Guardians> {
+        self.guardians.clone()
+    }
+
+    /// Whether an upstream serves `model`.
+    pub fn serves(&self, model: &str) -> bool {
+        upstream::route(&self.upstreams, model).is_some()
     }
 
     /// The names of the configured upstreams, for readiness reports.
