@@ -392,8 +392,8 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     }
 }
 
-/// Ready when the ledger, the governance store and the webhook queue answer; 503 naming the
-/// failing component. Upstreams are reported (configured or not) without being called: a
+/// Ready when the ledger (its store and its writer), the governance store and the webhook
+/// queue answer; 503 naming the failing component. Upstreams are reported (configured or not) without being called: a
 /// provider's outage must not take every sidecar out of its Service.
 async fn ready(State(state): State<Arc<AppState>>) -> Response {
     let st = state.clone();
@@ -412,9 +412,11 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
             "readiness check failed",
         );
     };
-    let ready = ledger.is_ok() && store.is_ok() && queue.is_ok();
+    let writer = state.ledger.writer_running();
+    let ready = ledger.is_ok() && writer && store.is_ok() && queue.is_ok();
     let ledger = match ledger {
-        Ok(records) => json!({"status": "up", "records": records}),
+        Ok(records) if writer => json!({"status": "up", "records": records}),
+        Ok(_) => json!({"status": "down", "error": "the ledger writer has stopped"}),
         Err(e) => json!({"status": "down", "error": e.to_string()}),
     };
     let store = match store {

@@ -581,3 +581,56 @@ fn ssrf_targets_are_refused_with_their_reason() {
     let (status, _) = register(addr, &reader, &receiver.url(), json!([]));
     assert_eq!(status, 403);
 }
+
+#[test]
+fn ledger_checkpoints_are_public_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = warden();
+    cmd.env("WARDEN_EVENTS__CHECKPOINT_INTERVAL", "200ms");
+    let (server, admin) = server_with_admin_key_cmd(cmd, dir.path());
+    let addr = server.api;
+    let (status, _) = post(
+        addr,
+        "/v1/register-intent",
+        &admin,
+        json!({"agency_id": "a", "description": "checkpoints"}),
+    );
+    assert_eq!(status, 201);
+    let (status, _) = post(
+        addr,
+        "/v1/agents",
+        &admin,
+        json!({"name": "cp-agent", "description": "checkpoint test", "model": "gpt-4o-mini", "tools": []}),
+    );
+    assert_eq!(status, 201);
+    let other = create_key(dir.path(), "other", "read");
+    let start = Instant::now();
+    let seen = loop {
+        let page = events(addr, &other, "?event_type=ledger.checkpoint");
+        if page["count"].as_u64().unwrap() > 0 || start.elapsed() > Duration::from_secs(20) {
+            break page;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let cp = &seen["events"][0];
+    assert_eq!(cp["source_table"], "ledger", "{seen}");
+    assert!(cp["payload"]["tree_size"].as_u64().unwrap() >= 1);
+    assert_eq!(
+        cp["payload"]["signature"].as_str().unwrap().is_empty(),
+        false
+    );
+    // The same checkpoint as the public endpoint serves, once the ledger stops growing.
+    std::thread::sleep(Duration::from_millis(600));
+    let latest = events(addr, &admin, "?event_type=ledger.checkpoint&limit=1");
+    let (status, served) = get(addr, "/v1/ledger/checkpoint");
+    assert_eq!(status, 200);
+    let served: Value = serde_json::from_str(&served).unwrap();
+    assert_eq!(
+        latest["events"][0]["payload"]["tree_size"],
+        served["tree_size"]
+    );
+    assert_eq!(
+        latest["events"][0]["payload"]["root_hash"],
+        served["root_hash"]
+    );
+}

@@ -162,6 +162,12 @@ impl Ledger {
         &self.verifying_key
     }
 
+    /// Whether the writer thread still takes appends (for readiness: a writer that stopped,
+    /// say after a panic, must take the process out of service).
+    pub fn writer_running(&self) -> bool {
+        !self.tx.is_closed()
+    }
+
     /// Whether opening generated a new signing key (first start).
     pub fn key_created(&self) -> bool {
         self.key_created
