@@ -2,17 +2,37 @@
 //!
 //! Each budget is a bucket that refills continuously at `limit / 60 s` up to `limit`. A call
 //! reserves one request and its prompt tokens plus the completion budget it asks for, in every
-//! bucket that applies, all or nothing under one lock, before it is forwarded; so concurrent
-//! calls can never spend more than the buckets hold. When the provider reports the usage, the
-//! reservation is settled: unused tokens go back, a completion that used more than reserved
-//! (a call without `max_tokens` reserves [`DEFAULT_COMPLETION_RESERVE`]) drives the bucket
-//! into debt, which later calls wait out.
+//! bucket that applies, all or nothing, before it is forwarded; so concurrent calls can never
+//! spend more than the buckets hold. When the provider reports the usage, the reservation is
+//! settled: unused tokens go back, a completion that used more than reserved (a call without
+//! `max_tokens` reserves [`DEFAULT_COMPLETION_RESERVE`]) drives the bucket into debt, which
+//! later calls wait out.
+//!
+//! Where the buckets live is `limits.backend`:
+//! - `local` ([`local`]): in this process, under one lock. Each replica limits only the traffic
+//!   it sees, so N replicas admit up to N times a budget.
+//! - `redis` ([`redis`]): in one Redis, shared by every replica. The same bucket arithmetic
+//!   runs inside one Lua script per check, which Redis executes atomically, so replicas cannot
+//!   interleave between the check and the reservation; the Redis server's clock drives the
+//!   refill, so replicas' clocks need not agree. Settlements run a second script.
+//!
+//! When Redis does not answer within `limits.redis_timeout`, `limits.fail_mode` decides: `local`
+//! counts the call against this process's buckets, `reject` refuses it (503). One log line
+//! marks the start of an outage and one its end; [`redis_unavailable_total`] counts every
+//! operation Redis did not serve, for the metrics exporter.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+mod local;
+mod redis;
 
-use warden_config::{glob_match, LimitConfig, LimitScope};
+use std::sync::Arc;
+use std::time::Duration;
+
+use warden_config::{glob_match, LimitConfig, LimitFailMode, LimitScope, LimitsConfig};
+
+use local::LocalBuckets;
+use redis::SharedBuckets;
+
+pub use redis::redis_unavailable_total;
 
 /// Completion tokens reserved for a call that does not cap them.
 pub const DEFAULT_COMPLETION_RESERVE: u64 = 1024;
@@ -36,56 +56,75 @@ impl Subject<'_> {
     }
 }
 
-#[derive(Clone, Copy, Debug)]
-struct Bucket {
-    capacity: f64,
-    level: f64,
-    at: Instant,
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Kind {
+    Requests,
+    Tokens,
 }
 
-impl Bucket {
-    fn new(capacity: u64, now: Instant) -> Bucket {
-        Bucket {
-            capacity: capacity as f64,
-            level: capacity as f64,
-            at: now,
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Requests => "requests",
+            Kind::Tokens => "tokens",
         }
     }
+}
 
-    fn rate(&self) -> f64 {
-        self.capacity / 60.0
-    }
+/// A rule that applies to a call, and to whom.
+#[derive(Clone, Debug)]
+struct Applied {
+    rule: usize,
+    subject: String,
+}
 
-    fn refill(&mut self, now: Instant) {
-        let dt = now.saturating_duration_since(self.at).as_secs_f64();
-        self.level = (self.level + dt * self.rate()).min(self.capacity);
-        self.at = now;
-    }
+/// One bucket a check takes an amount from.
+struct Bucket<'a> {
+    rule: usize,
+    per: LimitScope,
+    only: Option<&'a str>,
+    subject: &'a str,
+    kind: Kind,
+    capacity: u64,
+    amount: u64,
+}
 
-    /// How long until `n` fits.
-    fn wait_for(&self, n: f64) -> Duration {
-        if self.level >= n {
-            Duration::ZERO
-        } else {
-            Duration::from_secs_f64((n - self.level) / self.rate())
-        }
-    }
-
-    fn reset(&self) -> Duration {
-        self.wait_for(self.capacity)
+impl Bucket<'_> {
+    fn id(&self) -> (usize, Kind, String) {
+        (self.rule, self.kind, self.subject.to_owned())
     }
 }
 
-#[derive(Default)]
-struct Buckets {
-    requests: Option<Bucket>,
-    tokens: Option<Bucket>,
+/// A bucket as the headers report it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Seen {
+    remaining: u64,
+    reset: Duration,
 }
 
-/// The limits and their buckets.
+/// The first bucket that could not give its amount.
+#[derive(Debug, PartialEq)]
+struct Refused {
+    bucket: usize,
+    /// `None` when the amount is more than the bucket's capacity.
+    retry_after: Option<Duration>,
+}
+
+/// What a backend answers for one check: refused or not, and each bucket as seen (after the
+/// reservation when admitted, before it when refused).
+#[derive(Debug, PartialEq)]
+struct Check {
+    refused: Option<Refused>,
+    seen: Vec<Seen>,
+}
+
+/// The limits and where their buckets live.
 pub struct Limits {
     rules: Vec<LimitConfig>,
-    buckets: Mutex<HashMap<(usize, String), Buckets>>,
+    /// The local backend's buckets, or the `local` fail mode's.
+    local: LocalBuckets,
+    shared: Option<SharedBuckets>,
+    fail_mode: LimitFailMode,
 }
 
 /// What the `x-ratelimit-*` headers report: the tightest budget that applied.
@@ -109,6 +148,20 @@ impl Snapshot {
             h.push(("x-ratelimit-reset-tokens", duration_text(reset)));
         }
         h
+    }
+
+    fn of(buckets: &[Bucket<'_>], seen: &[Seen]) -> Snapshot {
+        let mut s = Snapshot::default();
+        for (b, seen) in buckets.iter().zip(seen) {
+            let cur = match b.kind {
+                Kind::Requests => &mut s.requests,
+                Kind::Tokens => &mut s.tokens,
+            };
+            if cur.is_none_or(|(_, r, _)| seen.remaining < r) {
+                *cur = Some((b.capacity, seen.remaining, seen.reset));
+            }
+        }
+        s
     }
 }
 
@@ -138,20 +191,57 @@ pub struct Refusal {
     pub snapshot: Snapshot,
 }
 
+/// Why a call may not go on.
+#[derive(Debug, thiserror::Error)]
+pub enum LimitError {
+    /// Over a budget: 429.
+    #[error("{} limit reached on {}", .0.what, .0.scope)]
+    Exceeded(Refusal),
+    /// Redis did not answer and `limits.fail_mode` is `reject`: 503.
+    #[error("the shared limits are unavailable")]
+    Unavailable,
+}
+
+/// The `redis` backend could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[error("limits.redis_url: {0}")]
+pub struct LimitsSetupError(#[source] ::redis::RedisError);
+
+/// Where a reservation was taken, so it is settled there.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Place {
+    Local,
+    Redis,
+}
+
 /// A call's reservation, settled once the usage is known.
 pub struct Reservation {
     limits: Arc<Limits>,
-    keys: Vec<(usize, String)>,
+    applied: Vec<Applied>,
     reserved_tokens: u64,
+    place: Place,
     pub snapshot: Snapshot,
 }
 
 impl Limits {
-    pub fn new(rules: Vec<LimitConfig>) -> Arc<Limits> {
-        Arc::new(Limits {
-            rules,
-            buckets: Mutex::new(HashMap::new()),
-        })
+    /// The limits of `config`. The `redis` backend connects lazily: a Redis that is down at
+    /// start-up is met by the fail mode, like one that goes down later.
+    ///
+    /// # Errors
+    /// The Redis URL is not one the client accepts.
+    pub fn new(config: &LimitsConfig) -> Result<Arc<Limits>, LimitsSetupError> {
+        let shared = match config.backend {
+            warden_config::LimitBackend::Local => None,
+            warden_config::LimitBackend::Redis => {
+                Some(SharedBuckets::new(config).map_err(LimitsSetupError)?)
+            }
+        };
+        Ok(Arc::new(Limits {
+            rules: config.rules.clone(),
+            local: LocalBuckets::default(),
+            shared,
+            fail_mode: config.fail_mode,
+        }))
     }
 
     fn applies(rule: &LimitConfig, subject: &str) -> bool {
@@ -161,128 +251,118 @@ impl Limits {
         }
     }
 
+    /// The buckets of the applied rules, requests before tokens within a rule, in rule order:
+    /// the order in which they are checked.
+    fn buckets<'a>(&'a self, applied: &'a [Applied], tokens: u64) -> Vec<Bucket<'a>> {
+        let mut out = Vec::with_capacity(applied.len() * 2);
+        for a in applied {
+            let rule = &self.rules[a.rule];
+            for (kind, capacity, amount) in [
+                (Kind::Requests, rule.requests_per_minute, 1),
+                (Kind::Tokens, rule.tokens_per_minute, tokens),
+            ] {
+                if let Some(capacity) = capacity {
+                    out.push(Bucket {
+                        rule: a.rule,
+                        per: rule.per,
+                        only: rule.only.as_deref(),
+                        subject: &a.subject,
+                        kind,
+                        capacity,
+                        amount,
+                    });
+                }
+            }
+        }
+        out
+    }
+
     /// Reserves one request and `tokens` in every bucket that applies, or none of them.
-    // A refusal is the cold path and carries the headers' figures: not worth a box.
-    #[allow(clippy::result_large_err)]
-    pub fn reserve(
+    ///
+    /// # Errors
+    /// [`LimitError::Exceeded`] with the first budget that refused and the figures for the
+    /// headers; [`LimitError::Unavailable`] when Redis did not answer and the fail mode is
+    /// `reject`.
+    pub async fn reserve(
         self: &Arc<Self>,
         who: &Subject<'_>,
         tokens: u64,
-    ) -> Result<Reservation, Refusal> {
-        let now = Instant::now();
-        let keys: Vec<(usize, String)> = self
+    ) -> Result<Reservation, LimitError> {
+        let applied: Vec<Applied> = self
             .rules
             .iter()
             .enumerate()
             .filter(|(_, r)| Self::applies(r, who.of(r.per)))
-            .map(|(i, r)| (i, who.of(r.per).to_owned()))
+            .map(|(rule, r)| Applied {
+                rule,
+                subject: who.of(r.per).to_owned(),
+            })
             .collect();
-        let mut map = self.buckets.lock().expect("not poisoned");
-        if map.len() > 100_000 {
-            // Full buckets carry no state worth keeping.
-            map.retain(|_, b| {
-                let full = |x: &Option<Bucket>| {
-                    x.is_none_or(|mut b| {
-                        b.refill(now);
-                        b.level >= b.capacity
-                    })
-                };
-                !(full(&b.requests) && full(&b.tokens))
-            });
+        let buckets = self.buckets(&applied, tokens);
+        let (check, place) = match &self.shared {
+            None => (self.local.reserve(&buckets), Place::Local),
+            Some(shared) => match shared.reserve(&buckets).await {
+                Ok(check) => (check, Place::Redis),
+                Err(_) => match self.fail_mode {
+                    LimitFailMode::Local => (self.local.reserve(&buckets), Place::Local),
+                    LimitFailMode::Reject => return Err(LimitError::Unavailable),
+                },
+            },
+        };
+        let snapshot = Snapshot::of(&buckets, &check.seen);
+        if let Some(refused) = check.refused {
+            let b = &buckets[refused.bucket];
+            return Err(LimitError::Exceeded(Refusal {
+                what: b.kind.as_str(),
+                scope: format!("{} {}", b.per.as_str(), b.subject),
+                limit: b.capacity,
+                asked: b.amount,
+                retry_after: refused.retry_after,
+                snapshot,
+            }));
         }
-        // Check everything first.
-        for (i, subject) in &keys {
-            let rule = &self.rules[*i];
-            let b = map.entry((*i, subject.clone())).or_insert_with(|| Buckets {
-                requests: rule.requests_per_minute.map(|n| Bucket::new(n, now)),
-                tokens: rule.tokens_per_minute.map(|n| Bucket::new(n, now)),
-            });
-            let scope = format!("{} {subject}", rule.per.as_str());
-            let mut refused = None;
-            for (what, bucket, asked) in [
-                ("requests", &mut b.requests, 1u64),
-                ("tokens", &mut b.tokens, tokens),
-            ] {
-                let Some(bucket) = bucket else { continue };
-                bucket.refill(now);
-                if bucket.level < asked as f64 {
-                    let never = asked as f64 > bucket.capacity;
-                    refused = Some(Refusal {
-                        what,
-                        scope,
-                        limit: bucket.capacity as u64,
-                        asked,
-                        retry_after: (!never).then(|| bucket.wait_for(asked as f64)),
-                        snapshot: Snapshot::default(),
-                    });
-                    break;
-                }
-            }
-            if let Some(refusal) = refused {
-                let snapshot = snapshot(&map, &keys, &self.rules);
-                return Err(Refusal {
-                    snapshot,
-                    ..refusal
-                });
-            }
-        }
-        for key in &keys {
-            let b = map.get_mut(key).expect("created above");
-            if let Some(r) = &mut b.requests {
-                r.level -= 1.0;
-            }
-            if let Some(t) = &mut b.tokens {
-                t.level -= tokens as f64;
-            }
-        }
-        let snapshot = snapshot(&map, &keys, &self.rules);
         Ok(Reservation {
             limits: self.clone(),
-            keys,
+            applied,
             reserved_tokens: tokens,
+            place,
             snapshot,
         })
     }
 
-    fn adjust(&self, keys: &[(usize, String)], delta: f64) {
+    /// Adds `delta` tokens back to the token buckets of `applied` (negative: takes more).
+    fn adjust(self: &Arc<Self>, place: Place, applied: Vec<Applied>, delta: f64) {
         if delta == 0.0 {
             return;
         }
-        let now = Instant::now();
-        let mut map = self.buckets.lock().expect("not poisoned");
-        for key in keys {
-            if let Some(t) = map.get_mut(key).and_then(|b| b.tokens.as_mut()) {
-                t.refill(now);
-                t.level = (t.level + delta).min(t.capacity);
+        match (place, &self.shared) {
+            (Place::Redis, Some(_)) => {
+                let limits = self.clone();
+                // Settling is not on the call's path: the answer is already on its way.
+                let Ok(rt) = tokio::runtime::Handle::try_current() else {
+                    return;
+                };
+                rt.spawn(async move {
+                    if let Some(shared) = &limits.shared {
+                        let buckets: Vec<(String, u64)> = applied
+                            .iter()
+                            .filter_map(|a| {
+                                let rule = &limits.rules[a.rule];
+                                let capacity = rule.tokens_per_minute?;
+                                Some((shared.key(rule, &a.subject, Kind::Tokens), capacity))
+                            })
+                            .collect();
+                        shared.adjust(&buckets, delta).await;
+                    }
+                });
             }
+            _ => self.local.adjust(&applied, delta),
         }
     }
 
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
     }
-}
-
-fn snapshot(
-    map: &HashMap<(usize, String), Buckets>,
-    keys: &[(usize, String)],
-    _rules: &[LimitConfig],
-) -> Snapshot {
-    let mut s = Snapshot::default();
-    for key in keys {
-        let Some(b) = map.get(key) else { continue };
-        let pick = |cur: &mut Option<(u64, u64, Duration)>, bucket: &Option<Bucket>| {
-            if let Some(b) = bucket {
-                let remaining = b.level.max(0.0).floor() as u64;
-                if cur.is_none_or(|(_, r, _)| remaining < r) {
-                    *cur = Some((b.capacity as u64, remaining, b.reset()));
-                }
-            }
-        };
-        pick(&mut s.requests, &b.requests);
-        pick(&mut s.tokens, &b.tokens);
-    }
-    s
 }
 
 impl Reservation {
@@ -293,18 +373,21 @@ impl Reservation {
     /// Settles with the tokens actually used (prompt + completion, as the provider reports).
     pub fn settle(self, used: u64) {
         let delta = self.reserved_tokens as f64 - used as f64;
-        self.limits.adjust(&self.keys, delta);
+        self.limits.adjust(self.place, self.applied, delta);
     }
 
     /// Gives every reserved token back (the call never reached the provider).
     pub fn release(self) {
-        self.limits.adjust(&self.keys, self.reserved_tokens as f64);
+        self.limits
+            .adjust(self.place, self.applied, self.reserved_tokens as f64);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures_util::FutureExt;
+    use warden_config::LimitBackend;
 
     fn who<'a>(key: &'a str, model: &'a str) -> Subject<'a> {
         Subject {
@@ -329,37 +412,58 @@ mod tests {
         }
     }
 
+    fn local(rules: Vec<LimitConfig>) -> Arc<Limits> {
+        Limits::new(&LimitsConfig {
+            rules,
+            ..LimitsConfig::default()
+        })
+        .unwrap()
+    }
+
+    /// The local backend never waits: its reservations complete on the first poll.
+    #[allow(clippy::result_large_err)] // as `Limits::reserve`: a refusal carries the headers.
+    fn reserve(l: &Arc<Limits>, who: &Subject<'_>, tokens: u64) -> Result<Reservation, LimitError> {
+        l.reserve(who, tokens)
+            .now_or_never()
+            .expect("local checks do not wait")
+    }
+
+    fn refusal(r: Result<Reservation, LimitError>) -> Refusal {
+        match r {
+            Err(LimitError::Exceeded(refusal)) => refusal,
+            Err(e) => panic!("expected a refusal, got {e}"),
+            Ok(_) => panic!("expected a refusal, got a reservation"),
+        }
+    }
+
     #[test]
     fn tokens_are_reserved_refused_and_settled() {
-        let l = Limits::new(vec![rule(LimitScope::Tenant, None, None, Some(1000))]);
-        let r1 = l.reserve(&who("k1", "m"), 600).unwrap();
+        let l = local(vec![rule(LimitScope::Tenant, None, None, Some(1000))]);
+        let r1 = reserve(&l, &who("k1", "m"), 600).unwrap();
         assert_eq!(r1.snapshot.tokens.unwrap().1, 400);
-        let refused = l.reserve(&who("k2", "m"), 600).err().unwrap();
+        let refused = refusal(reserve(&l, &who("k2", "m"), 600));
         assert_eq!(refused.what, "tokens");
         assert!(refused.retry_after.unwrap() > Duration::from_secs(10));
         r1.settle(100); // 500 come back
-        let r2 = l.reserve(&who("k2", "m"), 600).unwrap();
+        let r2 = reserve(&l, &who("k2", "m"), 600).unwrap();
         r2.release();
-        let never = l.reserve(&who("k1", "m"), 5000).err().unwrap();
+        let never = refusal(reserve(&l, &who("k1", "m"), 5000));
         assert_eq!(never.retry_after, None);
     }
 
     #[test]
     fn requests_per_key_and_only_filters() {
-        let l = Limits::new(vec![
+        let l = local(vec![
             rule(LimitScope::Key, None, Some(2), None),
             rule(LimitScope::Model, Some("gpt-4o*"), Some(1), None),
         ]);
-        l.reserve(&who("k1", "o3"), 0).unwrap();
-        l.reserve(&who("k1", "o3"), 0).unwrap();
-        assert_eq!(
-            l.reserve(&who("k1", "o3"), 0).err().unwrap().scope,
-            "key k1"
-        );
-        l.reserve(&who("k2", "gpt-4o-mini"), 0).unwrap();
+        reserve(&l, &who("k1", "o3"), 0).unwrap();
+        reserve(&l, &who("k1", "o3"), 0).unwrap();
+        assert_eq!(refusal(reserve(&l, &who("k1", "o3"), 0)).scope, "key k1");
+        reserve(&l, &who("k2", "gpt-4o-mini"), 0).unwrap();
         // Each model the glob selects has a budget of its own.
-        l.reserve(&who("k3", "gpt-4o"), 0).unwrap();
-        let r = l.reserve(&who("k4", "gpt-4o-mini"), 0).err().unwrap();
+        reserve(&l, &who("k3", "gpt-4o"), 0).unwrap();
+        let r = refusal(reserve(&l, &who("k4", "gpt-4o-mini"), 0));
         assert_eq!(r.scope, "model gpt-4o-mini");
         assert_eq!(r.what, "requests");
     }
@@ -367,18 +471,18 @@ mod tests {
     /// All or nothing: a refusal by one bucket takes nothing from the others.
     #[test]
     fn a_refused_call_takes_nothing() {
-        let l = Limits::new(vec![
+        let l = local(vec![
             rule(LimitScope::Key, None, None, Some(1000)),
             rule(LimitScope::Tenant, None, None, Some(100)),
         ]);
-        assert!(l.reserve(&who("k1", "m"), 500).is_err());
-        let ok = l.reserve(&who("k1", "m"), 100).unwrap();
+        assert!(reserve(&l, &who("k1", "m"), 500).is_err());
+        let ok = reserve(&l, &who("k1", "m"), 100).unwrap();
         assert_eq!(ok.snapshot.tokens.unwrap().1, 0);
     }
 
     #[test]
     fn concurrent_reservations_never_overspend() {
-        let l = Limits::new(vec![rule(LimitScope::Tenant, None, None, Some(10_000))]);
+        let l = local(vec![rule(LimitScope::Tenant, None, None, Some(10_000))]);
         let admitted = std::sync::atomic::AtomicU64::new(0);
         std::thread::scope(|s| {
             for t in 0..8 {
@@ -386,7 +490,7 @@ mod tests {
                 s.spawn(move || {
                     for _ in 0..200 {
                         let key = format!("k{t}");
-                        if let Ok(r) = l.reserve(&who(&key, "m"), 70) {
+                        if let Ok(r) = reserve(l, &who(&key, "m"), 70) {
                             admitted.fetch_add(
                                 r.reserved_tokens(),
                                 std::sync::atomic::Ordering::Relaxed,
@@ -401,5 +505,276 @@ mod tests {
         let admitted = admitted.into_inner();
         assert!(admitted <= 10_000 + 70, "admitted {admitted}");
         assert!(admitted >= 9_900, "admitted {admitted}");
+    }
+
+    // The Redis backend, against a real server: these run only when WARDEN_TEST_REDIS_URL is
+    // set (`.ci/run` sets it), each under a key prefix of its own.
+
+    fn redis_url() -> Option<String> {
+        match std::env::var("WARDEN_TEST_REDIS_URL") {
+            Ok(url) if !url.is_empty() => Some(url),
+            _ => {
+                eprintln!("skipped: WARDEN_TEST_REDIS_URL is not set");
+                None
+            }
+        }
+    }
+
+    fn unique_prefix(test: &str) -> String {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        format!("test-{test}-{}-{nanos}", std::process::id())
+    }
+
+    fn shared(
+        url: &str,
+        test: &str,
+        fail_mode: LimitFailMode,
+        rules: Vec<LimitConfig>,
+    ) -> Arc<Limits> {
+        let env: std::collections::BTreeMap<String, String> =
+            [("WARDEN_LIMITS__REDIS_URL".to_owned(), url.to_owned())].into();
+        let redis_url = warden_config::load(None, &env).unwrap().limits.redis_url;
+        Limits::new(&LimitsConfig {
+            rules,
+            backend: LimitBackend::Redis,
+            redis_url,
+            redis_prefix: unique_prefix(test),
+            redis_timeout: Duration::from_millis(500),
+            fail_mode,
+        })
+        .unwrap()
+    }
+
+    /// The script gives the answers the local buckets give, headers' figures included.
+    #[tokio::test]
+    async fn the_script_answers_as_the_local_buckets_do() {
+        let Some(url) = redis_url() else { return };
+        let rules = vec![
+            rule(LimitScope::Key, None, Some(3), Some(5000)),
+            rule(LimitScope::Tenant, None, None, Some(1000)),
+            rule(LimitScope::Model, Some("ft:gpt-4o*"), Some(2), None),
+        ];
+        let r = shared(&url, "same", LimitFailMode::Reject, rules.clone());
+        let l = local(rules);
+        let calls: [(&str, &str, u64); 7] = [
+            ("k1", "ft:gpt-4o:acme:x", 400),
+            ("k1", "ft:gpt-4o:acme:x", 400),
+            ("k1", "ft:gpt-4o:acme:x", 100), // the model's 2 requests are spent
+            ("k2", "o3", 300),
+            ("k1", "o3", 100),
+            ("k1", "o3", 100),  // key k1's 3 requests are spent
+            ("k3", "o3", 9000), // can never fit
+        ];
+        for (i, (key, model, tokens)) in calls.into_iter().enumerate() {
+            let a = r.reserve(&who(key, model), tokens).await;
+            let b = reserve(&l, &who(key, model), tokens);
+            match (a, b) {
+                (Ok(a), Ok(b)) => {
+                    for (x, y) in [
+                        (a.snapshot.requests, b.snapshot.requests),
+                        (a.snapshot.tokens, b.snapshot.tokens),
+                    ] {
+                        let (x, y) = (x.unwrap(), y.unwrap());
+                        assert_eq!((x.0, x.1), (y.0, y.1), "call {i}");
+                        assert!(x.2.abs_diff(y.2) < Duration::from_millis(100), "call {i}");
+                    }
+                }
+                (Err(LimitError::Exceeded(a)), Err(LimitError::Exceeded(b))) => {
+                    assert_eq!(
+                        (a.what, &a.scope, a.limit, a.asked),
+                        (b.what, &b.scope, b.limit, b.asked),
+                        "call {i}"
+                    );
+                    assert_eq!(a.retry_after.is_some(), b.retry_after.is_some(), "call {i}");
+                    if let (Some(x), Some(y)) = (a.retry_after, b.retry_after) {
+                        assert!(x.abs_diff(y) < Duration::from_millis(100), "call {i}");
+                    }
+                    assert_eq!(
+                        a.snapshot.requests.map(|s| s.1),
+                        b.snapshot.requests.map(|s| s.1)
+                    );
+                    assert_eq!(
+                        a.snapshot.tokens.map(|s| s.1),
+                        b.snapshot.tokens.map(|s| s.1)
+                    );
+                }
+                (a, b) => panic!(
+                    "call {i}: redis {:?}, local {:?}",
+                    a.map(|_| "admitted"),
+                    b.map(|_| "admitted")
+                ),
+            }
+        }
+    }
+
+    /// A refusal by the second rule leaves the first rule's bucket untouched in Redis.
+    #[tokio::test]
+    async fn the_script_is_all_or_nothing() {
+        let Some(url) = redis_url() else { return };
+        let r = shared(
+            &url,
+            "all-or-nothing",
+            LimitFailMode::Reject,
+            vec![
+                rule(LimitScope::Key, None, None, Some(1000)),
+                rule(LimitScope::Tenant, None, None, Some(100)),
+            ],
+        );
+        let refused = match r.reserve(&who("k1", "m"), 500).await {
+            Err(LimitError::Exceeded(refusal)) => refusal,
+            _ => panic!("expected a refusal"),
+        };
+        assert_eq!(refused.scope, "tenant t");
+        let ok = r.reserve(&who("k1", "m"), 100).await.unwrap();
+        // Key k1 still had all 1000 before this call: the refused 500 were never taken.
+        assert_eq!(ok.snapshot.tokens.unwrap().1, 0);
+        let mut conn = r.shared.as_ref().unwrap().conn.clone();
+        let key = r
+            .shared
+            .as_ref()
+            .unwrap()
+            .key(&r.rules[0], "k1", Kind::Tokens);
+        let level: String = ::redis::cmd("HGET")
+            .arg(&key)
+            .arg("l")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let level: f64 = level.parse().unwrap();
+        assert!((900.0..=901.0).contains(&level), "level {level}");
+        let ttl: i64 = ::redis::cmd("PTTL")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        // Refilling 100 of 1000 per minute takes 6 s; the key lives about that long.
+        assert!((6000..=7100).contains(&ttl), "ttl {ttl}");
+    }
+
+    #[tokio::test]
+    async fn settlements_and_releases_reach_redis() {
+        let Some(url) = redis_url() else { return };
+        let r = shared(
+            &url,
+            "settle",
+            LimitFailMode::Reject,
+            vec![rule(LimitScope::Tenant, None, None, Some(1000))],
+        );
+        let first = r.reserve(&who("k1", "m"), 600).await.unwrap();
+        assert!(r.reserve(&who("k1", "m"), 600).await.is_err());
+        first.settle(100); // 500 go back, from a spawned task
+        let second = wait_for_room(&r, 600).await;
+        second.release(); // all 600 go back
+        let third = wait_for_room(&r, 900).await;
+        // Used more than reserved: the bucket goes into debt and the next call waits it out.
+        third.settle(1900);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let refused = match r.reserve(&who("k1", "m"), 1).await {
+            Err(LimitError::Exceeded(refusal)) => refusal,
+            _ => panic!("expected a refusal while in debt"),
+        };
+        assert!(refused.retry_after.unwrap() > Duration::from_secs(50));
+        assert_eq!(refused.snapshot.tokens.unwrap().1, 0);
+    }
+
+    async fn wait_for_room(r: &Arc<Limits>, tokens: u64) -> Reservation {
+        for _ in 0..100 {
+            if let Ok(x) = r.reserve(&who("k1", "m"), tokens).await {
+                return x;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the settlement never reached Redis");
+    }
+
+    #[tokio::test]
+    async fn concurrent_reservations_through_redis_never_overspend() {
+        let Some(url) = redis_url() else { return };
+        let r = shared(
+            &url,
+            "concurrent",
+            LimitFailMode::Reject,
+            vec![rule(LimitScope::Tenant, None, None, Some(10_000))],
+        );
+        let started = std::time::Instant::now();
+        let mut tasks = Vec::new();
+        for t in 0..8 {
+            let r = r.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut admitted = 0;
+                let key = format!("k{t}");
+                for _ in 0..100 {
+                    match r.reserve(&who(&key, "m"), 70).await {
+                        Ok(x) => {
+                            admitted += x.reserved_tokens();
+                            std::mem::forget(x);
+                        }
+                        Err(LimitError::Exceeded(_)) => {}
+                        Err(LimitError::Unavailable) => panic!("Redis did not answer"),
+                    }
+                }
+                admitted
+            }));
+        }
+        let mut admitted = 0;
+        for t in tasks {
+            admitted += t.await.unwrap();
+        }
+        let refilled = (started.elapsed().as_secs_f64() * 10_000.0 / 60.0).ceil() as u64;
+        assert!(admitted <= 10_000 + refilled + 70, "admitted {admitted}");
+        assert!(admitted >= 10_000 - 70, "admitted {admitted}");
+    }
+
+    /// Nothing listens on port 1: the fail mode decides, and the counter counts.
+    #[tokio::test]
+    async fn an_unreachable_redis_meets_the_fail_mode() {
+        let rules = vec![rule(LimitScope::Tenant, None, Some(1), None)];
+        let url = "redis://127.0.0.1:1";
+        let before = redis_unavailable_total();
+        let reject = shared(url, "down-reject", LimitFailMode::Reject, rules.clone());
+        assert!(matches!(
+            reject.reserve(&who("k1", "m"), 0).await,
+            Err(LimitError::Unavailable)
+        ));
+        // Rules that do not apply need no Redis.
+        let none = shared(url, "down-none", LimitFailMode::Reject, Vec::new());
+        assert!(none.reserve(&who("k1", "m"), 0).await.is_ok());
+        let fallback = shared(url, "down-local", LimitFailMode::Local, rules);
+        let first = fallback.reserve(&who("k1", "m"), 0).await.unwrap();
+        assert_eq!(first.place, Place::Local);
+        // The local buckets hold the limit meanwhile.
+        assert!(matches!(
+            fallback.reserve(&who("k1", "m"), 0).await,
+            Err(LimitError::Exceeded(_))
+        ));
+        assert!(redis_unavailable_total() >= before + 3);
+    }
+
+    #[tokio::test]
+    async fn keys_escape_colons_and_percent_signs() {
+        let r = shared(
+            "redis://127.0.0.1:1",
+            "keys",
+            LimitFailMode::Local,
+            Vec::new(),
+        );
+        let s = r.shared.as_ref().unwrap();
+        let a = s.key(
+            &rule(LimitScope::Model, Some("ft:*"), None, None),
+            "ft:x:y",
+            Kind::Tokens,
+        );
+        let b = s.key(
+            &rule(LimitScope::Model, Some("ft"), None, None),
+            "*:ft:x:y",
+            Kind::Tokens,
+        );
+        assert_ne!(a, b);
+        assert!(a.ends_with(":model:ft%3A*:ft%3Ax%3Ay:t"), "{a}");
+        assert!(a.starts_with("{test-keys-"), "{a}");
+        assert_eq!(super::redis::escape("100%"), "100%25");
     }
 }
