@@ -181,8 +181,22 @@ impl RedisUrl {
         format!("redis://{host}")
     }
 
-    pub(crate) fn new(url: String) -> RedisUrl {
-        RedisUrl(url)
+    /// `redis://[user:password@]host[:port][/db]`; `Err` says what was expected. TLS
+    /// (`rediss://`) is not built in.
+    pub fn parse(s: &str) -> Result<RedisUrl, &'static str> {
+        let s = s.trim();
+        if s.starts_with("rediss://") {
+            return Err("a redis:// URL (this build has no TLS for Redis: keep Redis on the cluster network)");
+        }
+        let host_ok = s.strip_prefix("redis://").is_some_and(|rest| {
+            let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+            !host.is_empty() && !host.starts_with('/')
+        });
+        if host_ok && !s.contains(char::is_whitespace) {
+            Ok(RedisUrl(s.to_owned()))
+        } else {
+            Err("a redis:// URL such as redis://127.0.0.1:6379")
+        }
     }
 }
 
@@ -275,7 +289,7 @@ mod tests {
 
     #[test]
     fn redis_urls_hide_their_password() {
-        let url = RedisUrl::new("redis://user:s3cret@redis.example:6380/2".to_owned());
+        let url = RedisUrl::parse("redis://user:s3cret@redis.example:6380/2").unwrap();
         assert_eq!(url.redacted(), "redis://redis.example:6380/2");
         assert!(!format!("{url:?}").contains("s3cret"));
         assert_eq!(url.expose(), "redis://user:s3cret@redis.example:6380/2");

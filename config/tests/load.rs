@@ -489,16 +489,8 @@ fn every_setting_has_a_working_env_var() {
                     tokens_per_minute: Some(1000),
                 }],
                 backend: warden_config::LimitBackend::Redis,
-                redis_url: load(
-                    None,
-                    &env(&[(
-                        "WARDEN_LIMITS__REDIS_URL",
-                        "redis://:pw@redis.internal:6380/1"
-                    )])
-                )
-                .unwrap()
-                .limits
-                .redis_url,
+                redis_url: warden_config::RedisUrl::parse("redis://:pw@redis.internal:6380/1")
+                    .unwrap(),
                 redis_prefix: "fleet-a".into(),
                 redis_timeout: Duration::from_millis(50),
                 fail_mode: warden_config::LimitFailMode::Reject,

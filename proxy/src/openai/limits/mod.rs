@@ -534,13 +534,10 @@ mod tests {
         fail_mode: LimitFailMode,
         rules: Vec<LimitConfig>,
     ) -> Arc<Limits> {
-        let env: std::collections::BTreeMap<String, String> =
-            [("WARDEN_LIMITS__REDIS_URL".to_owned(), url.to_owned())].into();
-        let redis_url = warden_config::load(None, &env).unwrap().limits.redis_url;
         Limits::new(&LimitsConfig {
             rules,
             backend: LimitBackend::Redis,
-            redis_url,
+            redis_url: warden_config::RedisUrl::parse(url).unwrap(),
             redis_prefix: unique_prefix(test),
             redis_timeout: Duration::from_millis(500),
             fail_mode,
