@@ -11,24 +11,6 @@ use serde_json::{json, Value};
 
 use common::{server_with_admin_key_cmd, Server};
 
-fn redis_url() -> Option<String> {
-    match std::env::var("WARDEN_TEST_REDIS_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            eprintln!("skipped: WARDEN_TEST_REDIS_URL is not set");
-            None
-        }
-    }
-}
-
-fn unique_prefix(test: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!("e2e-{test}-{}-{nanos}", std::process::id())
-}
-
 /// One Warden with its own data directory, forwarding to `mock`, with `limits` as given.
 async fn start(
     dir: &tempfile::TempDir,
@@ -75,14 +57,16 @@ fn header_u64(r: &reqwest::Response, name: &str) -> u64 {
 /// bounded by the reservations alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_processes_share_one_token_budget() {
-    let Some(url) = redis_url() else { return };
+    let Some(url) = warden_testkit::test_redis_url() else {
+        return;
+    };
     let _ = rustls::crypto::ring::default_provider().install_default();
     let (mock, _received) = warden_testkit::spawn().await;
     let dir = tempfile::tempdir().unwrap();
     const BUDGET: u64 = 3000;
     let limits = format!(
         "limits:\n  backend: redis\n  redis_url: {url}\n  redis_prefix: {}\n  fail_mode: reject\n  rules:\n    - per: tenant\n      tokens_per_minute: {BUDGET}\n",
-        unique_prefix("three")
+        warden_testkit::unique_redis_prefix("three")
     );
     let mut wardens = Vec::new();
     for name in ["a", "b", "c"] {
@@ -223,13 +207,15 @@ async fn an_unreachable_redis_with_fail_mode_local_limits_per_process() {
 /// A shared budget is shared across restarts too: a new process sees what the old one spent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_process_sees_the_budget_already_spent() {
-    let Some(url) = redis_url() else { return };
+    let Some(url) = warden_testkit::test_redis_url() else {
+        return;
+    };
     let _ = rustls::crypto::ring::default_provider().install_default();
     let (mock, _received) = warden_testkit::spawn().await;
     let dir = tempfile::tempdir().unwrap();
     let limits = format!(
         "limits:\n  backend: redis\n  redis_url: {url}\n  redis_prefix: {}\n  rules:\n    - per: tenant\n      requests_per_minute: 3\n",
-        unique_prefix("restart")
+        warden_testkit::unique_redis_prefix("restart")
     );
     let body = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "say:hi"}]});
     let (one, key) = start(&dir, "one", mock, &limits).await;

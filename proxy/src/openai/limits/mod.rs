@@ -510,24 +510,6 @@ mod tests {
     // The Redis backend, against a real server: these run only when WARDEN_TEST_REDIS_URL is
     // set (`.ci/run` sets it), each under a key prefix of its own.
 
-    fn redis_url() -> Option<String> {
-        match std::env::var("WARDEN_TEST_REDIS_URL") {
-            Ok(url) if !url.is_empty() => Some(url),
-            _ => {
-                eprintln!("skipped: WARDEN_TEST_REDIS_URL is not set");
-                None
-            }
-        }
-    }
-
-    fn unique_prefix(test: &str) -> String {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        format!("test-{test}-{}-{nanos}", std::process::id())
-    }
-
     fn shared(
         url: &str,
         test: &str,
@@ -538,7 +520,7 @@ mod tests {
             rules,
             backend: LimitBackend::Redis,
             redis_url: warden_config::RedisUrl::parse(url).unwrap(),
-            redis_prefix: unique_prefix(test),
+            redis_prefix: warden_testkit::unique_redis_prefix(test),
             redis_timeout: Duration::from_millis(500),
             fail_mode,
         })
@@ -548,7 +530,9 @@ mod tests {
     /// The script gives the answers the local buckets give, headers' figures included.
     #[tokio::test]
     async fn the_script_answers_as_the_local_buckets_do() {
-        let Some(url) = redis_url() else { return };
+        let Some(url) = warden_testkit::test_redis_url() else {
+            return;
+        };
         let rules = vec![
             rule(LimitScope::Key, None, Some(3), Some(5000)),
             rule(LimitScope::Tenant, None, None, Some(1000)),
@@ -610,7 +594,9 @@ mod tests {
     /// A refusal by the second rule leaves the first rule's bucket untouched in Redis.
     #[tokio::test]
     async fn the_script_is_all_or_nothing() {
-        let Some(url) = redis_url() else { return };
+        let Some(url) = warden_testkit::test_redis_url() else {
+            return;
+        };
         let r = shared(
             &url,
             "all-or-nothing",
@@ -653,7 +639,9 @@ mod tests {
 
     #[tokio::test]
     async fn settlements_and_releases_reach_redis() {
-        let Some(url) = redis_url() else { return };
+        let Some(url) = warden_testkit::test_redis_url() else {
+            return;
+        };
         let r = shared(
             &url,
             "settle",
@@ -689,7 +677,9 @@ mod tests {
 
     #[tokio::test]
     async fn concurrent_reservations_through_redis_never_overspend() {
-        let Some(url) = redis_url() else { return };
+        let Some(url) = warden_testkit::test_redis_url() else {
+            return;
+        };
         let r = shared(
             &url,
             "concurrent",

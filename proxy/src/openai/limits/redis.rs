@@ -1,5 +1,5 @@
 //! The buckets of the `redis` backend: the same arithmetic as [`super::local`], run by Redis
-//! in one Lua script per check (`reserve.lua`) and one per settlement (`adjust.lua`). Redis runs
+//! in one Lua script (`buckets.lua`) per check and per settlement. Redis runs
 //! a script to completion before any other command, so a check across several buckets is
 //! atomic across every replica; the script reads the server's clock (`TIME`), so replicas'
 //! clocks do not matter. Requires Redis 5 or later (scripts that write after `TIME`).
@@ -40,8 +40,7 @@ pub(super) struct Unavailable;
 
 pub(super) struct SharedBuckets {
     pub(super) conn: ConnectionManager,
-    reserve: Script,
-    adjust: Script,
+    script: Script,
     prefix: String,
     timeout: Duration,
     fail_mode: LimitFailMode,
@@ -60,8 +59,7 @@ impl SharedBuckets {
             .set_max_delay(COOL_DOWN);
         Ok(SharedBuckets {
             conn: ConnectionManager::new_lazy_with_config(client, manager)?,
-            reserve: Script::new(include_str!("reserve.lua")),
-            adjust: Script::new(include_str!("adjust.lua")),
+            script: Script::new(include_str!("buckets.lua")),
             prefix: config.redis_prefix.clone(),
             timeout: config.redis_timeout,
             fail_mode: config.fail_mode,
@@ -104,7 +102,8 @@ impl SharedBuckets {
             UNAVAILABLE.fetch_add(1, Ordering::Relaxed);
             return Err(Unavailable);
         }
-        let mut call = self.reserve.prepare_invoke();
+        let mut call = self.script.prepare_invoke();
+        call.arg("reserve");
         for b in buckets {
             call.key(self.key_of(b.per, b.only, b.subject, b.kind))
                 .arg(b.capacity)
@@ -133,8 +132,8 @@ impl SharedBuckets {
         if buckets.is_empty() {
             return;
         }
-        let mut call = self.adjust.prepare_invoke();
-        call.arg(delta);
+        let mut call = self.script.prepare_invoke();
+        call.arg("adjust").arg(delta);
         for (key, capacity) in buckets {
             call.key(key).arg(*capacity);
         }
@@ -183,7 +182,7 @@ pub(super) fn escape(s: &str) -> String {
     s.replace('%', "%25").replace(':', "%3A")
 }
 
-/// Reads `reserve.lua`'s answer.
+/// Reads the answer of `buckets.lua`'s reserve.
 fn parse_check(out: &[i64], buckets: usize) -> Result<Check, String> {
     if out.len() != 3 + 2 * buckets {
         return Err(format!(
