@@ -6,9 +6,10 @@
 //!
 //! Keys are `{prefix}:per:only:subject:r|t` (`only` is `*` for a rule without one; `%` and
 //! `:` inside names are percent-escaped so no two buckets share a key). The braces make the
-//! prefix a hash tag: on a Redis Cluster every key of one fleet lands in one slot, as a
-//! multi-key script requires. A bucket's key expires once it would be full again, so idle
-//! keys, agents and models cost nothing.
+//! prefix a hash tag, so the keys of one fleet would share one slot of a Redis Cluster, as a
+//! multi-key script requires; this client talks to one Redis server, not to a cluster. A
+//! bucket's key expires once it would be full again, so idle keys, agents and models cost
+//! nothing.
 
 use std::fmt::Display;
 use std::sync::atomic::{AtomicU64, Ordering};
