@@ -2,6 +2,7 @@
 
 mod cli;
 mod commands;
+mod inject;
 mod mcp;
 mod metrics;
 mod policy;
@@ -32,6 +33,10 @@ fn main() -> ExitCode {
     if let Command::Policy(cmd) = cli.command {
         return policy::run(cmd);
     }
+    // Injection rewrites YAML on stdin; it needs no configuration or data.
+    if let Command::Inject(args) = cli.command {
+        return inject::run(&args);
+    }
     let config = match load_config(&cli.common) {
         Ok(c) => c,
         Err(e) => {
@@ -48,7 +53,7 @@ fn main() -> ExitCode {
         Command::Ledger(cmd) => commands::ledger(&config, cmd),
         Command::Keys(cmd) => commands::keys(&config, cmd),
         Command::Mcp(args) => mcp::run(config, args),
-        Command::Config(_) | Command::Scan(_) | Command::Policy(_) => {
+        Command::Config(_) | Command::Scan(_) | Command::Policy(_) | Command::Inject(_) => {
             unreachable!("handled above")
         }
     }

@@ -84,6 +84,10 @@ fn describe() {
         "warden_ledger_records_appended_total",
         "Ledger records committed."
     );
+    describe_counter!(
+        "warden_limits_redis_unavailable_total",
+        "Shared-limit operations Redis did not serve (limits.fail_mode applied)."
+    );
 }
 
 /// What the scrape-time gauges are read from.
@@ -122,6 +126,8 @@ impl Sources {
             Ok(n) => metrics::gauge!("warden_escalations_open").set(n as f64),
             Err(e) => tracing::warn!(error = %e, "metrics: escalations unavailable"),
         }
+        metrics::counter!("warden_limits_redis_unavailable_total")
+            .absolute(warden_proxy::openai::redis_unavailable_total());
         self.handle.run_upkeep();
         self.handle.render()
     }

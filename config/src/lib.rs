@@ -50,7 +50,8 @@ pub use model::{
     Config, Durability, GloxiConfig, LedgerConfig, LogConfig, LogFormat, PolicyConfig, ServerConfig,
 };
 pub use proxy::{
-    glob_match, AgentConfig, ApiKeySource, EscalationMode, FailMode, LimitConfig, LimitScope,
-    ProxyConfig, TokenizerConfig, UnknownPaths, UpstreamConfig,
+    glob_match, AgentConfig, ApiKeySource, EscalationMode, FailMode, LimitBackend, LimitConfig,
+    LimitFailMode, LimitScope, LimitsConfig, ProxyConfig, RedisUrl, TokenizerConfig, UnknownPaths,
+    UpstreamConfig,
 };
 pub use schema::{settings, Setting};

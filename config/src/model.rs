@@ -4,7 +4,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::proxy::{AgentConfig, LimitConfig, ProxyConfig, TokenizerConfig, UpstreamConfig};
+use crate::proxy::{AgentConfig, LimitsConfig, ProxyConfig, TokenizerConfig, UpstreamConfig};
 
 /// Warden's whole configuration, after defaults, the file and the environment were applied.
 ///
@@ -27,8 +27,8 @@ pub struct Config {
     pub upstreams: Vec<UpstreamConfig>,
     /// The OpenAI-compatible proxy's behaviour.
     pub proxy: ProxyConfig,
-    /// Request and token limits on the data plane; none: unlimited.
-    pub limits: Vec<LimitConfig>,
+    /// Request and token limits on the data plane, and where their buckets live.
+    pub limits: LimitsConfig,
     /// Agents known at start-up, with their default intents.
     pub agents: Vec<AgentConfig>,
     /// Local Hugging Face tokenizers for non-OpenAI models.
@@ -57,7 +57,7 @@ impl Default for Config {
             log: LogConfig::default(),
             upstreams: Vec::new(),
             proxy: ProxyConfig::default(),
-            limits: Vec::new(),
+            limits: LimitsConfig::default(),
             agents: Vec::new(),
             tokenizers: Vec::new(),
             guardians: serde_json::Value::Object(serde_json::Map::new()),

@@ -14,8 +14,8 @@ use crate::items::{self, Issues, ItemField};
 use crate::mcp::{McpEscalation, McpUpstreamConfig};
 use crate::model::{Config, Durability, LogFormat};
 use crate::proxy::{
-    AgentConfig, ApiKeySource, EscalationMode, FailMode, LimitConfig, LimitScope, TokenizerConfig,
-    UnknownPaths, UpstreamConfig,
+    AgentConfig, ApiKeySource, EscalationMode, FailMode, LimitBackend, LimitConfig, LimitFailMode,
+    LimitScope, RedisUrl, TokenizerConfig, UnknownPaths, UpstreamConfig,
 };
 
 /// One setting.
@@ -196,15 +196,71 @@ pub(crate) static FIELDS: &[Field] = &[
             Ok(())
         },
     },
+    // `limits` is both a section and, written as a list, the short form of `limits.rules`.
     Field {
         path: "limits",
         default: "[]",
         set: |c, v| {
-            c.limits = items::list(v, LIMIT_FIELDS, |l| {
-                (l.requests_per_minute.is_none() && l.tokens_per_minute.is_none()).then(|| {
-                    "a limit needs `requests_per_minute`, `tokens_per_minute` or both".to_owned()
-                })
-            })?;
+            c.limits.rules = limit_rules(v)?;
+            Ok(())
+        },
+    },
+    Field {
+        path: "limits.backend",
+        default: "local",
+        set: |c, v| {
+            c.limits.backend = match v.text() {
+                Some("local") => LimitBackend::Local,
+                Some("redis") => LimitBackend::Redis,
+                _ => return Err(v.mismatch("one of `local`, `redis`").into()),
+            };
+            Ok(())
+        },
+    },
+    Field {
+        path: "limits.redis_url",
+        default: "redis://127.0.0.1:6379",
+        set: |c, v| {
+            c.limits.redis_url = redis_url(v)?;
+            Ok(())
+        },
+    },
+    Field {
+        path: "limits.redis_prefix",
+        default: "warden",
+        set: |c, v| {
+            c.limits.redis_prefix = redis_prefix(v)?;
+            Ok(())
+        },
+    },
+    Field {
+        path: "limits.redis_timeout",
+        default: "250ms",
+        set: |c, v| {
+            c.limits.redis_timeout = duration(v, Duration::from_secs(10))?;
+            if c.limits.redis_timeout.is_zero() {
+                return Err(v.mismatch("a duration above 0ms, at most 10s").into());
+            }
+            Ok(())
+        },
+    },
+    Field {
+        path: "limits.fail_mode",
+        default: "local",
+        set: |c, v| {
+            c.limits.fail_mode = match v.text() {
+                Some("local") => LimitFailMode::Local,
+                Some("reject") => LimitFailMode::Reject,
+                _ => return Err(v.mismatch("one of `local`, `reject`").into()),
+            };
+            Ok(())
+        },
+    },
+    Field {
+        path: "limits.rules",
+        default: "[]",
+        set: |c, v| {
+            c.limits.rules = limit_rules(v)?;
             Ok(())
         },
     },
@@ -608,6 +664,34 @@ fn check_secret(s: &WebhookSecretConfig) -> Option<String> {
     }
 }
 
+fn limit_rules(v: Value<'_>) -> Result<Vec<LimitConfig>, Issues> {
+    items::list(v, LIMIT_FIELDS, |l| {
+        (l.requests_per_minute.is_none() && l.tokens_per_minute.is_none())
+            .then(|| "a limit needs `requests_per_minute`, `tokens_per_minute` or both".to_owned())
+    })
+}
+
+fn redis_url(v: Value<'_>) -> Result<RedisUrl, String> {
+    v.text()
+        .ok_or("a redis:// URL such as redis://127.0.0.1:6379")
+        .and_then(RedisUrl::parse)
+        .map_err(|expected| v.mismatch(expected))
+}
+
+/// 1 to 64 of `a-z A-Z 0-9 - _ . :`.
+fn redis_prefix(v: Value<'_>) -> Result<String, String> {
+    match v.text() {
+        Some(s)
+            if (1..=64).contains(&s.len())
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)) =>
+        {
+            Ok(s.to_owned())
+        }
+        _ => Err(v.mismatch("1 to 64 letters, digits, `-`, `_`, `.` or `:`")),
+    }
+}
+
 static LIMIT_FIELDS: &[ItemField<LimitConfig>] = &[
     ItemField {
         name: "per",
@@ -977,6 +1061,7 @@ fn log_format(v: Value<'_>) -> Result<LogFormat, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proxy::LimitsConfig;
     use saphyr::LoadableYamlNode;
     use std::path::Path;
 
@@ -1015,7 +1100,14 @@ mod tests {
                 fail_mode: FailMode::Open,
                 max_body_bytes: 1,
             },
-            limits: vec![LimitConfig::default()],
+            limits: LimitsConfig {
+                rules: vec![LimitConfig::default()],
+                backend: LimitBackend::Redis,
+                redis_url: RedisUrl::parse("redis://elsewhere:1").unwrap(),
+                redis_prefix: "other".into(),
+                redis_timeout: Duration::from_secs(1),
+                fail_mode: LimitFailMode::Reject,
+            },
             agents: vec![AgentConfig::default()],
             tokenizers: vec![TokenizerConfig::default()],
             guardians: serde_json::json!({"pii": {}}),
@@ -1085,6 +1177,18 @@ mod tests {
                 "signing_key"
             ]
         );
+        assert_eq!(
+            children("limits"),
+            [
+                "backend",
+                "redis_url",
+                "redis_prefix",
+                "redis_timeout",
+                "fail_mode",
+                "rules"
+            ]
+        );
+        assert!(is_section("limits") && field("limits").is_some());
         assert!(is_section("ledger"));
         assert!(!is_section("led"));
         assert!(!is_section("ledger.origin"));

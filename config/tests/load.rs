@@ -413,6 +413,12 @@ fn every_setting_has_a_working_env_var() {
         ("proxy.fail_mode", "open"),
         ("proxy.max_body_bytes", "65536"),
         ("limits", "[{per: tenant, tokens_per_minute: 1000}]"),
+        ("limits.backend", "redis"),
+        ("limits.redis_url", "redis://:pw@redis.internal:6380/1"),
+        ("limits.redis_prefix", "fleet-a"),
+        ("limits.redis_timeout", "50ms"),
+        ("limits.fail_mode", "reject"),
+        ("limits.rules", "[{per: tenant, tokens_per_minute: 1000}]"),
         ("agents", "[{name: bot, intent: answers questions}]"),
         ("tokenizers", "[{models: [llama*], file: /t.json}]"),
         ("guardians", "{pii: {enabled: false}}"),
@@ -491,12 +497,20 @@ fn every_setting_has_a_working_env_var() {
                 fail_mode: warden_config::FailMode::Open,
                 max_body_bytes: 65536,
             },
-            limits: vec![warden_config::LimitConfig {
-                per: warden_config::LimitScope::Tenant,
-                only: None,
-                requests_per_minute: None,
-                tokens_per_minute: Some(1000),
-            }],
+            limits: warden_config::LimitsConfig {
+                rules: vec![warden_config::LimitConfig {
+                    per: warden_config::LimitScope::Tenant,
+                    only: None,
+                    requests_per_minute: None,
+                    tokens_per_minute: Some(1000),
+                }],
+                backend: warden_config::LimitBackend::Redis,
+                redis_url: warden_config::RedisUrl::parse("redis://:pw@redis.internal:6380/1")
+                    .unwrap(),
+                redis_prefix: "fleet-a".into(),
+                redis_timeout: Duration::from_millis(50),
+                fail_mode: warden_config::LimitFailMode::Reject,
+            },
             agents: vec![warden_config::AgentConfig {
                 name: "bot".into(),
                 tenant: "default".into(),
@@ -691,7 +705,7 @@ agents:
         c.upstreams[1].api_key,
         warden_config::ApiKeySource::File("/run/secrets/key".into())
     );
-    assert_eq!(c.limits[1].only.as_deref(), Some("gpt-4o*"));
+    assert_eq!(c.limits.rules[1].only.as_deref(), Some("gpt-4o*"));
     assert_eq!(c.agents[0].tenant, "acme");
 }
 
@@ -729,5 +743,60 @@ guardians: [1]
             "upstreams:\n  - {name: a, base_url: http://x}\n  - {name: a, base_url: http://y}\n"
         ),
         ["warden.yaml:2:3: upstreams: upstream name `a` is used twice"]
+    );
+}
+
+#[test]
+fn limits_as_a_section_or_as_the_short_list() {
+    let short = load_yaml("limits:\n  - per: key\n    requests_per_minute: 60\n", &[]).unwrap();
+    let long = load_yaml(
+        "limits:\n  backend: redis\n  redis_url: redis://u:secret@10.0.0.7:6379/3\n  redis_prefix: fleet:eu\n  redis_timeout: 40ms\n  fail_mode: reject\n  rules:\n    - per: key\n      requests_per_minute: 60\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(short.limits.rules, long.limits.rules);
+    assert_eq!(short.limits.backend, warden_config::LimitBackend::Local);
+    assert_eq!(long.limits.backend, warden_config::LimitBackend::Redis);
+    assert_eq!(
+        long.limits.redis_url.expose(),
+        "redis://u:secret@10.0.0.7:6379/3"
+    );
+    assert_eq!(long.limits.redis_prefix, "fleet:eu");
+    assert_eq!(long.limits.redis_timeout, Duration::from_millis(40));
+    assert_eq!(long.limits.fail_mode, warden_config::LimitFailMode::Reject);
+    // The password never reaches a log through `Debug`.
+    assert!(!format!("{long:?}").contains("secret"));
+    // The environment sets one field of the section and keeps the file's rules.
+    let mixed = load_yaml(
+        "limits:\n  - per: tenant\n    tokens_per_minute: 9\n",
+        &[
+            ("WARDEN_LIMITS__BACKEND", "redis"),
+            ("WARDEN_LIMITS__FAIL_MODE", "reject"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(mixed.limits.rules[0].tokens_per_minute, Some(9));
+    assert_eq!(mixed.limits.backend, warden_config::LimitBackend::Redis);
+}
+
+#[test]
+fn bad_limits_settings_name_the_field() {
+    assert_eq!(
+        problems(
+            "limits:\n  backend: memcached\n  redis_url: rediss://r:6379\n  redis_prefix: \"a b\"\n  redis_timeout: 0ms\n  fail_mode: open\n  colour: red\n  rules:\n    - per: planet\n"
+        ),
+        [
+            "warden.yaml:2:12: limits.backend: expected one of `local`, `redis`, found string \"memcached\"",
+            "warden.yaml:3:14: limits.redis_url: expected a redis:// URL (this build has no TLS for Redis: keep Redis on the cluster network), found string \"rediss://r:6379\"",
+            "warden.yaml:4:17: limits.redis_prefix: expected 1 to 64 letters, digits, `-`, `_`, `.` or `:`, found string \"a b\"",
+            "warden.yaml:5:18: limits.redis_timeout: expected a duration above 0ms, at most 10s, found string \"0ms\"",
+            "warden.yaml:6:14: limits.fail_mode: expected one of `local`, `reject`, found string \"open\"",
+            "warden.yaml:7:3: limits.colour: unknown field `colour`, expected one of `backend`, `redis_url`, `redis_prefix`, `redis_timeout`, `fail_mode`, `rules`",
+            "warden.yaml:9:12: limits.rules[0].per: expected one of `key`, `agent`, `tenant`, `model`, found string \"planet\"",
+        ]
+    );
+    assert_eq!(
+        problems_with_env("", &[("WARDEN_LIMITS__REDIS_URL", "http://r:6379")]),
+        ["env WARDEN_LIMITS__REDIS_URL: limits.redis_url: expected a redis:// URL such as redis://127.0.0.1:6379, found string \"http://r:6379\""]
     );
 }

@@ -3,8 +3,8 @@
 //! `Retry-After` on 429.
 //!
 //! Keys are counted by a hash of the presented bearer token, before it is authenticated: a
-//! flood of bad keys is throttled like any other. The limits are per process; limits shared
-//! by a fleet are issue 9's Redis backend.
+//! flood of bad keys is throttled like any other. These limits are per process: the data
+//! plane's `limits:` can be shared through Redis (`limits.backend`), these not yet.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;

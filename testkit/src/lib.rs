@@ -429,3 +429,24 @@ async fn responses(
     frames.push(json!({"type": "response.completed", "response": response}).to_string());
     sse(frames)
 }
+
+/// The Redis for tests that need one: `WARDEN_TEST_REDIS_URL` (which `.ci/run` sets), or `None`
+/// after saying on stderr that the test is skipped.
+pub fn test_redis_url() -> Option<String> {
+    match std::env::var("WARDEN_TEST_REDIS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            eprintln!("skipped: WARDEN_TEST_REDIS_URL is not set");
+            None
+        }
+    }
+}
+
+/// A Redis key prefix no other test, process or run shares.
+pub fn unique_redis_prefix(test: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    format!("test-{test}-{}-{nanos}", std::process::id())
+}

@@ -25,7 +25,7 @@ use warden_policy::{Evaluation, Input, Outcome};
 
 use super::error::OpenAiError;
 use super::inspect::{self, Findings, Route};
-use super::limits::{Reservation, Snapshot, Subject, DEFAULT_COMPLETION_RESERVE};
+use super::limits::{LimitError, Reservation, Snapshot, Subject, DEFAULT_COMPLETION_RESERVE};
 use super::record::{Check, Ending, RequestRecord, ResponseRecord, Usage};
 use super::upstream::Upstream;
 use super::{signals, stream, tokens, tools, trace, Plane};
@@ -453,9 +453,19 @@ async fn govern_inner(
             tenant: &principal.tenant,
             model: &model,
         };
-        match p.limits.reserve(&who, reserve) {
+        match p.limits.reserve(&who, reserve).await {
             Ok(r) => Some(r),
-            Err(refusal) => {
+            Err(LimitError::Unavailable) => {
+                return Err(OpenAiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "api_error",
+                    "limits_unavailable",
+                    "the shared rate limits cannot be checked right now (limits.fail_mode is reject); retry",
+                )
+                .with_header("x-warden-decision-id", &decision_id)
+                .with_header("retry-after", "1"));
+            }
+            Err(LimitError::Exceeded(refusal)) => {
                 signals::rate_limited(&p, &principal.tenant, &agent, &refusal.scope, refusal.what);
                 let message = match refusal.retry_after {
                     Some(_) => format!(

@@ -39,7 +39,10 @@ use warden_policy::LivePolicySet;
 pub use error::OpenAiError;
 pub use gloxi::{GovernedLlm, AGENT as GLOXI_AGENT};
 pub use inspect::{Findings, Route};
-pub use limits::{Limits, Refusal, Reservation, Snapshot, Subject};
+pub use limits::{
+    redis_unavailable_total, LimitError, Limits, LimitsSetupError, Refusal, Reservation, Snapshot,
+    Subject,
+};
 pub use tokens::{Counted, Tokenizers};
 pub use upstream::{Upstream, UpstreamError};
 
@@ -76,6 +79,8 @@ pub enum PlaneError {
     Agent { agent: String, message: String },
     #[error("HTTP client: {0}")]
     Client(String),
+    #[error(transparent)]
+    Limits(#[from] LimitsSetupError),
 }
 
 impl Plane {
@@ -122,7 +127,7 @@ impl Plane {
             guardians,
             policies,
             tokenizers,
-            limits: Limits::new(config.limits.clone()),
+            limits: Limits::new(&config.limits)?,
             config: config.proxy.clone(),
             durability: config.ledger.durability,
             intents,
