@@ -765,7 +765,8 @@ fn limits_as_a_section_or_as_the_short_list() {
     assert_eq!(long.limits.redis_timeout, Duration::from_millis(40));
     assert_eq!(long.limits.fail_mode, warden_config::LimitFailMode::Reject);
     // The password never reaches a log through `Debug`.
-    assert!(!format!("{long:?}").contains("secret"));
+    assert!(!format!("{long:?}").contains(":secret@"));
+    assert!(!format!("{:?}", long.limits).contains("secret"));
     // The environment sets one field of the section and keeps the file's rules.
     let mixed = load_yaml(
         "limits:\n  - per: tenant\n    tokens_per_minute: 9\n",
