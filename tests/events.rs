@@ -404,27 +404,18 @@ fn signed_deliveries_retry_until_processed_once() {
 
     // A deleted webhook gets nothing more.
     let hid = hook["id"].as_str().unwrap();
-    let (status, _) = http(
-        addr,
-        "DELETE",
-        &format!("/v1/governance-events/webhooks/{hid}"),
-        Some(&admin),
-        "application/json",
-        b"",
-    );
+    let status = delete_webhook(addr, &admin, hid);
     assert_eq!(status, 204);
     publish(addr, &admin, "fnd_10", None);
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(receiver.processed().len(), 1);
-    let (status, _) = http(
-        addr,
-        "DELETE",
-        &format!("/v1/governance-events/webhooks/{hid}"),
-        Some(&admin),
-        "application/json",
-        b"",
-    );
+    let status = delete_webhook(addr, &admin, hid);
     assert_eq!(status, 404);
+}
+
+fn delete_webhook(addr: SocketAddr, key: &str, id: &str) -> u16 {
+    let path = format!("/v1/governance-events/webhooks/{id}");
+    http(addr, "DELETE", &path, Some(key), "application/json", b"").0
 }
 
 fn publish_type(addr: SocketAddr, key: &str, event_type: &str) {
