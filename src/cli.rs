@@ -49,6 +49,11 @@ pub enum Command {
     /// Policy packs: check, table-test and sign.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Add the Warden sidecar to Kubernetes workloads (Pod, Deployment, StatefulSet, DaemonSet,
+    /// ReplicaSet, Job, CronJob, or a List of them) read as YAML on stdin, one or more
+    /// documents; write them to stdout. Other documents pass through. Running it twice changes
+    /// nothing more. Comments are not kept.
+    Inject(InjectArgs),
     /// Serve the governance tools over MCP on stdin/stdout (for desktop clients): from the data
     /// directory, or with --connect by relaying to a running Warden's /mcp.
     Mcp(McpArgs),
@@ -138,6 +143,27 @@ pub struct ScanArgs {
     /// Guardian settings (thresholds and actions) as a JSON file; built-in defaults otherwise.
     #[arg(long, value_name = "FILE")]
     pub guardians: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct InjectArgs {
+    /// The Warden container image.
+    #[arg(long, default_value = concat!("warden:", env!("CARGO_PKG_VERSION")))]
+    pub image: String,
+    /// The ConfigMap holding `warden.yaml`.
+    #[arg(long, default_value = "warden-config", value_name = "NAME")]
+    pub config_map: String,
+    /// The ConfigMap holding the policy packs (optional in the pod: none means the built-in
+    /// pack), reloaded when it changes.
+    #[arg(long, default_value = "warden-policies", value_name = "NAME")]
+    pub policies: String,
+    /// The Secret holding the ledger signing key (`ledger.key`) and the upstream keys.
+    #[arg(long, default_value = "warden-secrets", value_name = "NAME")]
+    pub secret: String,
+    /// A Secret holding the agent's Warden API key under `api-key`: the agent containers'
+    /// OPENAI_API_KEY is then read from it.
+    #[arg(long, value_name = "NAME")]
+    pub api_key_secret: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -2,17 +2,20 @@
 
 mod cli;
 mod commands;
+mod inject;
 mod mcp;
+mod metrics;
 mod policy;
 mod scan;
 mod serve;
 mod stores;
+mod telemetry;
 mod verify;
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use warden_config::{Config, LogFormat, ProcessEnv};
+use warden_config::{Config, ProcessEnv};
 
 use cli::{Cli, Command, Common};
 
@@ -31,6 +34,10 @@ fn main() -> ExitCode {
     if let Command::Policy(cmd) = cli.command {
         return policy::run(cmd);
     }
+    // Injection rewrites YAML on stdin; it needs no configuration or data.
+    if let Command::Inject(args) = cli.command {
+        return inject::run(&args);
+    }
     let config = match load_config(&cli.common) {
         Ok(c) => c,
         Err(e) => {
@@ -38,7 +45,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(&config);
+    // Held to the end of `main`: dropping it flushes the spans still buffered.
+    let _telemetry = telemetry::init(&config);
     match cli.command {
         Command::Serve(args) => serve::run(config, args),
         Command::Keygen(args) => commands::keygen(&config, args),
@@ -46,7 +54,7 @@ fn main() -> ExitCode {
         Command::Ledger(cmd) => commands::ledger(&config, cmd),
         Command::Keys(cmd) => commands::keys(&config, cmd),
         Command::Mcp(args) => mcp::run(config, args),
-        Command::Config(_) | Command::Scan(_) | Command::Policy(_) => {
+        Command::Config(_) | Command::Scan(_) | Command::Policy(_) | Command::Inject(_) => {
             unreachable!("handled above")
         }
     }
@@ -59,18 +67,4 @@ fn load_config(common: &Common) -> Result<Config, warden_config::ConfigError> {
         config.data_dir = dir.clone();
     }
     Ok(config)
-}
-
-fn init_logging(config: &Config) {
-    use tracing_subscriber::EnvFilter;
-    // The configuration validated the directive; fall back to `info` rather than go silent.
-    let filter = EnvFilter::try_new(&config.log.level).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    match config.log.format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
 }

@@ -86,12 +86,42 @@ async fn stdio(config: Config, key: Option<String>) -> anyhow::Result<()> {
     let ledger = Arc::new(ledger);
     let store = Arc::new(store);
     let (policies, _watcher) = crate::serve::load_policies(&config)?;
-    let decisions = Arc::new(Decisions::new(store, ledger.clone(), policies.clone()));
+    let decisions = Arc::new(Decisions::new(
+        store.clone(),
+        ledger.clone(),
+        policies.clone(),
+    ));
+    // Registrations made here are delivered by `warden serve` on this data directory.
+    let (secrets, targets) = crate::serve::webhook_settings(&config)?;
+    let webhooks = Arc::new(warden_governance::Webhooks::new(
+        store.clone(),
+        decisions.events().clone(),
+        secrets,
+        targets,
+    ));
+    let gloxi = if config.gloxi.model.is_some() {
+        // Governed LLM calls need the data plane, in process (no listener is opened).
+        let (_, plane) =
+            crate::serve::data_plane(&config, &store, &ledger, &decisions, &webhooks, &policies)
+                .await?;
+        crate::serve::gloxi(&config, &store, &plane)?
+    } else {
+        // Without an LLM nothing of the data plane is needed; the guardians compile at the
+        // first question, so that the server answers `initialize` at once.
+        let guardians: GuardianConfig = serde_json::from_value(config.guardians.clone())
+            .map_err(|e| anyhow::anyhow!("guardians: {e}"))?;
+        Arc::new(warden_governance::gloxi::Gloxi::with_lazy_guardians(
+            store.clone(),
+            guardians,
+        ))
+    };
     let core = Arc::new(warden_mcp::Core {
         decisions,
+        webhooks,
         ledger: ledger.clone(),
         federation: federation(&config, &ledger, &policies)?,
         policies,
+        gloxi,
     });
     tracing::info!(tenant = %principal.tenant, key = %principal.key_id, "MCP server on stdio");
     let served = warden_mcp::serve_stdio(core, principal).await;
@@ -106,13 +136,17 @@ pub async fn http_router(
     store: &Arc<Store>,
     ledger: &Arc<Ledger>,
     decisions: &Arc<Decisions>,
+    webhooks: &Arc<warden_governance::Webhooks>,
     policies: &Arc<LivePolicySet>,
+    gloxi: &Arc<warden_governance::gloxi::Gloxi>,
 ) -> anyhow::Result<axum::Router> {
     let core = Arc::new(warden_mcp::Core {
         decisions: decisions.clone(),
+        webhooks: webhooks.clone(),
         ledger: ledger.clone(),
         policies: policies.clone(),
         federation: federation(config, ledger, policies)?,
+        gloxi: gloxi.clone(),
     });
     let options = warden_mcp::HttpOptions {
         allowed_hosts: config.mcp.allowed_hosts.clone(),

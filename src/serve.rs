@@ -45,13 +45,18 @@ pub fn run(mut config: Config, args: ServeArgs) -> ExitCode {
     }
 }
 
-/// What the handlers of this stage share.
+/// What the admin handlers share.
 struct AppState {
     ledger: Arc<Ledger>,
     store: Arc<warden_governance::Store>,
+    metrics: crate::metrics::Sources,
+    webhooks: Arc<warden_governance::Webhooks>,
+    upstreams: Vec<String>,
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    // First, so that everything after reports to it.
+    let metrics_handle = crate::metrics::install()?;
     let pg = tokio::task::spawn_blocking({
         let config = config.clone();
         move || crate::stores::connect(&config)
@@ -94,28 +99,60 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         ledger.clone(),
         policies.clone(),
     ));
-    let mcp = crate::mcp::http_router(&config, &store, &ledger, &decisions, &policies).await?;
-    let api_state = Arc::new(warden_proxy::ApiState {
-        limits: Arc::new(warden_proxy::RequestLimits::per_minute(
-            u32::try_from(config.server.requests_per_minute).unwrap_or(u32::MAX),
-        )),
-        store: store.clone(),
-        ledger: ledger.clone(),
-        decisions,
+    let (secrets, targets) = webhook_settings(&config)?;
+    let webhooks = Arc::new(warden_governance::Webhooks::new(
+        store.clone(),
+        decisions.events().clone(),
+        secrets.clone(),
+        targets.clone(),
+    ));
+    let dispatcher = warden_governance::Dispatcher::new(
+        store.clone(),
+        decisions.events().clone(),
+        secrets,
+        targets,
+        warden_governance::DispatcherOptions {
+            timeout: config.events.delivery_timeout,
+            max_attempts: u32::try_from(config.events.max_attempts).unwrap_or(u32::MAX),
+            retry_base: config.events.retry_base,
+            retry_max: config.events.retry_max,
+            endpoint_concurrency: config.events.endpoint_concurrency,
+        },
+    )?;
+    let events = decisions.events().clone();
+    let (api_state, plane) =
+        data_plane(&config, &store, &ledger, &decisions, &webhooks, &policies).await?;
+    let gloxi = gloxi(&config, &store, &plane)?;
+    // The index is built in the background, so the first question does not wait for it.
+    tokio::spawn({
+        let g = gloxi.clone();
+        async move { g.warm_up().await }
     });
-    let plane = {
-        let (config, api_state) = (config.clone(), api_state.clone());
-        tokio::task::spawn_blocking(move || {
-            warden_proxy::openai::Plane::new(&config, api_state, policies)
-        })
-        .await??
-    };
+    let mcp = crate::mcp::http_router(
+        &config, &store, &ledger, &decisions, &webhooks, &policies, &gloxi,
+    )
+    .await?;
+    let chat = warden_proxy::chat::router(Arc::new(warden_proxy::chat::ChatState {
+        api: api_state.clone(),
+        gloxi,
+    }));
     if config.upstreams.is_empty() {
         tracing::info!("no upstreams configured: the OpenAI routes answer 503 until one is added");
     } else {
         tracing::info!(upstreams = ?plane.upstream_names(), "OpenAI-compatible proxy ready");
     }
-    let state = Arc::new(AppState { ledger, store });
+    let state = Arc::new(AppState {
+        metrics: crate::metrics::Sources {
+            handle: metrics_handle,
+            ledger: ledger.clone(),
+            decisions: api_state.decisions.clone(),
+            webhooks: api_state.webhooks.clone(),
+        },
+        webhooks: api_state.webhooks.clone(),
+        upstreams: plane.upstream_names(),
+        ledger,
+        store,
+    });
 
     let api = TcpListener::bind(config.server.listen)
         .await
@@ -129,12 +166,20 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(addr = %admin_addr, "admin listening");
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    let dispatcher_task = dispatcher.spawn(stop_rx.clone());
+    let checkpoint_task = events.spawn_checkpoint_events(
+        state.ledger.clone(),
+        config.events.checkpoint_interval,
+        stop_rx.clone(),
+    );
     let api_task = tokio::spawn(
         axum::serve(
             api,
             warden_proxy::router(api_state)
+                .merge(chat)
                 .merge(warden_proxy::openai::router(plane))
-                .merge(mcp),
+                .merge(mcp)
+                .layer(axum::middleware::from_fn(warden_proxy::metrics::track)),
         )
         .with_graceful_shutdown(wait_for(stop_rx.clone()))
         .into_future(),
@@ -156,10 +201,72 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if drained.is_err() {
         tracing::warn!("shutdown grace period elapsed with requests still open");
     }
+    let _ = checkpoint_task.await;
+    let _ = dispatcher_task.await;
     // Every append already queued is committed before the writer stops.
     state.ledger.shutdown().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The REST routes' state and the data plane (which Gloxi's governed LLM calls use in process).
+pub(crate) async fn data_plane(
+    config: &Config,
+    store: &Arc<warden_governance::Store>,
+    ledger: &Arc<Ledger>,
+    decisions: &Arc<warden_governance::Decisions>,
+    webhooks: &Arc<warden_governance::Webhooks>,
+    policies: &Arc<warden_policy::LivePolicySet>,
+) -> anyhow::Result<(
+    Arc<warden_proxy::ApiState>,
+    Arc<warden_proxy::openai::Plane>,
+)> {
+    let api_state = Arc::new(warden_proxy::ApiState {
+        limits: Arc::new(warden_proxy::RequestLimits::per_minute(
+            u32::try_from(config.server.requests_per_minute).unwrap_or(u32::MAX),
+        )),
+        store: store.clone(),
+        ledger: ledger.clone(),
+        decisions: decisions.clone(),
+        webhooks: webhooks.clone(),
+    });
+    let plane = {
+        let (config, api_state, policies) = (config.clone(), api_state.clone(), policies.clone());
+        tokio::task::spawn_blocking(move || {
+            warden_proxy::openai::Plane::new(&config, api_state, policies)
+        })
+        .await??
+    };
+    Ok((api_state, plane))
+}
+
+/// Gloxi, with the governed LLM of `gloxi.model` if one is configured (it must be served by
+/// one of `upstreams`).
+pub(crate) fn gloxi(
+    config: &Config,
+    store: &Arc<warden_governance::Store>,
+    plane: &Arc<warden_proxy::openai::Plane>,
+) -> anyhow::Result<Arc<warden_governance::gloxi::Gloxi>> {
+    let generator: Option<Arc<dyn warden_governance::gloxi::Generate>> = match &config.gloxi.model
+    {
+        None => None,
+        Some(model) if !plane.serves(model) => anyhow::bail!(
+            "gloxi.model: no upstream serves the model `{model}`; add it to an upstream's `models` or set gloxi.model to null"
+        ),
+        Some(model) => {
+            tracing::info!(model = %model, "Gloxi generates answers through the governed proxy path (agent `gloxi`)");
+            Some(Arc::new(warden_proxy::openai::GovernedLlm::new(
+                plane.clone(),
+                model.clone(),
+                config.gloxi.max_tokens,
+            )))
+        }
+    };
+    Ok(Arc::new(warden_governance::gloxi::Gloxi::new(
+        store.clone(),
+        plane.guardians(),
+        generator,
+    )))
 }
 
 /// The packs of `policy.dir`, watched for changes, or the built-in pack. An invalid directory
@@ -193,6 +300,38 @@ pub(crate) fn load_policies(
     Ok((live, Some(watcher)))
 }
 
+/// The webhook signing secrets of `events.webhook_secrets` (read now, so that a missing one
+/// stops start-up with its alias named) and the targets' allow-list.
+pub(crate) fn webhook_settings(
+    config: &Config,
+) -> anyhow::Result<(
+    warden_governance::WebhookSecrets,
+    warden_governance::TargetPolicy,
+)> {
+    let mut secrets = warden_governance::WebhookSecrets::default();
+    for s in &config.events.webhook_secrets {
+        let value = match (&s.env, &s.file) {
+            (Some(var), _) => std::env::var(var).map_err(|_| {
+                anyhow::anyhow!(
+                    "events.webhook_secrets[{}]: the environment variable {var} is not set",
+                    s.alias
+                )
+            })?,
+            (None, Some(path)) => std::fs::read_to_string(path).map_err(|e| {
+                anyhow::anyhow!(
+                    "events.webhook_secrets[{}]: {}: {e}",
+                    s.alias,
+                    path.display()
+                )
+            })?,
+            (None, None) => unreachable!("the configuration requires env or file"),
+        };
+        secrets.insert(&s.alias, &value)?;
+    }
+    let targets = warden_governance::TargetPolicy::new(config.events.allowed_targets.clone());
+    Ok((secrets, targets))
+}
+
 async fn wait_for(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
 }
@@ -216,6 +355,7 @@ fn admin_router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
         .fallback(not_found)
         .with_state(state)
 }
@@ -228,30 +368,67 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response {
     (status, Json(json!({"code": code, "message": message}))).into_response()
 }
 
-/// Ready when the ledger and the governance store answer; 503 naming the failing component.
+/// `/metrics` in the Prometheus text format.
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    match tokio::task::spawn_blocking(move || state.metrics.render()).await {
+        Ok(text) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(_) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "metrics unavailable",
+        ),
+    }
+}
+
+/// Ready when the ledger (its store and its writer), the governance store and the webhook
+/// queue answer; 503 naming the failing component. Upstreams are reported (configured or not) without being called: a
+/// provider's outage must not take every sidecar out of its Service.
 async fn ready(State(state): State<Arc<AppState>>) -> Response {
     let st = state.clone();
-    let checked =
-        tokio::task::spawn_blocking(move || (st.ledger.reader().size(), st.store.ping())).await;
-    let Ok((ledger, store)) = checked else {
+    let checked = tokio::task::spawn_blocking(move || {
+        (
+            st.ledger.reader().size(),
+            st.store.ping(),
+            st.webhooks.queue_depths(),
+        )
+    })
+    .await;
+    let Ok((ledger, store, queue)) = checked else {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
             "not_ready",
             "readiness check failed",
         );
     };
-    let ready = ledger.is_ok() && store.is_ok();
+    let writer = state.ledger.writer_running();
+    let ready = ledger.is_ok() && writer && store.is_ok() && queue.is_ok();
     let ledger = match ledger {
-        Ok(records) => json!({"status": "up", "records": records}),
+        Ok(records) if writer => json!({"status": "up", "records": records}),
+        Ok(_) => json!({"status": "down", "error": "the ledger writer has stopped"}),
         Err(e) => json!({"status": "down", "error": e.to_string()}),
     };
     let store = match store {
         Ok(()) => json!({"status": "up"}),
         Err(e) => json!({"status": "down", "error": e.to_string()}),
     };
+    let queue = match queue {
+        Ok(d) => json!({"status": "up", "pending": d.pending, "dead_letters": d.dead}),
+        Err(e) => json!({"status": "down", "error": e.to_string()}),
+    };
+    let upstreams = json!({
+        "status": if state.upstreams.is_empty() { "none_configured" } else { "configured" },
+        "names": state.upstreams,
+    });
     let body = Json(json!({
         "status": if ready { "ready" } else { "not_ready" },
-        "components": {"ledger": ledger, "store": store},
+        "components": {"ledger": ledger, "store": store, "webhook_queue": queue, "upstreams": upstreams},
     }));
     if ready {
         body.into_response()

@@ -52,7 +52,7 @@ fn refused(r: CallToolResult) -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
-const TOOLS: [&str; 13] = [
+const TOOLS: [&str; 21] = [
     "register_intent",
     "propose_decision",
     "inscribe_decision",
@@ -66,6 +66,14 @@ const TOOLS: [&str; 13] = [
     "verify_lineage",
     "get_client_summary",
     "get_governance_efficiency",
+    "list_governance_events",
+    "publish_governance_event",
+    "register_webhook",
+    "list_webhooks",
+    "delete_webhook",
+    "list_dead_letters",
+    "replay_dead_letters",
+    "ask_gloxi",
 ];
 
 /// Replaces `$ref`s into the OpenAPI components with their schemas.
@@ -138,6 +146,9 @@ async fn http_tools_mirror_rest_and_govern_the_three_steps() {
         ("inscribe_decision", "Inscribe"),
         ("evaluate_action", "Evaluate"),
         ("register_agent", "RegisterAgent"),
+        ("publish_governance_event", "PublishEvent"),
+        ("register_webhook", "RegisterWebhook"),
+        ("replay_dead_letters", "Replay"),
     ] {
         let t = tools.iter().find(|t| t.name == tool).unwrap();
         assert_eq!(
@@ -159,6 +170,75 @@ async fn http_tools_mirror_rest_and_govern_the_three_steps() {
     );
 
     let inscribed = three_steps(&c).await;
+    // The proposal is in the event stream, as REST shows it.
+    let events = ok(call(
+        &c,
+        "list_governance_events",
+        json!({"event_type": "decision.made", "limit": 10}),
+    )
+    .await);
+    assert_eq!(events["count"], 1, "{events}");
+    assert_eq!(events["events"][0]["payload"]["verdict"], "ALLOW");
+    let (_, rest) = get_as(
+        server.api,
+        "/v1/governance-events?event_type=decision.made",
+        &key,
+    );
+    assert_eq!(rest["events"], events["events"]);
+    let published = ok(call(
+        &c,
+        "publish_governance_event",
+        json!({"event_type": "risk_score.changed", "source_table": "agents", "source_id": "agt-7",
+               "trigger_reason": "recomputed", "score_before": 10, "score_after": 30,
+               "idempotency_key": "mcp-1"}),
+    )
+    .await);
+    assert_eq!(published["created"], true);
+    let again = ok(call(
+        &c,
+        "publish_governance_event",
+        json!({"event_type": "risk_score.changed", "source_table": "agents", "source_id": "agt-7",
+               "trigger_reason": "recomputed", "idempotency_key": "mcp-1"}),
+    )
+    .await);
+    assert_eq!(again["created"], false);
+    assert_eq!(again["event"]["id"], published["event"]["id"]);
+    let e = refused(call(&c, "list_governance_events", json!({"limit": 500})).await);
+    assert_eq!(e["field"], "limit", "{e}");
+    // Webhooks: the same checks as REST (no secret is configured here, and internal targets
+    // are refused).
+    let e = refused(
+        call(
+            &c,
+            "register_webhook",
+            json!({"target_url": "https://169.254.169.254/latest", "hmac_secret_alias": "primary"}),
+        )
+        .await,
+    );
+    assert_eq!(e["field"], "hmac_secret_alias", "{e}");
+    assert_eq!(
+        ok(call(&c, "list_webhooks", json!({})).await)["webhooks"],
+        json!([])
+    );
+    assert_eq!(
+        ok(call(&c, "list_dead_letters", json!({})).await)["dead_letters"],
+        json!([])
+    );
+    let e = refused(call(&c, "delete_webhook", json!({"webhook_id": "whk_none"})).await);
+    assert_eq!(e["code"], "not_found", "{e}");
+    let e = refused(
+        call(
+            &c,
+            "replay_dead_letters",
+            json!({"delivery_ids": ["msg_none"]}),
+        )
+        .await,
+    );
+    assert_eq!(e["code"], "not_found", "{e}");
+    assert_eq!(
+        ok(call(&c, "replay_dead_letters", json!({})).await)["replayed"],
+        0
+    );
     let decision_id = inscribed["decision_id"].as_str().unwrap();
     let f = ok(call(&c, "get_forensics", json!({"decision_id": decision_id})).await);
     assert_eq!(f["record_hash"], inscribed["record_hash"]);

@@ -287,6 +287,35 @@ async fn proxied_calls_are_allowed_redacted_blocked_escalated_and_inscribed() {
     );
     assert!(export.contains("\"outcome\":\"blocked\""), "{export}");
     assert!(export.contains("\"resolution\":\"APPROVE\""), "{export}");
+
+    // The refusals and findings are governance events too.
+    let (status, events) = get_as(server.api, "/v1/governance-events?limit=100", &admin);
+    assert_eq!(status, 200);
+    let of = |t: &str| -> Vec<Value> {
+        events["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["event_type"] == t && e["source_table"] == "mcp_calls")
+            .cloned()
+            .collect()
+    };
+    let violations = of("policy.violation.detected");
+    assert!(
+        violations
+            .iter()
+            .any(|v| v["payload"]["reason_codes"] == json!(["DESTRUCTIVE_COMMAND"])),
+        "{events}"
+    );
+    let fired = of("guardian.trigger.fired");
+    assert!(
+        fired.iter().any(|f| f["trigger_reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("tools__read_card")),
+        "{events}"
+    );
+    assert!(!events.to_string().contains("4111"));
     c.cancel().await.unwrap();
 }
 

@@ -33,6 +33,7 @@
 
 mod env;
 mod error;
+mod events;
 mod items;
 mod load;
 mod mcp;
@@ -42,13 +43,16 @@ mod schema;
 
 pub use env::{Env, ProcessEnv};
 pub use error::{ConfigError, Problem, ProblemOrigin, Problems};
+pub use events::{EventsConfig, OtlpProtocol, TelemetryConfig, WebhookSecretConfig};
 pub use load::{check, load};
 pub use mcp::{McpConfig, McpEscalation, McpUpstreamConfig};
 pub use model::{
-    Config, Durability, LedgerConfig, LogConfig, LogFormat, PolicyConfig, ServerConfig, StoreConfig,
+    Config, Durability, GloxiConfig, LedgerConfig, LogConfig, LogFormat, PolicyConfig,
+    ServerConfig, StoreConfig,
 };
 pub use proxy::{
-    glob_match, AgentConfig, ApiKeySource, EscalationMode, FailMode, LimitConfig, LimitScope,
-    ProxyConfig, TokenizerConfig, UnknownPaths, UpstreamConfig,
+    glob_match, AgentConfig, ApiKeySource, EscalationMode, FailMode, LimitBackend, LimitConfig,
+    LimitFailMode, LimitScope, LimitsConfig, ProxyConfig, RedisUrl, TokenizerConfig, UnknownPaths,
+    UpstreamConfig,
 };
 pub use schema::{settings, Setting};

@@ -124,7 +124,12 @@ impl FileWalker<'_> {
             } else {
                 format!("{section}.{name}")
             };
-            if let Some(field) = schema::field(&path) {
+            let mapping = matches!(&schema::untag(value).data, YamlDataOwned::Mapping(_));
+            if mapping && schema::is_section(&path) {
+                // A section that is also a field (`limits`) takes a mapping as the section and
+                // anything else as the field's short form.
+                self.walk(value, &path);
+            } else if let Some(field) = schema::field(&path) {
                 if let Err(issues) = (field.set)(self.config, Value::Yaml(value)) {
                     for issue in issues.0 {
                         let at = issue.at.unwrap_or(value.span.start);
@@ -133,7 +138,6 @@ impl FileWalker<'_> {
                 }
             } else if schema::is_section(&path) {
                 match &schema::untag(value).data {
-                    YamlDataOwned::Mapping(_) => self.walk(value, &path),
                     // `server:` with nothing under it: keep the defaults.
                     YamlDataOwned::Value(ScalarOwned::Null) => {}
                     _ => {

@@ -4,7 +4,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::proxy::{AgentConfig, LimitConfig, ProxyConfig, TokenizerConfig, UpstreamConfig};
+use crate::proxy::{AgentConfig, LimitsConfig, ProxyConfig, TokenizerConfig, UpstreamConfig};
 
 /// Warden's whole configuration, after defaults, the file and the environment were applied.
 ///
@@ -29,8 +29,8 @@ pub struct Config {
     pub upstreams: Vec<UpstreamConfig>,
     /// The OpenAI-compatible proxy's behaviour.
     pub proxy: ProxyConfig,
-    /// Request and token limits on the data plane; none: unlimited.
-    pub limits: Vec<LimitConfig>,
+    /// Request and token limits on the data plane, and where their buckets live.
+    pub limits: LimitsConfig,
     /// Agents known at start-up, with their default intents.
     pub agents: Vec<AgentConfig>,
     /// Local Hugging Face tokenizers for non-OpenAI models.
@@ -41,6 +41,12 @@ pub struct Config {
     pub guardians: serde_json::Value,
     /// The MCP endpoint and the MCP proxy's upstreams.
     pub mcp: crate::McpConfig,
+    /// Governance events and webhook delivery.
+    pub events: crate::EventsConfig,
+    /// Trace export (OpenTelemetry).
+    pub telemetry: crate::TelemetryConfig,
+    /// Gloxi, the regulatory assistant.
+    pub gloxi: GloxiConfig,
 }
 
 impl Default for Config {
@@ -54,11 +60,33 @@ impl Default for Config {
             log: LogConfig::default(),
             upstreams: Vec::new(),
             proxy: ProxyConfig::default(),
-            limits: Vec::new(),
+            limits: LimitsConfig::default(),
             agents: Vec::new(),
             tokenizers: Vec::new(),
             guardians: serde_json::Value::Object(serde_json::Map::new()),
             mcp: crate::McpConfig::default(),
+            events: crate::EventsConfig::default(),
+            telemetry: crate::TelemetryConfig::default(),
+            gloxi: GloxiConfig::default(),
+        }
+    }
+}
+
+/// Gloxi, the regulatory assistant (`gloxi:` in the file).
+#[derive(Clone, Debug, PartialEq)]
+pub struct GloxiConfig {
+    /// The model that writes answers, served by one of `upstreams` and called through the
+    /// governed proxy path as agent `gloxi`. `None` (the default): extractive answers, no LLM.
+    pub model: Option<String>,
+    /// Completion budget of one generated answer, 16 to 32768. Default 800.
+    pub max_tokens: u32,
+}
+
+impl Default for GloxiConfig {
+    fn default() -> Self {
+        GloxiConfig {
+            model: None,
+            max_tokens: 800,
         }
     }
 }

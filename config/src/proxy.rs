@@ -142,6 +142,102 @@ pub struct LimitConfig {
     pub tokens_per_minute: Option<u64>,
 }
 
+/// Where the limits' buckets live (`limits.backend`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LimitBackend {
+    /// In this process: each replica enforces the limits on its own traffic.
+    #[default]
+    Local,
+    /// In Redis, shared by every replica pointed at it, checked and reserved by one atomic
+    /// script.
+    Redis,
+}
+
+/// What a call meets when Redis cannot answer in time (`limits.fail_mode`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LimitFailMode {
+    /// Count against this process's own buckets until Redis answers again: the limits still
+    /// hold per replica, so a Redis outage neither stops the agents nor lifts every limit.
+    #[default]
+    Local,
+    /// Refuse the call (503): for budgets that must never be overspent across the fleet.
+    Reject,
+}
+
+/// A `redis://` URL. It may hold a password, so `Debug` shows only the scheme and host.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisUrl(String);
+
+impl RedisUrl {
+    /// The URL as written, password included: for opening the connection, never for logs.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// `redis://host:port/db`, without user or password.
+    pub fn redacted(&self) -> String {
+        let rest = self.0.strip_prefix("redis://").unwrap_or(&self.0);
+        let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+        format!("redis://{host}")
+    }
+
+    /// `redis://[user:password@]host[:port][/db]`; `Err` says what was expected. TLS
+    /// (`rediss://`) is not built in.
+    pub fn parse(s: &str) -> Result<RedisUrl, &'static str> {
+        let s = s.trim();
+        if s.starts_with("rediss://") {
+            return Err("a redis:// URL (this build has no TLS for Redis: keep Redis on the cluster network)");
+        }
+        let host_ok = s.strip_prefix("redis://").is_some_and(|rest| {
+            let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+            !host.is_empty() && !host.starts_with('/')
+        });
+        if host_ok && !s.contains(char::is_whitespace) {
+            Ok(RedisUrl(s.to_owned()))
+        } else {
+            Err("a redis:// URL such as redis://127.0.0.1:6379")
+        }
+    }
+}
+
+impl std::fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RedisUrl({:?})", self.redacted())
+    }
+}
+
+/// The data plane's request and token limits (`limits:` in the file). A list written directly
+/// under `limits:` is the `rules` alone, with the other settings at their defaults.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LimitsConfig {
+    /// The limits; none: unlimited.
+    pub rules: Vec<LimitConfig>,
+    /// Default [`LimitBackend::Local`].
+    pub backend: LimitBackend,
+    /// The Redis server of the `redis` backend. Default `redis://127.0.0.1:6379`.
+    pub redis_url: RedisUrl,
+    /// Prefix of every key Warden writes in Redis, so several fleets (or tests) can share one
+    /// server. Default `warden`.
+    pub redis_prefix: String,
+    /// How long a limit check may wait for Redis before the fail mode applies. Default 250 ms.
+    pub redis_timeout: Duration,
+    /// Default [`LimitFailMode::Local`].
+    pub fail_mode: LimitFailMode,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            rules: Vec::new(),
+            backend: LimitBackend::Local,
+            redis_url: RedisUrl("redis://127.0.0.1:6379".to_owned()),
+            redis_prefix: "warden".to_owned(),
+            redis_timeout: Duration::from_millis(250),
+            fail_mode: LimitFailMode::Local,
+        }
+    }
+}
+
 /// An agent known at start-up (`agents:` in the file): its default intent is registered once.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AgentConfig {
@@ -189,7 +285,15 @@ pub fn glob_match(glob: &str, name: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::glob_match;
+    use super::{glob_match, RedisUrl};
+
+    #[test]
+    fn redis_urls_hide_their_password() {
+        let url = RedisUrl::parse("redis://user:s3cret@redis.example:6380/2").unwrap();
+        assert_eq!(url.redacted(), "redis://redis.example:6380/2");
+        assert!(!format!("{url:?}").contains("s3cret"));
+        assert_eq!(url.expose(), "redis://user:s3cret@redis.example:6380/2");
+    }
 
     #[test]
     fn globs() {

@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use saphyr::{MarkedYamlOwned, ScalarOwned, YamlDataOwned};
 
+use crate::events::WebhookSecretConfig;
 use crate::items::{self, Issues, ItemField};
 use crate::mcp::{McpEscalation, McpUpstreamConfig};
 use crate::model::{Config, Durability, LogFormat};
 use crate::proxy::{
-    AgentConfig, ApiKeySource, EscalationMode, FailMode, LimitConfig, LimitScope, TokenizerConfig,
-    UnknownPaths, UpstreamConfig,
+    AgentConfig, ApiKeySource, EscalationMode, FailMode, LimitBackend, LimitConfig, LimitFailMode,
+    LimitScope, RedisUrl, TokenizerConfig, UnknownPaths, UpstreamConfig,
 };
 
 /// One setting.
@@ -203,15 +204,71 @@ pub(crate) static FIELDS: &[Field] = &[
             Ok(())
         },
     },
+    // `limits` is both a section and, written as a list, the short form of `limits.rules`.
     Field {
         path: "limits",
         default: "[]",
         set: |c, v| {
-            c.limits = items::list(v, LIMIT_FIELDS, |l| {
-                (l.requests_per_minute.is_none() && l.tokens_per_minute.is_none()).then(|| {
-                    "a limit needs `requests_per_minute`, `tokens_per_minute` or both".to_owned()
-                })
-            })?;
+            c.limits.rules = limit_rules(v)?;
+            Ok(())
+        },
+    },
+    Field {
+        path: "limits.backend",
+        default: "local",
+        set: |c, v| {
+            c.limits.backend = match v.text() {
+                Some("local") => LimitBackend::Local,
+                Some("redis") => LimitBackend::Redis,
+                _ => return Err(v.mismatch("one of `local`, `redis`").into()),
+            };
+            Ok(())
+        },
+    },
+    Field {
+        path: "limits.redis_url",
+        default: "redis://127.0.0.1:6379",
+        set: |c, v| {
+            c.limits.redis_url = redis_url(v)?;
+            Ok(())
+        },
+    },
+    Field {
+        path: "limits.redis_prefix",
+        default: "warden",
+        set: |c, v| {
+            c.limits.redis_prefix = redis_prefix(v)?;
+            Ok(())
+        },
+    },
+    Field {
+        path: "limits.redis_timeout",
+        default: "250ms",
+        set: |c, v| {
+            c.limits.redis_timeout = duration(v, Duration::from_secs(10))?;
+            if c.limits.redis_timeout.is_zero() {
+                return Err(v.mismatch("a duration above 0ms, at most 10s").into());
+            }
+            Ok(())
+        },
+    },
+    Field {
+        path: "limits.fail_mode",
+        default: "local",
+        set: |c, v| {
+            c.limits.fail_mode = match v.text() {
+                Some("local") => LimitFailMode::Local,
+                Some("reject") => LimitFailMode::Reject,
+                _ => return Err(v.mismatch("one of `local`, `reject`").into()),
+            };
+            Ok(())
+        },
+    },
+    Field {
+        path: "limits.rules",
+        default: "[]",
+        set: |c, v| {
+            c.limits.rules = limit_rules(v)?;
             Ok(())
         },
     },
@@ -290,6 +347,135 @@ pub(crate) static FIELDS: &[Field] = &[
             if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
                 return Err(format!("MCP upstream name `{}` is used twice", w[0]).into());
             }
+            Ok(())
+        },
+    },
+    Field {
+        path: "gloxi.model",
+        default: "null",
+        set: |c, v| {
+            c.gloxi.model = if v.is_null() || matches!(v, Value::Env(s) if s.is_empty()) {
+                None
+            } else {
+                Some(non_empty(
+                    v,
+                    "a model name served by one of `upstreams`, or null",
+                )?)
+            };
+            Ok(())
+        },
+    },
+    Field {
+        path: "gloxi.max_tokens",
+        default: "800",
+        set: |c, v| {
+            c.gloxi.max_tokens = integer(v, 16, 32_768)? as u32;
+            Ok(())
+        },
+    },
+    Field {
+        path: "events.webhook_secrets",
+        default: "[]",
+        set: |c, v| {
+            c.events.webhook_secrets = items::list(v, SECRET_FIELDS, check_secret)?;
+            let mut aliases: Vec<&str> = c
+                .events
+                .webhook_secrets
+                .iter()
+                .map(|s| s.alias.as_str())
+                .collect();
+            aliases.sort_unstable();
+            if let Some(w) = aliases.windows(2).find(|w| w[0] == w[1]) {
+                return Err(format!("webhook secret alias `{}` is used twice", w[0]).into());
+            }
+            Ok(())
+        },
+    },
+    Field {
+        path: "events.allowed_targets",
+        default: "[]",
+        set: |c, v| {
+            c.events.allowed_targets = string_list(v, "host or host:port patterns")?;
+            Ok(())
+        },
+    },
+    Field {
+        path: "events.delivery_timeout",
+        default: "10s",
+        set: |c, v| {
+            c.events.delivery_timeout = duration(v, Duration::from_secs(300))?;
+            Ok(())
+        },
+    },
+    Field {
+        path: "events.max_attempts",
+        default: "8",
+        set: |c, v| {
+            c.events.max_attempts = integer(v, 1, 100)?;
+            Ok(())
+        },
+    },
+    Field {
+        path: "events.retry_base",
+        default: "5s",
+        set: |c, v| {
+            c.events.retry_base = duration(v, Duration::from_secs(86_400))?;
+            Ok(())
+        },
+    },
+    Field {
+        path: "events.retry_max",
+        default: "1h",
+        set: |c, v| {
+            c.events.retry_max = duration(v, Duration::from_secs(7 * 86_400))?;
+            Ok(())
+        },
+    },
+    Field {
+        path: "events.endpoint_concurrency",
+        default: "4",
+        set: |c, v| {
+            c.events.endpoint_concurrency = integer(v, 1, 256)?;
+            Ok(())
+        },
+    },
+    Field {
+        path: "events.checkpoint_interval",
+        default: "1m",
+        set: |c, v| {
+            c.events.checkpoint_interval = duration(v, Duration::from_secs(86_400))?;
+            Ok(())
+        },
+    },
+    Field {
+        path: "telemetry.otlp_endpoint",
+        default: "null",
+        set: |c, v| {
+            c.telemetry.otlp_endpoint = if v.is_null() || matches!(v, Value::Env("")) {
+                None
+            } else {
+                Some(http_url(v)?)
+            };
+            Ok(())
+        },
+    },
+    Field {
+        path: "telemetry.otlp_protocol",
+        default: "http/protobuf",
+        set: |c, v| {
+            c.telemetry.otlp_protocol = match v.text() {
+                Some("http/protobuf") => crate::OtlpProtocol::Protobuf,
+                Some("http/json") => crate::OtlpProtocol::Json,
+                _ => return Err(v.mismatch("one of `http/protobuf`, `http/json`").into()),
+            };
+            Ok(())
+        },
+    },
+    Field {
+        path: "telemetry.service_name",
+        default: "warden",
+        set: |c, v| {
+            c.telemetry.service_name = non_empty(v, "a service name")?;
             Ok(())
         },
     },
@@ -449,6 +635,68 @@ fn string_map(v: Value<'_>, what: &str) -> Result<Vec<(String, String)>, String>
             })
             .collect(),
         _ => Err(expected()),
+    }
+}
+
+static SECRET_FIELDS: &[ItemField<WebhookSecretConfig>] = &[
+    ItemField {
+        name: "alias",
+        required: true,
+        set: |s, v| {
+            s.alias = name(v)?;
+            Ok(())
+        },
+    },
+    ItemField {
+        name: "env",
+        required: false,
+        set: |s, v| {
+            s.env = Some(non_empty(v, "an environment variable name")?);
+            Ok(())
+        },
+    },
+    ItemField {
+        name: "file",
+        required: false,
+        set: |s, v| {
+            s.file = Some(path(v)?);
+            Ok(())
+        },
+    },
+];
+
+fn check_secret(s: &WebhookSecretConfig) -> Option<String> {
+    match (&s.env, &s.file) {
+        (Some(_), None) | (None, Some(_)) => None,
+        _ => Some("give exactly one of `env` or `file`".to_owned()),
+    }
+}
+
+fn limit_rules(v: Value<'_>) -> Result<Vec<LimitConfig>, Issues> {
+    items::list(v, LIMIT_FIELDS, |l| {
+        (l.requests_per_minute.is_none() && l.tokens_per_minute.is_none())
+            .then(|| "a limit needs `requests_per_minute`, `tokens_per_minute` or both".to_owned())
+    })
+}
+
+fn redis_url(v: Value<'_>) -> Result<RedisUrl, String> {
+    v.text()
+        .ok_or("a redis:// URL such as redis://127.0.0.1:6379")
+        .and_then(RedisUrl::parse)
+        .map_err(|expected| v.mismatch(expected))
+}
+
+/// 1 to 64 of `a-z A-Z 0-9 - _ . :`.
+fn redis_prefix(v: Value<'_>) -> Result<String, String> {
+    match v.text() {
+        Some(s)
+            if (1..=64).contains(&s.len())
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)) =>
+        {
+            Ok(s.to_owned())
+        }
+        _ => Err(v.mismatch("1 to 64 letters, digits, `-`, `_`, `.` or `:`")),
     }
 }
 
@@ -839,6 +1087,7 @@ fn log_format(v: Value<'_>) -> Result<LogFormat, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proxy::LimitsConfig;
     use saphyr::LoadableYamlNode;
     use std::path::Path;
 
@@ -880,7 +1129,14 @@ mod tests {
                 fail_mode: FailMode::Open,
                 max_body_bytes: 1,
             },
-            limits: vec![LimitConfig::default()],
+            limits: LimitsConfig {
+                rules: vec![LimitConfig::default()],
+                backend: LimitBackend::Redis,
+                redis_url: RedisUrl::parse("redis://elsewhere:1").unwrap(),
+                redis_prefix: "other".into(),
+                redis_timeout: Duration::from_secs(1),
+                fail_mode: LimitFailMode::Reject,
+            },
             agents: vec![AgentConfig::default()],
             tokenizers: vec![TokenizerConfig::default()],
             guardians: serde_json::json!({"pii": {}}),
@@ -890,6 +1146,25 @@ mod tests {
                 escalation_timeout: Duration::from_secs(1),
                 call_timeout: Duration::from_secs(1),
                 upstreams: vec![McpUpstreamConfig::default()],
+            },
+            gloxi: crate::GloxiConfig {
+                model: Some("m".into()),
+                max_tokens: 1,
+            },
+            events: crate::EventsConfig {
+                webhook_secrets: vec![WebhookSecretConfig::default()],
+                allowed_targets: vec!["x".into()],
+                delivery_timeout: Duration::from_secs(1),
+                max_attempts: 1,
+                retry_base: Duration::from_secs(1),
+                retry_max: Duration::from_secs(1),
+                endpoint_concurrency: 1,
+                checkpoint_interval: Duration::from_secs(1),
+            },
+            telemetry: crate::TelemetryConfig {
+                otlp_endpoint: Some("http://x".into()),
+                otlp_protocol: crate::OtlpProtocol::Json,
+                service_name: "x".into(),
             },
         };
         for f in FIELDS {
@@ -916,6 +1191,9 @@ mod tests {
                 "tokenizers",
                 "guardians",
                 "mcp",
+                "gloxi",
+                "events",
+                "telemetry",
                 "log"
             ]
         );
@@ -929,6 +1207,18 @@ mod tests {
                 "signing_key"
             ]
         );
+        assert_eq!(
+            children("limits"),
+            [
+                "backend",
+                "redis_url",
+                "redis_prefix",
+                "redis_timeout",
+                "fail_mode",
+                "rules"
+            ]
+        );
+        assert!(is_section("limits") && field("limits").is_some());
         assert!(is_section("ledger"));
         assert!(!is_section("led"));
         assert!(!is_section("ledger.origin"));

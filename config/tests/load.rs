@@ -233,7 +233,7 @@ fn unknown_keys_top_level_and_nested() {
     assert_eq!(
         problems("dataa_dir: /x\nserver:\n  listen: 127.0.0.1:1\n  port: 80\n"),
         [
-            "warden.yaml:1:1: dataa_dir: unknown field `dataa_dir`, expected one of `data_dir`, `server`, `ledger`, `store`, `policy`, `upstreams`, `proxy`, `limits`, `agents`, `tokenizers`, `guardians`, `mcp`, `log`",
+            "warden.yaml:1:1: dataa_dir: unknown field `dataa_dir`, expected one of `data_dir`, `server`, `ledger`, `store`, `policy`, `upstreams`, `proxy`, `limits`, `agents`, `tokenizers`, `guardians`, `mcp`, `gloxi`, `events`, `telemetry`, `log`",
             "warden.yaml:4:3: server.port: unknown field `port`, expected one of `listen`, `admin_listen`, `shutdown_grace`, `requests_per_minute`",
         ]
     );
@@ -414,6 +414,12 @@ fn every_setting_has_a_working_env_var() {
         ("proxy.fail_mode", "open"),
         ("proxy.max_body_bytes", "65536"),
         ("limits", "[{per: tenant, tokens_per_minute: 1000}]"),
+        ("limits.backend", "redis"),
+        ("limits.redis_url", "redis://:pw@redis.internal:6380/1"),
+        ("limits.redis_prefix", "fleet-a"),
+        ("limits.redis_timeout", "50ms"),
+        ("limits.fail_mode", "reject"),
+        ("limits.rules", "[{per: tenant, tokens_per_minute: 1000}]"),
         ("agents", "[{name: bot, intent: answers questions}]"),
         ("tokenizers", "[{models: [llama*], file: /t.json}]"),
         ("guardians", "{pii: {enabled: false}}"),
@@ -425,6 +431,22 @@ fn every_setting_has_a_working_env_var() {
             "mcp.upstreams",
             r#"[{name: tools, command: ./tools, args: [--quiet], env: {MODE: test}}, {name: gh, url: "https://example.com/mcp", headers: {Authorization: "Bearer x"}}]"#,
         ),
+        (
+            "events.webhook_secrets",
+            "[{alias: primary, env: HOOK_SECRET}, {alias: old, file: /s}]",
+        ),
+        ("events.allowed_targets", "127.0.0.1:8088, hooks.internal"),
+        ("events.delivery_timeout", "3s"),
+        ("events.max_attempts", "3"),
+        ("events.retry_base", "100ms"),
+        ("events.retry_max", "2s"),
+        ("events.endpoint_concurrency", "2"),
+        ("events.checkpoint_interval", "10s"),
+        ("telemetry.otlp_endpoint", "http://127.0.0.1:4318"),
+        ("telemetry.otlp_protocol", "http/json"),
+        ("telemetry.service_name", "warden-test"),
+        ("gloxi.model", "gpt-4o-mini"),
+        ("gloxi.max_tokens", "400"),
         ("log.format", "json"),
         ("log.level", "debug"),
     ];
@@ -479,12 +501,20 @@ fn every_setting_has_a_working_env_var() {
                 fail_mode: warden_config::FailMode::Open,
                 max_body_bytes: 65536,
             },
-            limits: vec![warden_config::LimitConfig {
-                per: warden_config::LimitScope::Tenant,
-                only: None,
-                requests_per_minute: None,
-                tokens_per_minute: Some(1000),
-            }],
+            limits: warden_config::LimitsConfig {
+                rules: vec![warden_config::LimitConfig {
+                    per: warden_config::LimitScope::Tenant,
+                    only: None,
+                    requests_per_minute: None,
+                    tokens_per_minute: Some(1000),
+                }],
+                backend: warden_config::LimitBackend::Redis,
+                redis_url: warden_config::RedisUrl::parse("redis://:pw@redis.internal:6380/1")
+                    .unwrap(),
+                redis_prefix: "fleet-a".into(),
+                redis_timeout: Duration::from_millis(50),
+                fail_mode: warden_config::LimitFailMode::Reject,
+            },
             agents: vec![warden_config::AgentConfig {
                 name: "bot".into(),
                 tenant: "default".into(),
@@ -495,6 +525,10 @@ fn every_setting_has_a_working_env_var() {
                 file: "/t.json".into(),
             }],
             guardians: serde_json::json!({"pii": {"enabled": false}}),
+            gloxi: warden_config::GloxiConfig {
+                model: Some("gpt-4o-mini".into()),
+                max_tokens: 400,
+            },
             mcp: warden_config::McpConfig {
                 allowed_hosts: vec!["warden.internal".into(), "10.0.0.5:8080".into()],
                 escalation: warden_config::McpEscalation::Fail,
@@ -515,6 +549,32 @@ fn every_setting_has_a_working_env_var() {
                         ..Default::default()
                     },
                 ],
+            },
+            events: warden_config::EventsConfig {
+                webhook_secrets: vec![
+                    warden_config::WebhookSecretConfig {
+                        alias: "primary".into(),
+                        env: Some("HOOK_SECRET".into()),
+                        file: None,
+                    },
+                    warden_config::WebhookSecretConfig {
+                        alias: "old".into(),
+                        env: None,
+                        file: Some("/s".into()),
+                    },
+                ],
+                allowed_targets: vec!["127.0.0.1:8088".into(), "hooks.internal".into()],
+                delivery_timeout: Duration::from_secs(3),
+                max_attempts: 3,
+                retry_base: Duration::from_millis(100),
+                retry_max: Duration::from_secs(2),
+                endpoint_concurrency: 2,
+                checkpoint_interval: Duration::from_secs(10),
+            },
+            telemetry: warden_config::TelemetryConfig {
+                otlp_endpoint: Some("http://127.0.0.1:4318".into()),
+                otlp_protocol: warden_config::OtlpProtocol::Json,
+                service_name: "warden-test".into(),
             },
         }
     );
@@ -649,7 +709,7 @@ agents:
         c.upstreams[1].api_key,
         warden_config::ApiKeySource::File("/run/secrets/key".into())
     );
-    assert_eq!(c.limits[1].only.as_deref(), Some("gpt-4o*"));
+    assert_eq!(c.limits.rules[1].only.as_deref(), Some("gpt-4o*"));
     assert_eq!(c.agents[0].tenant, "acme");
 }
 
@@ -687,5 +747,61 @@ guardians: [1]
             "upstreams:\n  - {name: a, base_url: http://x}\n  - {name: a, base_url: http://y}\n"
         ),
         ["warden.yaml:2:3: upstreams: upstream name `a` is used twice"]
+    );
+}
+
+#[test]
+fn limits_as_a_section_or_as_the_short_list() {
+    let short = load_yaml("limits:\n  - per: key\n    requests_per_minute: 60\n", &[]).unwrap();
+    let long = load_yaml(
+        "limits:\n  backend: redis\n  redis_url: redis://u:secret@10.0.0.7:6379/3\n  redis_prefix: fleet:eu\n  redis_timeout: 40ms\n  fail_mode: reject\n  rules:\n    - per: key\n      requests_per_minute: 60\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(short.limits.rules, long.limits.rules);
+    assert_eq!(short.limits.backend, warden_config::LimitBackend::Local);
+    assert_eq!(long.limits.backend, warden_config::LimitBackend::Redis);
+    assert_eq!(
+        long.limits.redis_url.expose(),
+        "redis://u:secret@10.0.0.7:6379/3"
+    );
+    assert_eq!(long.limits.redis_prefix, "fleet:eu");
+    assert_eq!(long.limits.redis_timeout, Duration::from_millis(40));
+    assert_eq!(long.limits.fail_mode, warden_config::LimitFailMode::Reject);
+    // The password never reaches a log through `Debug`.
+    assert!(!format!("{long:?}").contains(":secret@"));
+    assert!(!format!("{:?}", long.limits).contains("secret"));
+    // The environment sets one field of the section and keeps the file's rules.
+    let mixed = load_yaml(
+        "limits:\n  - per: tenant\n    tokens_per_minute: 9\n",
+        &[
+            ("WARDEN_LIMITS__BACKEND", "redis"),
+            ("WARDEN_LIMITS__FAIL_MODE", "reject"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(mixed.limits.rules[0].tokens_per_minute, Some(9));
+    assert_eq!(mixed.limits.backend, warden_config::LimitBackend::Redis);
+}
+
+#[test]
+fn bad_limits_settings_name_the_field() {
+    assert_eq!(
+        problems(
+            "limits:\n  backend: memcached\n  redis_url: rediss://r:6379\n  redis_prefix: \"a b\"\n  redis_timeout: 0ms\n  fail_mode: open\n  colour: red\n  rules:\n    - per: planet\n"
+        ),
+        [
+            "warden.yaml:2:12: limits.backend: expected one of `local`, `redis`, found string \"memcached\"",
+            "warden.yaml:3:14: limits.redis_url: expected a redis:// URL (this build has no TLS for Redis: keep Redis on the cluster network), found string \"rediss://r:6379\"",
+            "warden.yaml:4:17: limits.redis_prefix: expected 1 to 64 letters, digits, `-`, `_`, `.` or `:`, found string \"a b\"",
+            "warden.yaml:5:18: limits.redis_timeout: expected a duration above 0ms, at most 10s, found string \"0ms\"",
+            "warden.yaml:6:14: limits.fail_mode: expected one of `local`, `reject`, found string \"open\"",
+            "warden.yaml:7:3: limits.colour: unknown field `colour`, expected one of `backend`, `redis_url`, `redis_prefix`, `redis_timeout`, `fail_mode`, `rules`",
+            "warden.yaml:9:12: limits.rules[0].per: expected one of `key`, `agent`, `tenant`, `model`, found string \"planet\"",
+        ]
+    );
+    assert_eq!(
+        problems_with_env("", &[("WARDEN_LIMITS__REDIS_URL", "http://r:6379")]),
+        ["env WARDEN_LIMITS__REDIS_URL: limits.redis_url: expected a redis:// URL such as redis://127.0.0.1:6379, found string \"http://r:6379\""]
     );
 }

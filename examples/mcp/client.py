@@ -23,7 +23,7 @@ GOVERNANCE_TOOLS = {
     "register_intent", "propose_decision", "inscribe_decision", "evaluate_action",
     "get_forensics", "list_escalations", "get_escalation", "resolve_escalation",
     "register_agent", "get_agent", "verify_lineage", "get_client_summary",
-    "get_governance_efficiency",
+    "get_governance_efficiency", "list_governance_events", "publish_governance_event",
 }
 
 

@@ -273,26 +273,39 @@ impl Decisions {
             ))
             .await?;
         let eval_json = serde_json::to_value(&evaluation).expect("an evaluation serializes");
-        self.store.execute(
-            "INSERT INTO decisions (id, tenant_id, intent_id, agent_id, decision_type, payload,
-                 payload_hash, verdict, evaluation, created_at, decision_id, record_index,
-                 record_hash, prior_hash, inscribed_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?1, ?11, ?12, ?13, ?10)",
-            args![
-                &decision_id,
-                &p.tenant,
-                &intent_id,
-                &req.agent_id,
-                &req.action,
-                req.context.to_string(),
-                &hash,
-                evaluation.verdict.as_str(),
-                eval_json.to_string(),
-                &receipt.record.timestamp,
-                receipt.index as i64,
-                receipt.record_hash.to_hex(),
-                receipt.prior_hash.to_hex()
-            ],
+        self.events.write_with(
+            &p.tenant,
+            |tx| {
+                tx.execute(
+                    "INSERT INTO decisions (id, tenant_id, intent_id, agent_id, decision_type,
+                         payload, payload_hash, verdict, evaluation, created_at, decision_id,
+                         record_index, record_hash, prior_hash, inscribed_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?1, ?11, ?12, ?13, ?10)",
+                    args![
+                        &decision_id,
+                        &p.tenant,
+                        &intent_id,
+                        &req.agent_id,
+                        &req.action,
+                        req.context.to_string(),
+                        &hash,
+                        evaluation.verdict.as_str(),
+                        eval_json.to_string(),
+                        &receipt.record.timestamp,
+                        receipt.index as i64,
+                        receipt.record_hash.to_hex(),
+                        receipt.prior_hash.to_hex()
+                    ],
+                )
+            },
+            |_| {
+                crate::decisions::decision_events(
+                    &decision_id,
+                    &req.action,
+                    &req.agent_id,
+                    &evaluation,
+                )
+            },
         )?;
         let escalation_thread_id = if evaluation.verdict == Outcome::Escalate {
             Some(self.open_escalation(&p.tenant, &decision_id, &evaluation.reason_codes)?)

@@ -17,6 +17,7 @@ use crate::store::StoreError;
 pub(crate) enum Arg<'a> {
     Null,
     Int(i64),
+    Real(f64),
     Text(Cow<'a, str>),
     Blob(Cow<'a, [u8]>),
 }
@@ -26,6 +27,7 @@ impl Arg<'_> {
         match self {
             Arg::Null => Arg::Null,
             Arg::Int(i) => Arg::Int(i),
+            Arg::Real(f) => Arg::Real(f),
             Arg::Text(t) => Arg::Text(Cow::Owned(t.into_owned())),
             Arg::Blob(b) => Arg::Blob(Cow::Owned(b.into_owned())),
         }
@@ -62,6 +64,18 @@ impl From<i64> for Arg<'_> {
     }
 }
 
+impl From<u32> for Arg<'_> {
+    fn from(i: u32) -> Self {
+        Arg::Int(i.into())
+    }
+}
+
+impl From<f64> for Arg<'_> {
+    fn from(f: f64) -> Self {
+        Arg::Real(f)
+    }
+}
+
 impl From<u16> for Arg<'_> {
     fn from(i: u16) -> Self {
         Arg::Int(i.into())
@@ -92,6 +106,7 @@ impl rusqlite::ToSql for Arg<'_> {
         Ok(ToSqlOutput::Borrowed(match self {
             Arg::Null => ValueRef::Null,
             Arg::Int(i) => ValueRef::Integer(*i),
+            Arg::Real(f) => ValueRef::Real(*f),
             Arg::Text(t) => ValueRef::Text(t.as_bytes()),
             Arg::Blob(b) => ValueRef::Blob(b),
         }))
@@ -111,6 +126,11 @@ impl ToSql for Arg<'_> {
                 Type::INT2 => i16::try_from(*i)?.to_sql(ty, out),
                 Type::INT4 => i32::try_from(*i)?.to_sql(ty, out),
                 Type::INT8 => i.to_sql(ty, out),
+                _ => Err(mismatch()),
+            },
+            Arg::Real(f) => match *ty {
+                Type::FLOAT8 => f.to_sql(ty, out),
+                Type::FLOAT4 => (*f as f32).to_sql(ty, out),
                 _ => Err(mismatch()),
             },
             Arg::Text(t) if <&str as ToSql>::accepts(ty) => t.as_ref().to_sql(ty, out),
@@ -209,6 +229,27 @@ impl FromVal for i64 {
     fn from_val(v: &Val) -> Option<Self> {
         match v {
             Val::Int(i) => Some(*i),
+            _ => None,
+        }
+    }
+}
+
+impl FromVal for f64 {
+    const EXPECTED: &'static str = "a number";
+    fn from_val(v: &Val) -> Option<Self> {
+        match v {
+            Val::Real(f) => Some(*f),
+            Val::Int(i) => Some(*i as f64),
+            _ => None,
+        }
+    }
+}
+
+impl FromVal for u32 {
+    const EXPECTED: &'static str = "an integer from 0 to 4294967295";
+    fn from_val(v: &Val) -> Option<Self> {
+        match v {
+            Val::Int(i) => u32::try_from(*i).ok(),
             _ => None,
         }
     }

@@ -151,6 +151,7 @@ pub struct Decisions {
     pub(crate) policies: Arc<LivePolicySet>,
     /// Woken on every resolution, for callers long-polling a thread.
     pub(crate) resolved: Arc<tokio::sync::Notify>,
+    pub(crate) events: Arc<crate::events::Events>,
 }
 
 fn verdict_name(o: Outcome) -> String {
@@ -226,11 +227,17 @@ impl Decisions {
             );
         }
         Decisions {
-            store,
             ledger,
+            events: Arc::new(crate::events::Events::new(store.clone())),
+            store,
             policies,
             resolved,
         }
+    }
+
+    /// The event stream the decisions write to.
+    pub fn events(&self) -> &Arc<crate::events::Events> {
+        &self.events
     }
 
     pub fn register_intent(
@@ -325,22 +332,28 @@ impl Decisions {
     ) -> Result<(String, Value), GovError> {
         let id = new_id("dn");
         let eval_json = serde_json::to_value(evaluation).expect("an evaluation serializes");
-        self.store.execute(
-            "INSERT INTO decisions (id, tenant_id, intent_id, agent_id, decision_type,
-                 payload, payload_hash, verdict, evaluation, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            args![
-                &id,
-                tenant,
-                intent_id,
-                agent,
-                decision_type,
-                payload.to_string(),
-                payload_hash(payload),
-                evaluation.verdict.as_str(),
-                eval_json.to_string(),
-                crate::now()
-            ],
+        self.events.write_with(
+            tenant,
+            |tx| {
+                tx.execute(
+                    "INSERT INTO decisions (id, tenant_id, intent_id, agent_id, decision_type,
+                         payload, payload_hash, verdict, evaluation, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    args![
+                        &id,
+                        tenant,
+                        intent_id,
+                        agent,
+                        decision_type,
+                        payload.to_string(),
+                        payload_hash(payload),
+                        evaluation.verdict.as_str(),
+                        eval_json.to_string(),
+                        crate::now()
+                    ],
+                )
+            },
+            |_| decision_events(&id, decision_type, agent, evaluation),
         )?;
         Ok((id, eval_json))
     }
@@ -526,4 +539,49 @@ impl Decisions {
             receipt,
         })
     }
+}
+
+/// What a decision announces: that it was made and, when it blocks, a policy violation.
+pub(crate) fn decision_events(
+    id: &str,
+    decision_type: &str,
+    agent: &str,
+    evaluation: &warden_policy::Evaluation,
+) -> Vec<crate::events::NewEvent> {
+    use crate::events::NewEvent;
+    let verdict = verdict_name(evaluation.verdict);
+    let payload = json!({
+        "decision_type": decision_type,
+        "agent_id": agent,
+        "verdict": verdict,
+        "reason_codes": evaluation.reason_codes,
+        "policy_hash": evaluation.policy_hash,
+        "governance_utilization": evaluation.utilization,
+        "mic_fired": evaluation.mic_fired,
+    });
+    let mut made = NewEvent::of(
+        "decision.made",
+        "decisions",
+        id,
+        format!("{decision_type}: {verdict}"),
+        payload.clone(),
+    );
+    made.score_after = Some(evaluation.utilization);
+    let mut out = vec![made];
+    if evaluation.verdict == Outcome::Block {
+        let mut v = NewEvent::of(
+            "policy.violation.detected",
+            "decisions",
+            id,
+            if evaluation.reason_codes.is_empty() {
+                format!("{decision_type} blocked")
+            } else {
+                evaluation.reason_codes.join(", ")
+            },
+            payload,
+        );
+        v.score_after = Some(evaluation.utilization);
+        out.push(v);
+    }
+    out
 }

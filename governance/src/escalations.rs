@@ -11,6 +11,7 @@ use warden_ledger::Entry;
 
 use crate::db::{args, Row};
 use crate::decisions::{Decisions, GovError};
+use crate::events::NewEvent;
 use crate::keys::Principal;
 use crate::scope::Scope;
 
@@ -68,10 +69,35 @@ impl Decisions {
         reason_codes: &[String],
     ) -> Result<String, GovError> {
         let thread_id = crate::decisions::new_id("esc");
-        self.store.execute(
-            "INSERT INTO escalations (id, tenant_id, decision_node_id, reason_codes, status, opened_at)
-             VALUES (?1, ?2, ?3, ?4, 'OPEN', ?5)",
-            args![&thread_id, tenant, node, reason_codes.join(","), crate::now()],
+        self.events.write_with(
+            tenant,
+            |tx| {
+                tx.execute(
+                    "INSERT INTO escalations (id, tenant_id, decision_node_id, reason_codes,
+                         status, opened_at)
+                     VALUES (?1, ?2, ?3, ?4, 'OPEN', ?5)",
+                    args![
+                        &thread_id,
+                        tenant,
+                        node,
+                        reason_codes.join(","),
+                        crate::now()
+                    ],
+                )
+            },
+            |_| {
+                vec![NewEvent::of(
+                    "escalation.opened",
+                    "escalations",
+                    &thread_id,
+                    if reason_codes.is_empty() {
+                        "escalate verdict".to_owned()
+                    } else {
+                        reason_codes.join(", ")
+                    },
+                    json!({"decision_node_id": node, "reason_codes": reason_codes}),
+                )]
+            },
         )?;
         Ok(thread_id)
     }
@@ -106,6 +132,18 @@ impl Decisions {
             .iter()
             .map(row_to_escalation)
             .collect()
+    }
+
+    /// Open threads across all tenants (for metrics: a count, no tenant data).
+    pub fn open_escalations(&self) -> Result<u64, GovError> {
+        let n: i64 = match self.store.query_opt(
+            "SELECT count(*) FROM escalations WHERE status = 'OPEN'",
+            vec![],
+        )? {
+            Some(r) => r.get(0)?,
+            None => 0,
+        };
+        Ok(n as u64)
     }
 
     /// One thread of the tenant.
@@ -215,17 +253,39 @@ impl Decisions {
             ))
             .await?;
         let resolved_at = receipt.record.timestamp.clone();
-        let changed = self.store.execute(
-            "UPDATE escalations SET status = ?1, resolved_by = ?2, resolved_at = ?3, notes = ?4,
-                 record_hash = ?5 WHERE id = ?6 AND status = 'OPEN'",
-            args![
-                &resolution,
-                &req.resolved_by,
-                &resolved_at,
-                &req.notes,
-                receipt.record_hash.to_hex(),
-                thread_id
-            ],
+        let changed = self.events.write_with(
+            &p.tenant,
+            |tx| {
+                tx.execute(
+                    "UPDATE escalations SET status = ?1, resolved_by = ?2, resolved_at = ?3,
+                         notes = ?4, record_hash = ?5 WHERE id = ?6 AND status = 'OPEN'",
+                    args![
+                        &resolution,
+                        &req.resolved_by,
+                        &resolved_at,
+                        &req.notes,
+                        receipt.record_hash.to_hex(),
+                        thread_id
+                    ],
+                )
+            },
+            |changed| {
+                if *changed == 0 {
+                    return Vec::new();
+                }
+                vec![NewEvent::of(
+                    "escalation.resolved",
+                    "escalations",
+                    thread_id,
+                    format!("OPEN -> {resolution}"),
+                    json!({
+                        "decision_node_id": node,
+                        "resolution": resolution,
+                        "resolved_by": req.resolved_by,
+                        "record_hash": receipt.record_hash.to_hex(),
+                    }),
+                )]
+            },
         )?;
         self.resolved.notify_waiters();
         if changed > 0 {

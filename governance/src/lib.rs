@@ -10,11 +10,14 @@ mod calls;
 mod db;
 mod decisions;
 mod escalations;
+mod events;
+pub mod gloxi;
 mod idempotency;
 mod keys;
 mod reports;
 mod scope;
 mod store;
+mod webhooks;
 
 pub use agents::{Agent, AgentRegistered, Evaluate, Evaluated, Lineage, RegisterAgent};
 pub use decisions::{
@@ -22,11 +25,19 @@ pub use decisions::{
     Propose, RegisterIntent,
 };
 pub use escalations::{Escalation, Resolve, Resolved};
+pub use events::{
+    Event, EventPage, EventQuery, Events, NewEvent, PublishEvent, Published, PUBLISHABLE_TYPES,
+    WARDEN_TYPES,
+};
 pub use idempotency::{Begin, MAX_KEY_LEN as MAX_IDEMPOTENCY_KEY_LEN};
 pub use keys::{AuthError, CreatedKey, KeyInfo, Principal, KEY_PREFIX};
 pub use reports::{efficiency_of, ClientSummary, Efficiency, RecentDecision};
 pub use scope::{parse_scopes, Scope, ScopeError};
 pub use store::{Store, StoreError};
+pub use webhooks::{
+    DeadLetter, Dispatcher, DispatcherOptions, QueueDepths, RegisterWebhook, Replay, Replayed,
+    SecretError, TargetError, TargetPolicy, Webhook, WebhookSecrets, Webhooks,
+};
 
 /// Now as RFC 3339 UTC with millisecond precision, the form every stored timestamp takes
 /// (the ledger's, so that records and rows compare as strings).

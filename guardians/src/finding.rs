@@ -96,6 +96,17 @@ pub enum Action {
     Block,
 }
 
+impl Action {
+    /// The name used in configuration, reports and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Flag => "flag",
+            Action::Redact => "redact",
+            Action::Block => "block",
+        }
+    }
+}
+
 /// One detection.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Finding {

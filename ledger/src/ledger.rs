@@ -162,15 +162,19 @@ impl Ledger {
 
     /// Appends one entry; resolves once the batch holding it is durable.
     pub async fn append(&self, entry: Entry) -> Result<Receipt, LedgerError> {
+        let started = std::time::Instant::now();
         let prepared = entry.prepare()?;
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Request::Append(prepared, reply, None))
             .await
             .map_err(|_| LedgerError::Closed)?;
-        rx.await
+        let receipt = rx
+            .await
             .map_err(|_| LedgerError::Closed)?
-            .map(|settled| settled.into_receipt())
+            .map(|settled| settled.into_receipt());
+        observe_append("durable", started);
+        receipt
     }
 
     /// Queues one entry and returns at once, so the caller can do other work (forward a request
@@ -181,6 +185,7 @@ impl Ledger {
     /// # Errors
     /// An invalid entry, or a ledger that has shut down.
     pub fn enqueue(&self, entry: Entry) -> Result<Appending, LedgerError> {
+        let queued_at = std::time::Instant::now();
         let prepared = entry.prepare()?;
         let (reply, durable) = oneshot::channel();
         let (seq, sequenced) = oneshot::channel();
@@ -203,6 +208,7 @@ impl Ledger {
             sequenced: Some(sequenced),
             seq_value: None,
             durable,
+            queued_at,
         })
     }
 
@@ -212,6 +218,12 @@ impl Ledger {
 
     pub fn verifying_key(&self) -> &VerifyingKey {
         &self.verifying_key
+    }
+
+    /// Whether the writer thread still takes appends (for readiness: a writer that stopped,
+    /// say after a panic, must take the process out of service).
+    pub fn writer_running(&self) -> bool {
+        !self.tx.is_closed()
     }
 
     /// Whether opening generated a new signing key (first start).
@@ -325,6 +337,14 @@ pub struct Appending {
     sequenced: Option<oneshot::Receiver<Sequenced>>,
     seq_value: Option<Sequenced>,
     durable: oneshot::Receiver<Result<crate::writer::Settled, LedgerError>>,
+    queued_at: std::time::Instant,
+}
+
+/// Records how long an append took to reach `stage` (`sequenced`: committed, not yet synced;
+/// `durable`: on stable storage).
+fn observe_append(stage: &'static str, since: std::time::Instant) {
+    metrics::histogram!("warden_ledger_append_duration_seconds", "stage" => stage)
+        .record(since.elapsed().as_secs_f64());
 }
 
 impl std::fmt::Debug for Appending {
@@ -347,6 +367,7 @@ impl Appending {
         let rx = self.sequenced.take().ok_or(LedgerError::Closed)?;
         match rx.await {
             Ok(s) => {
+                observe_append("sequenced", self.queued_at);
                 self.seq_value = Some(s);
                 Ok(s)
             }
@@ -363,10 +384,13 @@ impl Appending {
     /// # Errors
     /// The batch or its fsync failed, or the ledger shut down first.
     pub async fn durable(self) -> Result<Receipt, LedgerError> {
-        self.durable
+        let receipt = self
+            .durable
             .await
             .map_err(|_| LedgerError::Closed)?
-            .map(|settled| settled.into_receipt())
+            .map(|settled| settled.into_receipt());
+        observe_append("durable", self.queued_at);
+        receipt
     }
 }
 

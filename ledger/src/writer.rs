@@ -272,7 +272,15 @@ impl Writer {
         let saved = self.tip.clone();
         let mut new = HashMap::with_capacity(batch.len() * 2);
         let mut pending = Vec::with_capacity(batch.len());
-        match self.write_batch(batch, &mut new, &mut pending) {
+        let started = std::time::Instant::now();
+        let result = self.write_batch(batch, &mut new, &mut pending);
+        metrics::histogram!("warden_ledger_batch_commit_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
+        if result.is_ok() {
+            metrics::counter!("warden_ledger_records_appended_total")
+                .increment(pending.len() as u64);
+        }
+        match result {
             Ok(checkpoint) => {
                 let durable = settle(pending, checkpoint, new, before);
                 if let Some(tx) = &self.sync_tx {
@@ -482,7 +490,10 @@ fn sync_loop(
         while let Ok(more) = rx.try_recv() {
             ready.push(more);
         }
+        let started = std::time::Instant::now();
         let mut result = std::fs::File::open(wal).and_then(|f| f.sync_data());
+        metrics::histogram!("warden_ledger_fsync_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
         if result.is_ok() && !dir_synced {
             // The log file's directory entry must survive a crash too.
             if let Some(d) = &dir {

@@ -104,15 +104,26 @@ async fn run(durable: bool, calls: usize) {
         },
     )
     .unwrap();
+    let decisions = Arc::new(Decisions::new(
+        store.clone(),
+        ledger.clone(),
+        policies.clone(),
+    ));
     let core = Arc::new(warden_mcp::Core {
-        decisions: Arc::new(Decisions::new(
+        webhooks: Arc::new(warden_governance::Webhooks::new(
             store.clone(),
-            ledger.clone(),
-            policies.clone(),
+            decisions.events().clone(),
+            Default::default(),
+            Default::default(),
         )),
+        decisions,
         ledger: ledger.clone(),
         policies,
         federation: Some(federation),
+        gloxi: Arc::new(warden_governance::gloxi::Gloxi::with_lazy_guardians(
+            store.clone(),
+            Default::default(),
+        )),
     });
     let app = warden_mcp::http::router(core, store, Default::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

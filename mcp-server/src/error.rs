@@ -7,6 +7,7 @@
 
 use rmcp::model::{CallToolResult, ContentBlock};
 use serde_json::json;
+use warden_governance::gloxi::GloxiError;
 use warden_governance::{AuthError, GovError};
 
 /// A tool call that failed, in the REST error vocabulary.
@@ -91,6 +92,26 @@ impl From<GovError> for ToolError {
             GovError::Policy(_) => ToolError::new("unprocessable", message),
             GovError::Store(e) => ToolError::internal(e),
             GovError::Ledger(e) => ToolError::internal(e),
+        }
+    }
+}
+
+/// Gloxi's refusals, with the codes of REST's mapping (`warden-proxy`).
+impl From<GloxiError> for ToolError {
+    fn from(e: GloxiError) -> Self {
+        let message = e.to_string();
+        match e {
+            GloxiError::Forbidden(_) => ToolError::new("forbidden", message),
+            GloxiError::Invalid { field, .. } => {
+                ToolError::field("invalid_request", field, message)
+            }
+            GloxiError::Unknown { field, .. } => ToolError::field("unprocessable", field, message),
+            GloxiError::NotFound(_) => ToolError::field("not_found", "conversation_id", message),
+            GloxiError::Blocked { reasons, .. } => {
+                ToolError::new("blocked", message).with_reasons(reasons)
+            }
+            GloxiError::Store(e) => ToolError::internal(e),
+            GloxiError::Task(e) => ToolError::internal(e),
         }
     }
 }

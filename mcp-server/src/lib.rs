@@ -20,6 +20,7 @@
 
 pub mod bridge;
 pub mod error;
+pub mod gloxi;
 pub mod http;
 pub mod proxy;
 pub mod schema;

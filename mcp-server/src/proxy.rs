@@ -289,14 +289,20 @@ impl Federation {
         let result = self
             .govern(d, p, agent, &server, &tool, request, ctx, &mut record)
             .await;
+        let call_id = format!("mcp_{}", &hash(&json!([record, now_nanos()]))[7..31]);
+        record["call_id"] = json!(call_id);
         let (outcome, result) = match result {
             Ok(r) => ("forwarded", r),
             Err(e) => {
                 record["error_code"] = json!(e.code);
+                if e.code == "blocked" {
+                    record["reason_codes"] = json!(e.reason_codes);
+                }
                 (e.code, e.into_result())
             }
         };
         record["outcome"] = json!(outcome);
+        announce(d, p, &call_id, &record);
         self.inscribe(p, record, result).await
     }
 
@@ -592,6 +598,73 @@ fn hash(v: &Value) -> String {
             warden_ledger::canonical::to_string(v).as_bytes()
         ))
     )
+}
+
+fn now_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
+/// The events of a proxied tool call: what the guardians found, and a refusal by policy or
+/// the guardians. Written off the call's path, like the LLM proxy's.
+fn announce(d: &Decisions, p: &Principal, call_id: &str, record: &Value) {
+    use warden_governance::NewEvent;
+    let found: Vec<&Value> = ["argument_findings", "result_findings"]
+        .iter()
+        .filter_map(|k| record[*k].as_array())
+        .flatten()
+        .collect();
+    for f in &found {
+        metrics::counter!("warden_guardian_triggers_total",
+            "detector" => f["detector"].as_str().unwrap_or("unknown").to_owned(),
+            "action" => f["action"].as_str().unwrap_or("flag").to_owned())
+        .increment(1);
+    }
+    let tool = format!(
+        "{}{SEPARATOR}{}",
+        record["server"].as_str().unwrap_or_default(),
+        record["tool"].as_str().unwrap_or_default()
+    );
+    if !found.is_empty() {
+        let kinds: Vec<String> = found
+            .iter()
+            .map(|f| {
+                format!(
+                    "{}:{}",
+                    f["detector"].as_str().unwrap_or_default(),
+                    f["entity_type"].as_str().unwrap_or_default()
+                )
+            })
+            .collect();
+        d.events().emit_detached(
+            &p.tenant,
+            NewEvent::of(
+                "guardian.trigger.fired",
+                "mcp_calls",
+                call_id,
+                format!("{tool}: {}", kinds.join(", ")),
+                json!({"tool": tool, "agent_id": record["agent_id"],
+                       "argument_findings": record["argument_findings"],
+                       "result_findings": record["result_findings"]}),
+            ),
+        );
+    }
+    if record["error_code"] == "blocked" {
+        let reasons = record["reason_codes"].clone();
+        d.events().emit_detached(
+            &p.tenant,
+            NewEvent::of(
+                "policy.violation.detected",
+                "mcp_calls",
+                call_id,
+                format!("{tool} blocked: {}", reasons),
+                json!({"decision_type": "mcp.tool_call", "tool": tool,
+                       "agent_id": record["agent_id"], "verdict": "BLOCK",
+                       "reason_codes": reasons}),
+            ),
+        );
+    }
 }
 
 /// Where and what was found, never the text itself.

@@ -15,6 +15,7 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{json, Value};
+use warden_governance::gloxi::Gloxi;
 use warden_governance::{Decisions, Principal, Scope};
 use warden_ledger::{keys, Ledger};
 use warden_policy::LivePolicySet;
@@ -27,10 +28,14 @@ use crate::tools::Op;
 /// escalation resolved through REST wakes a tool call held here.
 pub struct Core {
     pub decisions: Arc<Decisions>,
+    /// Webhook registrations and the dead-letter queue (deliveries are sent by `serve`).
+    pub webhooks: Arc<warden_governance::Webhooks>,
     pub ledger: Arc<Ledger>,
     pub policies: Arc<LivePolicySet>,
     /// The upstream MCP servers behind `/mcp`, if any are configured.
     pub federation: Option<Arc<Federation>>,
+    /// Gloxi, shared with `POST /v1/chat`.
+    pub gloxi: Arc<Gloxi>,
 }
 
 /// The MCP server. Cheap to clone: one per HTTP session, sharing [`Core`].
@@ -168,6 +173,7 @@ impl ServerHandler for WardenMcp {
     ) -> Result<ListToolsResult, ErrorData> {
         let p = self.principal(&ctx)?;
         let mut tools: Vec<_> = Op::ALL.into_iter().map(Op::tool).collect();
+        tools.push(crate::gloxi::tool());
         if let Some(f) = &self.core.federation {
             let agent = self.agent_id(&ctx, &p);
             tools.extend(f.visible_tools(&self.core.decisions, &p, &agent).await);
@@ -185,7 +191,16 @@ impl ServerHandler for WardenMcp {
         if let Some(op) = Op::from_name(&request.name) {
             let span = tracing::info_span!("mcp.tool", tool = op.name(), tenant = %p.tenant, key = %p.key_id);
             let _enter = span.enter();
-            let result = match op.call(self.core.decisions.clone(), p, args).await {
+            let result = match op.call(self.core.clone(), p, args).await {
+                Ok(r) => r,
+                Err(e) => e.into_result(),
+            };
+            return Ok(result.into());
+        }
+        if request.name == crate::gloxi::NAME {
+            let span = tracing::info_span!("mcp.tool", tool = crate::gloxi::NAME, tenant = %p.tenant, key = %p.key_id);
+            let _enter = span.enter();
+            let result = match crate::gloxi::call(&self.core.gloxi, p, args, &ctx).await {
                 Ok(r) => r,
                 Err(e) => e.into_result(),
             };

@@ -11,9 +11,10 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use warden_governance::{
-    AgentRegistered, ClientSummary, Decisions, Efficiency, Escalation, Evaluate, Evaluated,
-    Forensics, GovError, Inscribe, Inscribed, IntentCreated, Lineage, Principal, Proposal, Propose,
-    RegisterAgent, RegisterIntent, Resolve, Resolved,
+    AgentRegistered, ClientSummary, DeadLetter, Efficiency, Escalation, Evaluate, Evaluated,
+    EventPage, EventQuery, Forensics, GovError, Inscribe, Inscribed, IntentCreated, Lineage,
+    Principal, Proposal, Propose, PublishEvent, Published, RegisterAgent, RegisterIntent,
+    RegisterWebhook, Replay, Replayed, Resolve, Resolved, Webhook,
 };
 
 use crate::error::ToolError;
@@ -80,6 +81,45 @@ pub struct GetGovernanceEfficiency {
     pub period: Option<String>,
 }
 
+/// Arguments of `list_governance_events` (the REST query).
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListGovernanceEvents {
+    /// Only events of this type, e.g. `escalation.opened`.
+    #[serde(default)]
+    pub event_type: Option<String>,
+    /// Only events about this source (a decision node, thread, finding...).
+    #[serde(default)]
+    pub source_id: Option<String>,
+    /// Page size, 1 to 100 (default 50).
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 100)]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page, for older events.
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+/// Arguments of `delete_webhook`.
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteWebhook {
+    /// The webhook id (`whk_…`).
+    pub webhook_id: String,
+}
+
+/// What `delete_webhook` answers (REST answers 204 without a body).
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
+pub struct Deleted {
+    pub webhook_id: String,
+    pub deleted: bool,
+}
+
+/// Arguments of tools that take none.
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoArguments {}
+
 /// Every governance tool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
@@ -96,13 +136,20 @@ pub enum Op {
     VerifyLineage,
     GetClientSummary,
     GetGovernanceEfficiency,
+    ListGovernanceEvents,
+    PublishGovernanceEvent,
+    RegisterWebhook,
+    ListWebhooks,
+    DeleteWebhook,
+    ListDeadLetters,
+    ReplayDeadLetters,
 }
 
 /// How a tool affects the world: (read only, destructive, idempotent).
 type Hints = (bool, bool, bool);
 
 impl Op {
-    pub const ALL: [Op; 13] = [
+    pub const ALL: [Op; 20] = [
         Op::RegisterIntent,
         Op::ProposeDecision,
         Op::InscribeDecision,
@@ -116,6 +163,13 @@ impl Op {
         Op::VerifyLineage,
         Op::GetClientSummary,
         Op::GetGovernanceEfficiency,
+        Op::ListGovernanceEvents,
+        Op::PublishGovernanceEvent,
+        Op::RegisterWebhook,
+        Op::ListWebhooks,
+        Op::DeleteWebhook,
+        Op::ListDeadLetters,
+        Op::ReplayDeadLetters,
     ];
 
     pub fn name(self) -> &'static str {
@@ -133,6 +187,13 @@ impl Op {
             Op::VerifyLineage => "verify_lineage",
             Op::GetClientSummary => "get_client_summary",
             Op::GetGovernanceEfficiency => "get_governance_efficiency",
+            Op::ListGovernanceEvents => "list_governance_events",
+            Op::PublishGovernanceEvent => "publish_governance_event",
+            Op::RegisterWebhook => "register_webhook",
+            Op::ListWebhooks => "list_webhooks",
+            Op::DeleteWebhook => "delete_webhook",
+            Op::ListDeadLetters => "list_dead_letters",
+            Op::ReplayDeadLetters => "replay_dead_letters",
         }
     }
 
@@ -156,6 +217,13 @@ impl Op {
             Op::VerifyLineage => "GET /v1/lineage/{id}/verify",
             Op::GetClientSummary => "GET /v1/client/{token}/summary",
             Op::GetGovernanceEfficiency => "GET /v1/governance/efficiency/{agency_id}",
+            Op::ListGovernanceEvents => "GET /v1/governance-events",
+            Op::PublishGovernanceEvent => "POST /v1/governance-events",
+            Op::RegisterWebhook => "POST /v1/governance-events/webhooks",
+            Op::ListWebhooks => "GET /v1/governance-events/webhooks",
+            Op::DeleteWebhook => "DELETE /v1/governance-events/webhooks/{id}",
+            Op::ListDeadLetters => "GET /v1/governance-events/dead-letters",
+            Op::ReplayDeadLetters => "POST /v1/governance-events/dead-letters",
         }
     }
 
@@ -174,6 +242,13 @@ impl Op {
             Op::VerifyLineage => "Prove that a decision is anchored in the ledger: the leaf hash, the Merkle audit path and the signed checkpoint root it leads to.",
             Op::GetClientSummary => "An agency's client-portal summary: decisions this month and in total, decisions stopped before execution (blocked or escalated), and recent decisions.",
             Op::GetGovernanceEfficiency => "An agency's governance efficiency score over a period (default 30d): how often decisions land in the amber band of policy utilization (60-85).",
+            Op::ListGovernanceEvents => "The tenant's governance event stream, newest first: decisions made, escalations opened and resolved, policy violations, guardian triggers, rate limits hit, ledger checkpoints and producers' events. Filter by event_type or source_id; page with cursor (next_cursor of the previous page).",
+            Op::RegisterWebhook => "Register an HTTPS endpoint to receive the tenant's governance events (needs an admin key), signed per the Standard Webhooks convention with the secret named by hmac_secret_alias. event_types filters (empty: all). Internal and plain-http targets are refused unless the operator allow-listed them.",
+            Op::ListWebhooks => "The tenant's registered webhooks (needs an admin key); secrets are never shown, only their alias.",
+            Op::DeleteWebhook => "Delete a webhook (needs an admin key); its pending deliveries are cancelled.",
+            Op::ListDeadLetters => "Webhook deliveries that failed every attempt (needs an admin key), newest first, with the event, the last HTTP status and error.",
+            Op::ReplayDeadLetters => "Queue dead-lettered webhook deliveries again with their attempts reset (needs an admin key); delivery_ids empty: all of them.",
+            Op::PublishGovernanceEvent => "Publish an event of another system (finding.state_transition, risk_score.changed, assessment.completed, compliance.threshold.breach, policy.violation.detected, guardian.trigger.fired) to the governance event stream and its webhooks. Pass idempotency_key so that a retry records one event.",
         }
     }
 
@@ -183,6 +258,10 @@ impl Op {
             Op::RegisterIntent | Op::ProposeDecision | Op::EvaluateAction => (false, false, false),
             // A repeat is refused as a conflict, so it has no further effect.
             Op::InscribeDecision | Op::RegisterAgent => (false, false, true),
+            // Idempotent only with an idempotency_key.
+            Op::PublishGovernanceEvent | Op::RegisterWebhook => (false, false, false),
+            Op::DeleteWebhook => (false, true, true),
+            Op::ReplayDeadLetters => (false, false, false),
             // Irreversible: a human's decision, inscribed.
             Op::ResolveEscalation => (false, true, true),
             Op::GetForensics
@@ -191,7 +270,10 @@ impl Op {
             | Op::GetAgent
             | Op::VerifyLineage
             | Op::GetClientSummary
-            | Op::GetGovernanceEfficiency => (true, false, true),
+            | Op::GetGovernanceEfficiency
+            | Op::ListGovernanceEvents
+            | Op::ListWebhooks
+            | Op::ListDeadLetters => (true, false, true),
         }
     }
 
@@ -215,6 +297,12 @@ impl Op {
             Op::VerifyLineage => schema::of::<VerifyLineage>(),
             Op::GetClientSummary => schema::of::<GetClientSummary>(),
             Op::GetGovernanceEfficiency => schema::of::<GetGovernanceEfficiency>(),
+            Op::ListGovernanceEvents => schema::of::<ListGovernanceEvents>(),
+            Op::PublishGovernanceEvent => schema::of::<PublishEvent>(),
+            Op::RegisterWebhook => schema::of::<RegisterWebhook>(),
+            Op::ListWebhooks | Op::ListDeadLetters => schema::of::<NoArguments>(),
+            Op::DeleteWebhook => schema::of::<DeleteWebhook>(),
+            Op::ReplayDeadLetters => schema::of::<Replay>(),
         }
     }
 
@@ -234,6 +322,13 @@ impl Op {
             Op::VerifyLineage => schema::of::<Lineage>(),
             Op::GetClientSummary => schema::of::<ClientSummary>(),
             Op::GetGovernanceEfficiency => schema::of::<Efficiency>(),
+            Op::ListGovernanceEvents => schema::of::<EventPage>(),
+            Op::PublishGovernanceEvent => schema::of::<Published>(),
+            Op::RegisterWebhook => schema::of::<Webhook>(),
+            Op::ListWebhooks => schema::list_of::<Webhook>("webhooks"),
+            Op::DeleteWebhook => schema::of::<Deleted>(),
+            Op::ListDeadLetters => schema::list_of::<DeadLetter>("dead_letters"),
+            Op::ReplayDeadLetters => schema::of::<Replayed>(),
         }
     }
 
@@ -255,10 +350,12 @@ impl Op {
     /// Runs the operation for `p` with the call's arguments.
     pub async fn call(
         self,
-        d: Arc<Decisions>,
+        core: Arc<crate::Core>,
         p: Principal,
         args: Value,
     ) -> Result<CallToolResult, ToolError> {
+        let d = core.decisions.clone();
+        let hooks = core.webhooks.clone();
         let out = match self {
             Op::RegisterIntent => {
                 let req: RegisterIntent = parse(args)?;
@@ -336,6 +433,46 @@ impl Op {
                         })?,
                 };
                 to_value(blocking(move || d.efficiency(&p, &a.agency_id, days)).await?)
+            }
+            Op::ListGovernanceEvents => {
+                let a: ListGovernanceEvents = parse(args)?;
+                let q = EventQuery {
+                    event_type: a.event_type,
+                    source_id: a.source_id,
+                    finding_id: None,
+                    limit: a.limit.map(|l| l.to_string()),
+                    cursor: a.cursor,
+                };
+                to_value(blocking(move || d.events().list(&p, q)).await?)
+            }
+            Op::PublishGovernanceEvent => {
+                let req: PublishEvent = parse(args)?;
+                to_value(blocking(move || d.events().publish(&p, req)).await?)
+            }
+            Op::RegisterWebhook => {
+                let req: RegisterWebhook = parse(args)?;
+                to_value(hooks.register(&p, req).await?)
+            }
+            Op::ListWebhooks => {
+                let _: NoArguments = parse(args)?;
+                json!({ "webhooks": blocking(move || hooks.list(&p)).await? })
+            }
+            Op::DeleteWebhook => {
+                let a: DeleteWebhook = parse(args)?;
+                let id = a.webhook_id.clone();
+                blocking(move || hooks.delete(&p, &a.webhook_id)).await?;
+                to_value(Deleted {
+                    webhook_id: id,
+                    deleted: true,
+                })
+            }
+            Op::ListDeadLetters => {
+                let _: NoArguments = parse(args)?;
+                json!({ "dead_letters": blocking(move || hooks.dead_letters(&p)).await? })
+            }
+            Op::ReplayDeadLetters => {
+                let req: Replay = parse(args)?;
+                to_value(blocking(move || hooks.replay(&p, req)).await?)
             }
         };
         Ok(CallToolResult::structured(out))

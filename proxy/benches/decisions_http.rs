@@ -92,14 +92,21 @@ fn main() {
         let policies = Arc::new(warden_policy::LivePolicySet::new(
             warden_policy::PolicySet::with_default_pack(),
         ));
+        let decisions = Arc::new(warden_governance::Decisions::new(
+            store.clone(),
+            ledger.clone(),
+            policies,
+        ));
         let state = Arc::new(warden_proxy::ApiState {
             limits: Arc::new(warden_proxy::RequestLimits::per_minute(1_000_000)),
             store: store.clone(),
             ledger: ledger.clone(),
-            decisions: Arc::new(warden_governance::Decisions::new(
+            decisions: decisions.clone(),
+            webhooks: Arc::new(warden_governance::Webhooks::new(
                 store,
-                ledger.clone(),
-                policies,
+                decisions.events().clone(),
+                Default::default(),
+                Default::default(),
             )),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
+use warden_governance::gloxi::GloxiError;
 use warden_governance::{AuthError, GovError};
 
 #[derive(Debug)]
@@ -16,6 +17,8 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     field: Option<&'static str>,
+    /// Guardian or policy reason codes of a refusal.
+    reasons: Vec<String>,
 }
 
 impl ApiError {
@@ -25,6 +28,7 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            reasons: Vec::new(),
         }
     }
 
@@ -50,13 +54,56 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// The error body, `{"code","message","field"?,"reason_codes"?}` (also an SSE `error`
+    /// event's data).
+    pub(crate) fn body(&self) -> serde_json::Value {
         let mut body = json!({"code": self.code, "message": self.message});
         if let Some(f) = self.field {
             body["field"] = json!(f);
         }
-        (self.status, Json(body)).into_response()
+        if !self.reasons.is_empty() {
+            body["reason_codes"] = json!(self.reasons);
+        }
+        body
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body())).into_response()
+    }
+}
+
+/// Gloxi's refusals: an unknown jurisdiction or sector is a 422 that lists the known values; a
+/// question or answer the guardians block is a 403 `blocked` with their reason codes.
+impl From<GloxiError> for ApiError {
+    fn from(e: GloxiError) -> Self {
+        let message = e.to_string();
+        match e {
+            GloxiError::Forbidden(_) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", message),
+            GloxiError::Invalid { field, .. } => {
+                ApiError::field(StatusCode::BAD_REQUEST, "invalid_request", field, message)
+            }
+            GloxiError::Unknown { field, .. } => ApiError::field(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unprocessable",
+                field,
+                message,
+            ),
+            GloxiError::NotFound(_) => ApiError::field(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "conversation_id",
+                message,
+            ),
+            GloxiError::Blocked { reasons, .. } => ApiError {
+                reasons,
+                ..ApiError::new(StatusCode::FORBIDDEN, "blocked", message)
+            },
+            GloxiError::Store(e) => ApiError::internal(e),
+            GloxiError::Task(e) => ApiError::internal(e),
+        }
     }
 }
 

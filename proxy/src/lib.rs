@@ -1,12 +1,19 @@
 //! Warden's HTTP front. This first part serves the governance REST API: handlers parse,
 //! authenticate (in an extractor), call one `warden-governance` function and shape its answer.
 
+pub mod chat;
 mod error;
+mod events;
 mod idempotency;
+pub mod metrics;
 pub mod openai;
 mod ratelimit;
 
 pub use ratelimit::RequestLimits;
+
+/// The `tracing` target of the spans exported to OpenTelemetry (and of nothing else), so that
+/// the subscriber can route them to the exporter only.
+pub const OTEL_TARGET: &str = "warden_otel";
 
 use std::sync::Arc;
 
@@ -56,10 +63,12 @@ impl utoipa::Modify for BearerAuth {
 /// The OpenAPI document of the REST API, served at `/openapi.json` (Swagger UI at `/docs`).
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    info(title = "Warden governance API", description = "Intents, decisions, escalations, agents and ledger proofs."),
+    info(title = "Warden governance API", description = "Intents, decisions, escalations, agents, ledger proofs and Gloxi's regulatory answers."),
     paths(register_intent, propose, inscribe, forensics, list_escalations, escalation,
         resolve_escalation, register_agent, agent, evaluate, lineage, client_summary, efficiency,
-        latest_checkpoint, public_key),
+        latest_checkpoint, public_key, events::list_events, events::publish_event,
+        events::register_webhook, events::list_webhooks, events::delete_webhook,
+        events::dead_letters, events::replay, chat::chat, chat::chat_api),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth)
 )]
@@ -75,6 +84,7 @@ pub struct ApiState {
     pub ledger: Arc<Ledger>,
     /// Shared with the MCP server, so an escalation resolved here wakes a call held there.
     pub decisions: Arc<Decisions>,
+    pub webhooks: Arc<warden_governance::Webhooks>,
 }
 
 /// The authenticated caller, from `Authorization: Bearer <key>`.
@@ -136,6 +146,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         )
         .route("/v1/ledger/checkpoint", get(latest_checkpoint))
         .route("/v1/ledger/public-key", get(public_key))
+        .merge(events::routes())
         .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))

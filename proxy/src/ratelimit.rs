@@ -3,8 +3,8 @@
 //! `Retry-After` on 429.
 //!
 //! Keys are counted by a hash of the presented bearer token, before it is authenticated: a
-//! flood of bad keys is throttled like any other. The limits are per process; limits shared
-//! by a fleet are issue 9's Redis backend.
+//! flood of bad keys is throttled like any other. These limits are per process: the data
+//! plane's `limits:` can be shared through Redis (`limits.backend`), these not yet.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -76,6 +76,8 @@ pub async fn layer(State(limits): State<Arc<RequestLimits>>, req: Request, next:
             resp
         }
         Err(not_until) => {
+            metrics::counter!("warden_rate_limit_rejections_total", "surface" => "api", "per" => "key", "limit" => "requests")
+                .increment(1);
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             let retry = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             let mut resp = ApiError::new(

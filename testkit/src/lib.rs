@@ -35,20 +35,26 @@ pub struct Received(
     Arc<std::sync::atomic::AtomicUsize>,
 );
 
-/// One request: its `Authorization` header and its body.
-type Request = (Option<String>, Value);
+/// One request: its `Authorization` and `traceparent` headers and its body.
+type Request = (Option<String>, Option<String>, Value);
 
 impl Received {
     /// The request bodies.
     pub fn all(&self) -> Vec<Value> {
         let g = self.0.lock().expect("not poisoned");
-        g.iter().map(|(_, b)| b.clone()).collect()
+        g.iter().map(|(_, _, b)| b.clone()).collect()
     }
 
     /// The `Authorization` header of each request (`None` when absent).
     pub fn authorizations(&self) -> Vec<Option<String>> {
         let g = self.0.lock().expect("not poisoned");
-        g.iter().map(|(a, _)| a.clone()).collect()
+        g.iter().map(|(a, _, _)| a.clone()).collect()
+    }
+
+    /// The W3C `traceparent` header of each request (`None` when absent).
+    pub fn traceparents(&self) -> Vec<Option<String>> {
+        let g = self.0.lock().expect("not poisoned");
+        g.iter().map(|(_, t, _)| t.clone()).collect()
     }
 
     /// Streams whose client disconnected before the last event.
@@ -57,15 +63,21 @@ impl Received {
     }
 
     fn push(&self, headers: &HeaderMap, v: Value) {
-        let auth = headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|a| a.to_str().ok())
-            .map(str::to_owned);
+        let header = |name| {
+            headers
+                .get(name)
+                .and_then(|a| a.to_str().ok())
+                .map(str::to_owned)
+        };
         let mut g = self.0.lock().expect("not poisoned");
         if g.len() >= 1000 {
             g.remove(0);
         }
-        g.push((auth, v));
+        g.push((
+            header(axum::http::header::AUTHORIZATION.as_str()),
+            header("traceparent"),
+            v,
+        ));
     }
 }
 
@@ -416,4 +428,25 @@ async fn responses(
     );
     frames.push(json!({"type": "response.completed", "response": response}).to_string());
     sse(frames)
+}
+
+/// The Redis for tests that need one: `WARDEN_TEST_REDIS_URL` (which `.ci/run` sets), or `None`
+/// after saying on stderr that the test is skipped.
+pub fn test_redis_url() -> Option<String> {
+    match std::env::var("WARDEN_TEST_REDIS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            eprintln!("skipped: WARDEN_TEST_REDIS_URL is not set");
+            None
+        }
+    }
+}
+
+/// A Redis key prefix no other test, process or run shares.
+pub fn unique_redis_prefix(test: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    format!("test-{test}-{}-{nanos}", std::process::id())
 }

@@ -347,3 +347,34 @@ pub async fn open_thread(addr: SocketAddr, key: &str) -> String {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Warden whose one upstream is a fresh mock provider answering within `timeout`, with `yaml`
+/// appended to its configuration: the server, its admin key, what the mock receives, and the
+/// directory holding the configuration and the data (`data/`).
+pub async fn server_with_mock(
+    timeout: &str,
+    yaml: &str,
+) -> (Server, String, warden_testkit::Received, tempfile::TempDir) {
+    // The clients here use reqwest without a built-in crypto provider, as Warden does.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let (mock, received) = warden_testkit::spawn().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("warden.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "upstreams:\n  - name: mock\n    base_url: http://{mock}/v1\n    api_key_env: MOCK_PROVIDER_KEY\n    timeout: {timeout}\n{yaml}"
+        ),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let (server, key) = tokio::task::spawn_blocking(move || {
+        let mut cmd = warden();
+        cmd.env("WARDEN_CONFIG", &config);
+        cmd.env("MOCK_PROVIDER_KEY", "sk-provider-secret");
+        server_with_admin_key_cmd(cmd, &data)
+    })
+    .await
+    .unwrap();
+    (server, key, received, dir)
+}

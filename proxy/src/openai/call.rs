@@ -17,6 +17,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+use tracing::Instrument;
 use warden_config::{Durability, EscalationMode, FailMode};
 use warden_governance::{GovError, Principal};
 use warden_ledger::{Appending, Entry};
@@ -24,10 +25,10 @@ use warden_policy::{Evaluation, Input, Outcome};
 
 use super::error::OpenAiError;
 use super::inspect::{self, Findings, Route};
-use super::limits::{Reservation, Snapshot, Subject, DEFAULT_COMPLETION_RESERVE};
+use super::limits::{LimitError, Reservation, Snapshot, Subject, DEFAULT_COMPLETION_RESERVE};
 use super::record::{Check, Ending, RequestRecord, ResponseRecord, Usage};
 use super::upstream::Upstream;
-use super::{stream, tokens, tools, Plane};
+use super::{signals, stream, tokens, tools, trace, Plane};
 
 /// Largest non-streamed upstream response read into memory for inspection.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
@@ -43,6 +44,8 @@ pub(crate) struct CallEnd {
     pub agent: String,
     pub model: String,
     pub route: Route,
+    /// The call's span, kept open until the call ends (a stream outlives the handler).
+    pub span: tracing::Span,
 }
 
 impl CallEnd {
@@ -56,6 +59,19 @@ impl CallEnd {
         findings: &Findings,
         tool_calls: &[Value],
     ) {
+        if let Some(u) = usage {
+            signals::tokens(&self.plane, &self.tenant, &self.model, u);
+            self.span.record("gen_ai.usage.input_tokens", u.prompt);
+            self.span.record("gen_ai.usage.output_tokens", u.completion);
+        }
+        signals::guardians_fired(
+            &self.plane,
+            &self.tenant,
+            &self.decision_id,
+            &self.agent,
+            "response",
+            findings,
+        );
         if let Some(r) = self.reservation.take() {
             match (usage, ending) {
                 (Some(u), _) => r.settle(u.total()),
@@ -82,10 +98,43 @@ impl CallEnd {
 }
 
 pub async fn govern(p: Arc<Plane>, route: Route, headers: HeaderMap, body: Bytes) -> Response {
-    match govern_inner(p, route, headers, body).await {
+    let principal = match p.auth.principal(&headers).await {
+        Ok(pr) => pr,
+        Err(e) => return e.into_response(),
+    };
+    govern_as(p, principal, route, headers, body).await
+}
+
+/// A call made for an already authenticated caller: Warden's own callers (Gloxi) go through
+/// the same path as an agent's call, from the guardians to the ledger.
+pub(crate) async fn govern_as(
+    p: Arc<Plane>,
+    principal: Principal,
+    route: Route,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let span = trace::call_span(route, &headers);
+    let resp = match govern_inner(p, principal, route, headers, body)
+        .instrument(span.clone())
+        .await
+    {
         Ok(r) => r,
         Err(e) => e.into_response(),
+    };
+    let status = resp.status();
+    span.record("http.response.status_code", status.as_u16());
+    if let Some(v) = resp
+        .headers()
+        .get("x-warden-verdict")
+        .and_then(|v| v.to_str().ok())
+    {
+        span.record("warden.verdict", v);
     }
+    if status.is_server_error() {
+        span.record("otel.status_code", "ERROR");
+    }
+    resp
 }
 
 fn new_id(prefix: &str) -> String {
@@ -272,12 +321,12 @@ fn blocked_error(
 
 async fn govern_inner(
     p: Arc<Plane>,
+    principal: Principal,
     route: Route,
     headers: HeaderMap,
     raw: Bytes,
 ) -> Result<Response, OpenAiError> {
     let started = Instant::now();
-    let principal = p.auth.principal(&headers).await?;
     let mut body: Value = serde_json::from_slice(&raw)
         .map_err(|e| OpenAiError::invalid("body", format!("the body is not valid JSON: {e}")))?;
     if !body.is_object() {
@@ -334,6 +383,10 @@ async fn govern_inner(
         });
     };
     let agent = agent_of(&principal, &headers)?;
+    let span = tracing::Span::current();
+    trace::name_call(&span, route, &model);
+    span.record("warden.agent", agent.as_str());
+    span.record("warden.upstream", upstream.name.as_str());
     let intent_id = match headers.get("x-warden-intent").map(|v| v.to_str()) {
         Some(Ok(id)) => {
             p.api
@@ -362,12 +415,28 @@ async fn govern_inner(
 
     // The guardians, on everything the model will read.
     let body_sha256 = hex::encode(Sha256::digest(&raw));
-    let findings = inspect::request(&p.guardians, route, &mut body);
+    let findings = trace::step("guardians").in_scope(|| {
+        let f = inspect::request(&p.guardians, route, &mut body);
+        tracing::Span::current().record("warden.outcome", f.action.map_or("none", |a| a.as_str()));
+        f
+    });
     let (texts, messages) = inspect::prompt_texts(route, &body);
     let (prompt_tokens, counted) = p.tokenizers.count(&model, &texts, messages);
     let max_tokens = tokens::max_output(&body);
     let tools = inspect::tool_names(&body);
     let decision_id = new_id("dec");
+    span.record("warden.decision_id", decision_id.as_str());
+    if let Some(m) = max_tokens {
+        span.record("gen_ai.request.max_tokens", m);
+    }
+    signals::guardians_fired(
+        &p,
+        &principal.tenant,
+        &decision_id,
+        &agent,
+        "request",
+        &findings,
+    );
 
     // Limits: the prompt plus the completion budget, reserved before anything else happens.
     let reserve = prompt_tokens
@@ -384,9 +453,20 @@ async fn govern_inner(
             tenant: &principal.tenant,
             model: &model,
         };
-        match p.limits.reserve(&who, reserve) {
+        match p.limits.reserve(&who, reserve).await {
             Ok(r) => Some(r),
-            Err(refusal) => {
+            Err(LimitError::Unavailable) => {
+                return Err(OpenAiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "api_error",
+                    "limits_unavailable",
+                    "the shared rate limits cannot be checked right now (limits.fail_mode is reject); retry",
+                )
+                .with_header("x-warden-decision-id", &decision_id)
+                .with_header("retry-after", "1"));
+            }
+            Err(LimitError::Exceeded(refusal)) => {
+                signals::rate_limited(&p, &principal.tenant, &agent, &refusal.scope, refusal.what);
                 let message = match refusal.retry_after {
                     Some(_) => format!(
                         "rate limit for {} reached on {}: limit {} per minute, this call needs {}",
@@ -448,7 +528,14 @@ async fn govern_inner(
         "tenant": principal.tenant,
         "agent": agent,
     });
-    let judged = match judge(&p, &agent, context, &findings) {
+    let judged = trace::step("policy").in_scope(|| {
+        let j = judge(&p, &agent, context, &findings);
+        if let Ok(j) = &j {
+            tracing::Span::current().record("warden.outcome", j.verdict.as_str());
+        }
+        j
+    });
+    let judged = match judged {
         Ok(j) => j,
         Err(e) => {
             if let Some(r) = reservation {
@@ -579,6 +666,15 @@ async fn govern_inner(
             r.release();
         }
         let rec = inscribe_refusal(&p, &asked, "block", &judged.reasons, None).await?;
+        signals::blocked(
+            &p,
+            &principal.tenant,
+            &decision_id,
+            &agent,
+            &model,
+            &judged.reasons,
+            judged.evaluation.as_ref().map(|e| e.utilization),
+        );
         let what = if findings.blocked {
             "the guardians blocked this request"
         } else {
@@ -628,8 +724,13 @@ async fn govern_inner(
         &judged.reasons,
         escalation_thread.as_deref(),
     ));
-    let sent = send(&p, &upstream, route.path(), &headers, out, stream).await;
-    let recorded = match ledger_wait(&p, appending).await {
+    let sent = send(&p, &upstream, route.path(), &headers, out, stream)
+        .instrument(trace::upstream_span(&upstream.name, &upstream.base_url))
+        .await;
+    let recorded = match ledger_wait(&p, appending)
+        .instrument(trace::step("ledger.append"))
+        .await
+    {
         Ok(r) => r,
         Err(e) => {
             if let Some(r) = reservation {
@@ -648,6 +749,7 @@ async fn govern_inner(
         agent: agent.clone(),
         model: model.clone(),
         route,
+        span: span.clone(),
     };
     let mut response = match sent {
         Err(e) => {
@@ -826,12 +928,25 @@ async fn send(
     if let Some(auth) = &upstream.authorization {
         req = req.header(reqwest::header::AUTHORIZATION, auth.clone());
     }
-    for name in ["traceparent", "tracestate", "openai-beta", "x-request-id"] {
-        if let Some(v) = headers.get(name) {
-            req = req.header(name, v.as_bytes());
+    let context = trace::outgoing_context();
+    let passed: &[&str] = if context.is_some() {
+        &["openai-beta", "x-request-id"]
+    } else {
+        &["traceparent", "tracestate", "openai-beta", "x-request-id"]
+    };
+    for name in passed {
+        if let Some(v) = headers.get(*name) {
+            req = req.header(*name, v.as_bytes());
         }
     }
-    req.send().await
+    for (name, value) in context.iter().flatten() {
+        req = req.header(name.as_str(), value.as_bytes());
+    }
+    let sent = req.send().await;
+    if let Ok(r) = &sent {
+        tracing::Span::current().record("http.response.status_code", r.status().as_u16());
+    }
+    sent
 }
 
 fn upstream_failure(upstream: &Upstream, e: &reqwest::Error) -> (StatusCode, Ending, OpenAiError) {

@@ -101,6 +101,8 @@ impl Findings {
     /// Counts findings made elsewhere (a stream scanner's).
     pub fn record(&mut self, at: &str, found: &[warden_guardians::Finding]) {
         for f in found {
+            metrics::counter!("warden_guardian_triggers_total", "detector" => f.detector.as_str(), "action" => f.action.as_str())
+                .increment(1);
             self.action = self.action.max(Some(f.action));
             *self
                 .counts

@@ -12,12 +12,15 @@
 mod auth;
 mod call;
 mod error;
+mod gloxi;
 mod inspect;
 mod limits;
 mod record;
+mod signals;
 mod stream;
 mod tokens;
 mod tools;
+mod trace;
 mod upstream;
 
 use std::collections::HashMap;
@@ -34,8 +37,12 @@ use warden_guardians::Guardians;
 use warden_policy::LivePolicySet;
 
 pub use error::OpenAiError;
+pub use gloxi::{GovernedLlm, AGENT as GLOXI_AGENT};
 pub use inspect::{Findings, Route};
-pub use limits::{Limits, Refusal, Reservation, Snapshot, Subject};
+pub use limits::{
+    redis_unavailable_total, LimitError, Limits, LimitsSetupError, Refusal, Reservation, Snapshot,
+    Subject,
+};
 pub use tokens::{Counted, Tokenizers};
 pub use upstream::{Upstream, UpstreamError};
 
@@ -55,6 +62,8 @@ pub struct Plane {
     /// (tenant, agent) -> the agent's default intent, registered at start.
     pub(crate) intents: HashMap<(String, String), String>,
     pub(crate) auth: auth::AuthCache,
+    pub(crate) tenant_labels: signals::LabelBudget,
+    pub(crate) model_labels: signals::LabelBudget,
 }
 
 /// Why the data plane could not be built.
@@ -70,6 +79,8 @@ pub enum PlaneError {
     Agent { agent: String, message: String },
     #[error("HTTP client: {0}")]
     Client(String),
+    #[error(transparent)]
+    Limits(#[from] LimitsSetupError),
 }
 
 impl Plane {
@@ -108,17 +119,29 @@ impl Plane {
         tokenizers.warm_up();
         Ok(Arc::new(Plane {
             auth: auth::AuthCache::new(api.store.clone()),
+            tenant_labels: Default::default(),
+            model_labels: Default::default(),
             api,
             upstreams,
             client,
             guardians,
             policies,
             tokenizers,
-            limits: Limits::new(config.limits.clone()),
+            limits: Limits::new(&config.limits)?,
             config: config.proxy.clone(),
             durability: config.ledger.durability,
             intents,
         }))
+    }
+
+    /// The compiled guardians, shared with the other surfaces (Gloxi).
+    pub fn guardians(&self) -> Arc<Guardians> {
+        self.guardians.clone()
+    }
+
+    /// Whether an upstream serves `model`.
+    pub fn serves(&self, model: &str) -> bool {
+        upstream::route(&self.upstreams, model).is_some()
     }
 
     /// The names of the configured upstreams, for readiness reports.
