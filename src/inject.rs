@@ -268,7 +268,9 @@ fn parse(yaml: &str) -> Yaml<'static> {
         .expect("the sidecar's own YAML parses")
 }
 
-/// The sidecar. Its figures come from BENCHMARKS.md: about 80 MiB resident idle, 130-150 MiB
+/// The sidecar. It takes the fleet's PostgreSQL store from the Secret `warden-store` when there
+/// is one (deploy/README.md, "State"), and keeps a SQLite store of its own otherwise. Its
+/// figures come from BENCHMARKS.md: about 80 MiB resident idle, 130-150 MiB
 /// under load and up to about 370 MiB at saturation; about 1 ms of CPU per governed call.
 fn sidecar(args: &InjectArgs) -> Yaml<'static> {
     parse(&format!(
@@ -281,6 +283,9 @@ env:
     value: "127.0.0.1:8080"
   - name: WARDEN_SERVER__ADMIN_LISTEN
     value: "0.0.0.0:9090"
+  - name: WARDEN_STORE__URL
+    valueFrom:
+      secretKeyRef: {{name: warden-store, key: url, optional: true}}
 ports:
   - name: warden-admin
     containerPort: 9090

@@ -370,6 +370,10 @@ impl Store {
         };
         let mut conn = Connection::open(&path).map_err(err)?;
         conn.set_prepared_statement_cache_capacity(64);
+        // Another process may hold the write lock for a moment (a `warden keys` command while
+        // `warden serve` runs): wait for it rather than fail at once.
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(err)?;
         conn.execute_batch(
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;
              CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL);",
@@ -551,7 +555,11 @@ impl Store {
         match &self.backend {
             Backend::Sqlite { conn, path } => {
                 let mut conn = conn.lock().expect("not poisoned");
-                let tx = conn.transaction().map_err(sqlite_err(path))?;
+                // Immediate: the write lock is taken at BEGIN, where a busy wait can still
+                // succeed, not at the first write of a transaction that has read.
+                let tx = conn
+                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                    .map_err(sqlite_err(path))?;
                 for (sql, args) in &statements {
                     tx.prepare_cached(sql)
                         .and_then(|mut st| st.execute(rusqlite::params_from_iter(args.iter())))
@@ -586,7 +594,11 @@ impl Store {
         match &self.backend {
             Backend::Sqlite { conn, path } => {
                 let mut conn = conn.lock().expect("not poisoned");
-                let tx = conn.transaction().map_err(sqlite_err(path))?;
+                // Immediate: the write lock is taken at BEGIN, where a busy wait can still
+                // succeed, not at the first write of a transaction that has read.
+                let tx = conn
+                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                    .map_err(sqlite_err(path))?;
                 let mut t = Tx(TxInner::Sqlite { tx: Some(tx), path });
                 let out = f(&mut t)?;
                 if let TxInner::Sqlite { tx, .. } = &mut t.0 {
@@ -629,6 +641,8 @@ impl Store {
 /// [`Store::query`]; with PostgreSQL each is one round trip on the transaction's connection.
 pub(crate) struct Tx<'a>(TxInner<'a>);
 
+// One per transaction, on the caller's stack: the size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum TxInner<'a> {
     Sqlite {
         /// Taken to commit.

@@ -207,6 +207,22 @@ async fn escalations_wait_and_resolve_once(d: Domain) {
     let open = d.decisions.list_escalations(&p, Some("open")).unwrap();
     assert_eq!(open.len(), 1);
     assert_eq!(open[0].reason_codes, vec!["AMOUNT_OVER_THRESHOLD"]);
+    assert_eq!(d.decisions.open_escalations().unwrap(), 1);
+    // The decision and its escalation were announced in the same transactions.
+    let announced = d
+        .decisions
+        .events()
+        .list(&p, warden_governance::EventQuery::default())
+        .unwrap();
+    let types: Vec<&str> = announced
+        .events
+        .iter()
+        .map(|e| e.event_type.as_str())
+        .collect();
+    assert!(
+        types.contains(&"escalation.opened") && types.contains(&"decision.made"),
+        "{types:?}"
+    );
     assert!(matches!(
         d.decisions.list_escalations(&p, Some("maybe")),
         Err(GovError::Invalid {
