@@ -1,39 +1,54 @@
 //! The MCP proxy with the real binary: an HTTP upstream (the `upstream` example, in this
-//! process), a stdio upstream (`warden mcp` on another data directory) and one that is down.
-//! One call allowed, one redacted, one blocked by policy, one blocked as untrusted output, one
-//! timed out, one escalated and approved through the REST Decision Desk; each inscribed.
+//! process), a stdio upstream (`warden mcp` on another data directory), the same example again
+//! as a stdio upstream (through `warden mcp --connect`, a stdio child relaying to it), and one
+//! that is down. One call allowed, one redacted, one blocked by policy, one blocked as
+//! untrusted output, one timed out, one escalated and approved through the REST Decision Desk;
+//! each inscribed. Progress notifications and cancellations pass through to both kinds of
+//! upstream.
 
 mod common;
 
 #[path = "../mcp-server/examples/upstream.rs"]
 mod upstream;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use common::*;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResult, NumberOrString, ProgressNotificationParam,
-    ProgressToken, RequestMetaObject,
+    CallToolRequest, CallToolRequestParams, CallToolResult, ClientRequest,
+    ProgressNotificationParam, ProgressToken, ServerResult,
 };
-use rmcp::service::{NotificationContext, RunningService};
+use rmcp::service::{NotificationContext, PeerRequestOptions, RequestHandle, RunningService};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::{ClientHandler, RoleClient, ServiceExt};
 use serde_json::{json, Value};
 
-/// Counts the progress notifications a held call sends.
+/// Keeps the progress notifications the client receives.
 #[derive(Clone, Default)]
-struct Progress(Arc<AtomicUsize>);
+struct Progress(Arc<Mutex<Vec<ProgressNotificationParam>>>);
 
 impl ClientHandler for Progress {
     async fn on_progress(
         &self,
-        _params: ProgressNotificationParam,
+        params: ProgressNotificationParam,
         _ctx: NotificationContext<RoleClient>,
     ) {
-        self.0.fetch_add(1, Ordering::SeqCst);
+        self.0.lock().unwrap().push(params);
+    }
+}
+
+impl Progress {
+    /// (progress, total, message) of the notifications under `token`, in arrival order.
+    fn of(&self, token: &ProgressToken) -> Vec<(f64, Option<f64>, Option<String>)> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|p| &p.progress_token == token)
+            .map(|p| (p.progress, p.total, p.message.clone()))
+            .collect()
     }
 }
 
@@ -48,6 +63,55 @@ async fn call(c: &Client, name: &str, arguments: Value) -> CallToolResult {
     .unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
+/// Starts a call and returns its handle: its request id and the progress token rmcp put on it.
+async fn start(c: &Client, name: &str, arguments: Value) -> RequestHandle<RoleClient> {
+    let params = CallToolRequestParams::new(name.to_owned())
+        .with_arguments(arguments.as_object().unwrap().clone());
+    c.peer()
+        .send_cancellable_request(
+            ClientRequest::CallToolRequest(CallToolRequest::new(params)),
+            PeerRequestOptions::no_options(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+async fn finish(handle: RequestHandle<RoleClient>) -> CallToolResult {
+    match tokio::time::timeout(Duration::from_secs(30), handle.await_response())
+        .await
+        .expect("an answer within 30s")
+        .unwrap()
+    {
+        ServerResult::CallToolResult(r) => r,
+        other => panic!("not a tool result: {other:?}"),
+    }
+}
+
+/// Polls `f` until it returns `Some`, for at most `limit`.
+async fn eventually<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let started = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if started.elapsed() > limit {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The payloads of the `mcp.tool_call` records in the ledger of `data`.
+fn tool_call_records(data: &std::path::Path) -> Vec<Value> {
+    let out = run(data, &["ledger", "export"], "");
+    text_of(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["type"] == "record" && v["kind"] == "mcp.tool_call")
+        .map(|v| v["payload"].clone())
+        .collect()
+}
+
 fn text(r: &CallToolResult) -> String {
     r.content[0].as_text().expect("text").text.clone()
 }
@@ -57,22 +121,29 @@ fn refused(r: &CallToolResult) -> Value {
     serde_json::from_str(&text(r)).unwrap()
 }
 
-/// A running Warden with the `upstream` example behind `/mcp` as `tools` (plus `extra` YAML
-/// under `mcp:`), a key with `mcp,write`, and a connected client.
+/// A running Warden with the `upstream` example behind `/mcp` as `tools` (HTTP) and `piped`
+/// (stdio, through `warden mcp --connect`), plus `extra` YAML under `mcp:`, a key with
+/// `mcp,write`, and a connected client.
 struct Setup {
     server: Server,
     admin: String,
     data: std::path::PathBuf,
     client: Client,
     progress: Progress,
+    upstream: upstream::Upstream,
     _dir: tempfile::TempDir,
 }
 
 async fn setup(extra: &str) -> Setup {
+    setup_with(extra, "2s").await
+}
+
+async fn setup_with(extra: &str, call_timeout: &str) -> Setup {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let up = listener.local_addr().unwrap();
-    tokio::spawn(upstream::serve_http(listener));
+    let upstream = upstream::Upstream::default();
+    tokio::spawn(upstream::serve_http_as(listener, upstream.clone()));
 
     let dir = tempfile::tempdir().unwrap();
     let policies = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/policies");
@@ -80,7 +151,7 @@ async fn setup(extra: &str) -> Setup {
     std::fs::write(
         &config,
         format!(
-            "policy:\n  dir: {policies}\nmcp:\n{extra}  call_timeout: 2s\n  escalation_timeout: 30s\n  upstreams:\n    - name: tools\n      url: http://{up}/mcp\n    - name: gov\n      command: {bin}\n      args: [--data-dir, {gov}, mcp]\n    - name: dead\n      url: http://127.0.0.1:9/mcp\n",
+            "policy:\n  dir: {policies}\nmcp:\n{extra}  call_timeout: {call_timeout}\n  escalation_timeout: 30s\n  upstreams:\n    - name: tools\n      url: http://{up}/mcp\n    - name: gov\n      command: {bin}\n      args: [--data-dir, {gov}, mcp]\n    - name: piped\n      command: {bin}\n      args: [mcp, --connect, \"http://{up}/mcp\", --key, unused]\n    - name: dead\n      url: http://127.0.0.1:9/mcp\n",
             bin = env!("CARGO_BIN_EXE_warden"),
             gov = dir.path().join("gov").display(),
         ),
@@ -118,6 +189,7 @@ async fn setup(extra: &str) -> Setup {
         data,
         client,
         progress,
+        upstream,
         _dir: dir,
     }
 }
@@ -131,6 +203,7 @@ async fn proxied_calls_are_allowed_redacted_blocked_escalated_and_inscribed() {
         client: c,
         progress,
         _dir,
+        ..
     } = setup("").await;
 
     // Federated tools, prefixed; the payments tool is hidden from this agent by policy; the
@@ -228,17 +301,14 @@ async fn proxied_calls_are_allowed_redacted_blocked_escalated_and_inscribed() {
     assert_eq!(r.is_error, Some(false), "{r:?}");
 
     // Escalated: held, with progress notifications, until approved through REST.
-    let mut params = CallToolRequestParams::new("tools__send_email").with_arguments(
-        json!({"recipient_count": 120, "subject": "Q3"})
-            .as_object()
-            .unwrap()
-            .clone(),
-    );
-    params.meta = Some(RequestMetaObject::with_progress_token(ProgressToken(
-        NumberOrString::String("p1".into()),
-    )));
-    let peer = c.peer().clone();
-    let held = tokio::spawn(async move { peer.call_tool(params).await });
+    let handle = start(
+        &c,
+        "tools__send_email",
+        json!({"recipient_count": 120, "subject": "Q3"}),
+    )
+    .await;
+    let token = handle.progress_token.clone();
+    let held = tokio::spawn(finish(handle));
     let thread = loop {
         let (status, body) = get_as(server.api, "/v1/escalations?status=OPEN", &admin);
         assert_eq!(status, 200, "{body}");
@@ -264,12 +334,14 @@ async fn proxied_calls_are_allowed_redacted_blocked_escalated_and_inscribed() {
     let r = tokio::time::timeout(Duration::from_secs(10), held)
         .await
         .unwrap()
-        .unwrap()
         .unwrap();
     assert_eq!(text(&r), "sent to 120 recipients", "{r:?}");
+    // Under the call's own token, rising.
+    let ticks = progress.of(&token);
+    assert!(!ticks.is_empty(), "progress notifications while held");
     assert!(
-        progress.0.load(Ordering::SeqCst) >= 1,
-        "progress notifications while held"
+        ticks.windows(2).all(|w| w[0].0 < w[1].0),
+        "progress must rise: {ticks:?}"
     );
 
     // Every call is in the ledger, without the card number.
@@ -358,5 +430,143 @@ async fn escalation_can_fail_at_once_and_arguments_are_redacted_before_forwardin
     assert_eq!(status, 200, "{body}");
     let thread = body["escalations"][0]["thread_id"].as_str().unwrap();
     assert!(e["message"].as_str().unwrap().contains(thread), "{e}");
+    c.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn progress_and_cancellations_pass_through_to_upstreams() {
+    // A long call timeout: a cancellation seen upstream can only be the client's.
+    let Setup {
+        server,
+        admin,
+        data,
+        client: c,
+        progress,
+        upstream,
+        _dir,
+    } = setup_with("", "60s").await;
+
+    for up in ["tools", "piped"] {
+        // The upstream's progress reaches the client under the client's own token.
+        let handle = start(&c, &format!("{up}__progress"), json!({"steps": 4})).await;
+        let token = handle.progress_token.clone();
+        let r = finish(handle).await;
+        assert_eq!(
+            (r.is_error, text(&r).as_str()),
+            (Some(false), "done in 4 steps"),
+            "{up}: {r:?}"
+        );
+        let want: Vec<_> = (1..=4)
+            .map(|i| (f64::from(i), Some(4.0), Some(format!("step {i} of 4"))))
+            .collect();
+        let got = eventually(Duration::from_secs(5), || {
+            let got = progress.of(&token);
+            (got.len() >= want.len()).then_some(got)
+        })
+        .await
+        .unwrap_or_else(|| progress.of(&token));
+        let mut sorted = got.clone();
+        sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+        assert_eq!(sorted, want, "{up}: progress under {token:?}");
+
+        // Cancelling a proxied call: the upstream is told, promptly, and stops.
+        let label = format!("{up}-cancelled");
+        let handle = start(
+            &c,
+            &format!("{up}__wait_for_cancel"),
+            json!({"label": label}),
+        )
+        .await;
+        assert!(
+            eventually(Duration::from_secs(10), || upstream
+                .started(&label)
+                .then_some(()))
+            .await
+            .is_some(),
+            "{up}: the call never reached the upstream"
+        );
+        let cancelled_at = Instant::now();
+        handle
+            .cancel(Some("the user gave up".into()))
+            .await
+            .unwrap();
+        let seen = eventually(Duration::from_secs(10), || upstream.cancelled(&label)).await;
+        assert!(
+            cancelled_at.elapsed() < Duration::from_secs(5),
+            "{up}: the upstream saw the cancellation after {:?}",
+            cancelled_at.elapsed()
+        );
+        let reason = seen
+            .unwrap_or_else(|| panic!("{up}: the upstream never saw the cancellation"))
+            .unwrap_or_else(|| {
+                panic!("{up}: the upstream stopped without notifications/cancelled")
+            });
+        assert!(reason.contains("cancelled by the client"), "{up}: {reason}");
+
+        // The ledger says the client cancelled it, and that the upstream was told.
+        let record = eventually(Duration::from_secs(10), || {
+            tool_call_records(&data)
+                .into_iter()
+                .find(|r| r["server"] == up && r["tool"] == "wait_for_cancel")
+        })
+        .await
+        .unwrap_or_else(|| panic!("{up}: no record of the cancelled call"));
+        assert_eq!(record["outcome"], "cancelled", "{record}");
+        assert_eq!(record["error_code"], "cancelled", "{record}");
+        assert_eq!(record["cancellation"]["by"], "client", "{record}");
+        assert_eq!(record["cancellation"]["stage"], "forwarded", "{record}");
+        assert_eq!(
+            record["cancellation"]["upstream_notified"], true,
+            "{record}"
+        );
+        assert!(
+            record["cancellation"]["upstream_request_id"].is_number(),
+            "{record}"
+        );
+
+        // The same upstream keeps working.
+        let r = call(&c, &format!("{up}__echo"), json!({"text": "still here"})).await;
+        assert_eq!(text(&r), "still here", "{up}: {r:?}");
+    }
+
+    // A call held for a human can be cancelled too; the upstream never sees it.
+    let handle = start(
+        &c,
+        "tools__send_email",
+        json!({"recipient_count": 99, "subject": "held"}),
+    )
+    .await;
+    let open = eventually(Duration::from_secs(10), || {
+        let (status, body) = get_as(server.api, "/v1/escalations?status=OPEN", &admin);
+        assert_eq!(status, 200, "{body}");
+        body["escalations"].as_array().unwrap().first().cloned()
+    })
+    .await;
+    assert!(open.is_some(), "the call was not held");
+    handle.cancel(None).await.unwrap();
+    let record = eventually(Duration::from_secs(10), || {
+        tool_call_records(&data)
+            .into_iter()
+            .find(|r| r["tool"] == "send_email")
+    })
+    .await
+    .expect("no record of the held call");
+    assert_eq!(record["outcome"], "cancelled", "{record}");
+    assert_eq!(
+        record["cancellation"],
+        json!({"by": "client", "stage": "held"}),
+        "{record}"
+    );
+
+    // The other upstreams are unharmed.
+    let r = call(&c, "tools__echo", json!({"text": "after"})).await;
+    assert_eq!(text(&r), "after", "{r:?}");
+    let r = call(
+        &c,
+        "gov__register_intent",
+        json!({"agency_id": "a", "description": "after cancellations"}),
+    )
+    .await;
+    assert_eq!(r.is_error, Some(false), "{r:?}");
     c.cancel().await.unwrap();
 }

@@ -9,20 +9,76 @@
 //! for destructive commands), `send_email` (escalated above 50 recipients), `fetch_page` (its
 //! result is a prompt injection: blocked as untrusted output), `hang` (never answers in time),
 //! and `payments.refund` (hidden from every agent but the billing one).
+//!
+//! Two more exercise what the proxy relays: `progress` sends `steps` progress notifications
+//! (when the request carries a progress token) before it answers, and `wait_for_cancel` runs
+//! until it is cancelled, then notes the `notifications/cancelled` it received under its
+//! `label` ([`Upstream::cancelled`]; also printed on stderr).
 #![allow(dead_code)]
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ListToolsResult,
-    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, CancelledNotificationParam,
+    ContentBlock, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, RequestId,
+    ServerCapabilities, ServerConfig, Tool,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
 use serde_json::{json, Value};
 
+/// The server; each MCP session gets its own, sharing what it saw.
 #[derive(Clone, Default)]
-pub struct Upstream;
+pub struct Upstream {
+    seen: Arc<Seen>,
+    session: u64,
+}
+
+#[derive(Default)]
+struct Seen {
+    sessions: AtomicU64,
+    /// `notifications/cancelled` received: (session, request id) -> reason.
+    cancel_notes: Mutex<HashMap<(u64, String), String>>,
+    /// Labels of the `wait_for_cancel` calls that started.
+    started: Mutex<Vec<String>>,
+    /// `wait_for_cancel` calls that were cancelled: label -> the reason of the
+    /// `notifications/cancelled` that named them, if one did.
+    cancelled: Mutex<HashMap<String, Option<String>>>,
+}
+
+impl Upstream {
+    /// A server for a new session, sharing what this one saw.
+    pub fn session(&self) -> Upstream {
+        Upstream {
+            seen: self.seen.clone(),
+            session: self.seen.sessions.fetch_add(1, Ordering::SeqCst) + 1,
+        }
+    }
+
+    /// Whether the `wait_for_cancel` call labelled `label` has started.
+    pub fn started(&self, label: &str) -> bool {
+        self.seen.started.lock().unwrap().iter().any(|l| l == label)
+    }
+
+    /// Whether the `wait_for_cancel` call labelled `label` was cancelled: `Some(reason)` with
+    /// the reason of the `notifications/cancelled` that named it (`None` inside if it stopped
+    /// without one, e.g. its connection closed).
+    pub fn cancelled(&self, label: &str) -> Option<Option<String>> {
+        self.seen.cancelled.lock().unwrap().get(label).cloned()
+    }
+
+    fn cancel_note(&self, id: &RequestId) -> Option<String> {
+        self.seen
+            .cancel_notes
+            .lock()
+            .unwrap()
+            .get(&(self.session, id.to_string()))
+            .cloned()
+    }
+}
 
 fn tool(name: &'static str, description: &'static str, props: Value) -> Tool {
     let schema = json!({"type": "object", "properties": props});
@@ -67,6 +123,16 @@ impl ServerHandler for Upstream {
             ),
             tool("hang", "Never answers in time.", json!({})),
             tool(
+                "progress",
+                "Reports progress, then answers.",
+                json!({"steps": {"type": "integer"}}),
+            ),
+            tool(
+                "wait_for_cancel",
+                "Runs until cancelled.",
+                json!({"label": {"type": "string"}}),
+            ),
+            tool(
                 "payments.refund",
                 "Refunds a payment.",
                 json!({"amount": {"type": "number"}}),
@@ -74,10 +140,23 @@ impl ServerHandler for Upstream {
         ]))
     }
 
+    async fn on_cancelled(
+        &self,
+        params: CancelledNotificationParam,
+        _ctx: NotificationContext<RoleServer>,
+    ) {
+        if let Some(id) = params.request_id {
+            self.seen.cancel_notes.lock().unwrap().insert(
+                (self.session, id.to_string()),
+                params.reason.unwrap_or_default(),
+            );
+        }
+    }
+
     async fn call_tool(
         &self,
         r: CallToolRequestParams,
-        _ctx: RequestContext<RoleServer>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let args = Value::Object(r.arguments.unwrap_or_default());
         let text = |t: String| Ok(CallToolResult::success(vec![ContentBlock::text(t)]).into());
@@ -102,6 +181,46 @@ impl ServerHandler for Upstream {
                 text("too late".into())
             }
             "payments.refund" => text("refunded".into()),
+            "progress" => {
+                let steps = args["steps"].as_u64().unwrap_or(3);
+                if let Some(token) = ctx.meta.get_progress_token() {
+                    for i in 1..=steps {
+                        tokio::time::sleep(Duration::from_millis(30)).await;
+                        let _ = ctx
+                            .peer
+                            .notify_progress(
+                                ProgressNotificationParam::new(token.clone(), i as f64)
+                                    .with_total(steps as f64)
+                                    .with_message(format!("step {i} of {steps}")),
+                            )
+                            .await;
+                    }
+                    tokio::time::sleep(Duration::from_millis(30)).await;
+                }
+                text(format!("done in {steps} steps"))
+            }
+            "wait_for_cancel" => {
+                let label = args["label"].as_str().unwrap_or_default().to_owned();
+                self.seen.started.lock().unwrap().push(label.clone());
+                tokio::select! {
+                    () = ctx.ct.cancelled() => {}
+                    () = tokio::time::sleep(Duration::from_secs(600)) => {
+                        return text("never cancelled".into());
+                    }
+                }
+                // rmcp cancels the request before it hands the notification to on_cancelled.
+                let mut reason = None;
+                for _ in 0..100 {
+                    reason = self.cancel_note(&ctx.id);
+                    if reason.is_some() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                eprintln!("upstream: {label} cancelled: {reason:?}");
+                self.seen.cancelled.lock().unwrap().insert(label, reason);
+                text("cancelled".into())
+            }
             other => Err(ErrorData::invalid_params(
                 format!("unknown tool: {other}"),
                 None,
@@ -112,10 +231,15 @@ impl ServerHandler for Upstream {
 
 /// Serves streamable HTTP at `/mcp` on `listener` until the process ends.
 pub async fn serve_http(listener: tokio::net::TcpListener) {
+    serve_http_as(listener, Upstream::default()).await
+}
+
+/// [`serve_http`] with `upstream`'s sessions, so the caller can see what they saw.
+pub async fn serve_http_as(listener: tokio::net::TcpListener, upstream: Upstream) {
     use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
     use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
     let service = StreamableHttpService::new(
-        || Ok(Upstream),
+        move || Ok(upstream.session()),
         Arc::new(LocalSessionManager::default()),
         StreamableHttpServerConfig::default(),
     );
@@ -127,7 +251,11 @@ pub async fn serve_http(listener: tokio::net::TcpListener) {
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--stdio") {
-        let running = Upstream.serve(rmcp::transport::stdio()).await.unwrap();
+        let running = Upstream::default()
+            .session()
+            .serve(rmcp::transport::stdio())
+            .await
+            .unwrap();
         let _ = running.waiting().await;
         return;
     }

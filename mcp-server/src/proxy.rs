@@ -16,22 +16,40 @@
 //! `tools/list` and its calls fail with `upstream_error`/`upstream_timeout`; the others go on.
 //! A broken connection is re-established on the next use.
 //!
-//! Not yet: progress notifications and cancellations from the client are not relayed to the
-//! upstream (a cancelled call is abandoned by Warden, the upstream runs it to the end).
+//! **Progress.** rmcp puts a progress token of its own on every request Warden sends an
+//! upstream; the upstream's `notifications/progress` under that token are routed to the call
+//! (by the connection's [`ClientHandler::on_progress`]) and relayed to the client under the
+//! client's token, with their total and message, if the client sent a token (else dropped).
+//! A held call's ticks come first (1, 2, ...); the upstream's values are then shifted past them
+//! so the sequence keeps rising, as MCP requires (its total shifted alike); a value that would
+//! not rise is dropped. Progress that arrives with the answer is relayed before it.
+//!
+//! **Cancellation.** When the client cancels (`notifications/cancelled`, seen as the request's
+//! cancellation token), Warden stops waiting and sends `notifications/cancelled` with the
+//! upstream's request id to the upstream (over stdio or HTTP alike, through rmcp's
+//! `RequestHandle::cancel`); a call that times out is cancelled upstream the same way. The
+//! call is inscribed with the outcome `cancelled` and a `cancellation` object: `by: client`,
+//! the stage (`held` for a call waiting on the Decision Desk, which the upstream never saw;
+//! `before_forwarding`; `forwarded`), and for a forwarded call the upstream's request id and
+//! whether the notification was handed to the upstream's transport (`upstream_notified`).
+//! Whether the upstream then stops is up to the upstream; its late answer is discarded.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResult, ContentBlock, ProgressNotificationParam, Tool,
+    CallToolRequest, CallToolRequestParams, CallToolResult, ClientRequest, ContentBlock,
+    ProgressNotificationParam, ProgressToken, ServerResult, Tool,
 };
-use rmcp::service::{RequestContext, RunningService};
+use rmcp::service::{
+    NotificationContext, Peer, PeerRequestOptions, RequestContext, RunningService, ServiceError,
+};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
-use rmcp::{RoleClient, RoleServer, ServiceExt};
+use rmcp::{ClientHandler, RoleClient, RoleServer, ServiceExt};
 use serde_json::{json, Value};
-use tokio::sync::Mutex;
+use tokio::sync::{mpsc, Mutex};
 use warden_governance::{Decisions, Principal, Scope};
 use warden_guardians::{Action, Channel, Guardians};
 use warden_ledger::{Entry, Ledger};
@@ -96,7 +114,7 @@ impl Default for ProxyOptions {
     }
 }
 
-type Client = RunningService<RoleClient, ()>;
+type Client = RunningService<RoleClient, UpstreamHandler>;
 
 struct Upstream {
     spec: UpstreamSpec,
@@ -107,7 +125,170 @@ struct Upstream {
 struct Connected {
     client: Client,
     tools: Vec<Tool>,
+    progress: Arc<ProgressRoutes>,
 }
+
+/// Warden's side of one upstream connection: it only routes the upstream's progress
+/// notifications to the calls in flight.
+#[derive(Clone)]
+struct UpstreamHandler {
+    progress: Arc<ProgressRoutes>,
+}
+
+impl ClientHandler for UpstreamHandler {
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _ctx: NotificationContext<RoleClient>,
+    ) {
+        self.progress.deliver(params);
+    }
+}
+
+/// Progress notifications of one upstream, routed by the progress token rmcp put on each
+/// request Warden sent it (one per request, never reused on a connection).
+#[derive(Default)]
+struct ProgressRoutes(std::sync::Mutex<Routes>);
+
+#[derive(Default)]
+struct Routes {
+    calls: HashMap<ProgressToken, mpsc::Sender<ProgressNotificationParam>>,
+    /// Notifications that found no call: sent before the call started listening (the
+    /// upstream answered faster than Warden registered the token), or after it ended. The
+    /// latest [`UNROUTED_KEPT`] are kept for the first case.
+    unrouted: std::collections::VecDeque<ProgressNotificationParam>,
+}
+
+/// Unrouted progress notifications kept per upstream.
+const UNROUTED_KEPT: usize = 64;
+/// Progress notifications queued per call; more are dropped (progress is advisory).
+const PROGRESS_QUEUE: usize = 64;
+
+impl ProgressRoutes {
+    fn deliver(&self, params: ProgressNotificationParam) {
+        let mut routes = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match routes.calls.get(&params.progress_token) {
+            Some(tx) => {
+                let _ = tx.try_send(params);
+            }
+            None => {
+                if routes.unrouted.len() == UNROUTED_KEPT {
+                    routes.unrouted.pop_front();
+                }
+                routes.unrouted.push_back(params);
+            }
+        }
+    }
+
+    /// Receives the notifications for `token` until the returned listener is dropped.
+    fn listen(self: &Arc<Self>, token: &ProgressToken) -> ProgressListener {
+        let (tx, rx) = mpsc::channel(PROGRESS_QUEUE);
+        let mut routes = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let (early, rest): (Vec<_>, Vec<_>) = routes
+            .unrouted
+            .drain(..)
+            .partition(|p| &p.progress_token == token);
+        routes.unrouted.extend(rest);
+        for p in early {
+            let _ = tx.try_send(p);
+        }
+        routes.calls.insert(token.clone(), tx);
+        ProgressListener {
+            routes: self.clone(),
+            token: token.clone(),
+            rx,
+        }
+    }
+}
+
+struct ProgressListener {
+    routes: Arc<ProgressRoutes>,
+    token: ProgressToken,
+    rx: mpsc::Receiver<ProgressNotificationParam>,
+}
+
+impl Drop for ProgressListener {
+    fn drop(&mut self) {
+        let mut routes = self.routes.0.lock().unwrap_or_else(|e| e.into_inner());
+        routes.calls.remove(&self.token);
+    }
+}
+
+/// The progress values a call reports to its client under the client's own token: first the
+/// ticks of a held call (1, 2, ...), then the upstream's values shifted past them, so the
+/// sequence keeps rising as MCP requires. A value that would not rise is dropped.
+#[derive(Debug, Default)]
+struct ProgressSeq {
+    base: f64,
+    last: Option<f64>,
+}
+
+impl ProgressSeq {
+    /// The next tick of a held call.
+    fn tick(&mut self) -> f64 {
+        let v = self.last.map_or(1.0, |l| l.floor() + 1.0);
+        self.base = v;
+        self.last = Some(v);
+        v
+    }
+
+    /// The upstream's `progress` (of `total`) as the client sees it, or `None` to drop it.
+    fn upstream(&mut self, progress: f64, total: Option<f64>) -> Option<(f64, Option<f64>)> {
+        let v = self.base + progress;
+        if !v.is_finite() || self.last.is_some_and(|l| v <= l) {
+            return None;
+        }
+        self.last = Some(v);
+        Some((v, total.map(|t| self.base + t)))
+    }
+}
+
+/// Sends a call's progress to its client, if the client asked for it with a token.
+struct ProgressRelay<'a> {
+    peer: &'a Peer<RoleServer>,
+    token: Option<ProgressToken>,
+    seq: ProgressSeq,
+}
+
+impl<'a> ProgressRelay<'a> {
+    fn new(ctx: &'a RequestContext<RoleServer>) -> Self {
+        ProgressRelay {
+            peer: &ctx.peer,
+            token: ctx.meta.get_progress_token(),
+            seq: ProgressSeq::default(),
+        }
+    }
+
+    async fn hold_tick(&mut self, message: String) {
+        let Some(token) = &self.token else { return };
+        let v = self.seq.tick();
+        let _ = self
+            .peer
+            .notify_progress(ProgressNotificationParam::new(token.clone(), v).with_message(message))
+            .await;
+    }
+
+    async fn upstream(&mut self, p: ProgressNotificationParam) {
+        let Some(token) = &self.token else { return };
+        let Some((v, total)) = self.seq.upstream(p.progress, p.total) else {
+            return;
+        };
+        let mut out = ProgressNotificationParam::new(token.clone(), v);
+        out.total = total;
+        out.message = p.message;
+        let _ = self.peer.notify_progress(out).await;
+    }
+}
+
+/// How waiting for an upstream's answer ended.
+enum Wait {
+    Answered(Box<Result<ServerResult, ServiceError>>),
+    Cancelled,
+    TimedOut,
+}
+
+/// How long Warden waits to hand a cancellation to an upstream.
+const CANCEL_SEND_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The upstream MCP servers behind `/mcp`.
 pub struct Federation {
@@ -337,6 +518,7 @@ impl Federation {
         let arguments = scan.redacted;
 
         // Policy.
+        let mut relay = ProgressRelay::new(ctx);
         let input = self.input(server, tool, &arguments, p, agent);
         let evaluation = self
             .policies
@@ -355,7 +537,15 @@ impl Federation {
                 .with_reasons(evaluation.reason_codes.clone()))
             }
             Outcome::Escalate => {
-                let thread = self.escalate(d, p, agent, &input, &evaluation, ctx).await?;
+                let thread = self
+                    .escalate(d, p, agent, &input, &evaluation, ctx, &mut relay)
+                    .await;
+                if let Err(e) = &thread {
+                    if e.code == "cancelled" {
+                        record["cancellation"] = cancellation("held", None);
+                    }
+                }
+                let thread = thread?;
                 record["escalation_thread_id"] = json!(thread.0);
                 record["resolution"] = json!(thread.1);
             }
@@ -373,32 +563,13 @@ impl Federation {
             request.arguments = Some(o);
         }
         request.name = tool.to_owned().into();
-        let call = conn.client.call_tool(request);
-        let result = tokio::select! {
-            r = tokio::time::timeout(self.options.call_timeout, call) => r,
-            _ = ctx.ct.cancelled() => return Err(ToolError::new("cancelled", "the client cancelled the call")),
-        };
-        let mut result = match result {
-            Err(_) => {
-                return Err(ToolError::new(
-                    "upstream_timeout",
-                    format!(
-                        "upstream {server} did not answer within {:?}",
-                        self.options.call_timeout
-                    ),
-                ))
-            }
-            Ok(Err(e)) => {
-                if conn.client.is_closed() {
-                    self.drop_connection(server).await;
-                }
-                return Err(ToolError::new(
-                    "upstream_error",
-                    format!("upstream {server}: {e}"),
-                ));
-            }
-            Ok(Ok(r)) => r,
-        };
+        if ctx.ct.is_cancelled() {
+            record["cancellation"] = cancellation("before_forwarding", None);
+            return Err(cancelled_error());
+        }
+        let mut result = self
+            .forward(server, &conn, request, ctx, &mut relay, record)
+            .await?;
 
         // The result is untrusted text.
         let mut found = Vec::new();
@@ -452,6 +623,7 @@ impl Federation {
 
     /// Opens a Decision Desk thread, then holds the call until it is resolved (or refuses at once,
     /// by configuration). Returns the thread and its resolution; `Err` unless approved.
+    #[allow(clippy::too_many_arguments)]
     async fn escalate(
         &self,
         d: &Decisions,
@@ -460,6 +632,7 @@ impl Federation {
         input: &Input,
         evaluation: &warden_policy::Evaluation,
         ctx: &RequestContext<RoleServer>,
+        relay: &mut ProgressRelay<'_>,
     ) -> Result<(String, String), ToolError> {
         let intent = d.ensure_agent_intent(&p.tenant, agent, None)?;
         let summary = json!({"action": input.action, "tool": input.tool, "context": input.context});
@@ -484,15 +657,13 @@ impl Federation {
             scopes: vec![Scope::Read],
             agent: p.agent.clone(),
         };
-        let token = ctx.meta.get_progress_token();
         let started = tokio::time::Instant::now();
-        let mut tick = 0u32;
         loop {
             // Short waits, so a resolution made by another process is seen too.
             let slice = Duration::from_secs(1).min(limit.saturating_sub(started.elapsed()));
             let e = tokio::select! {
                 e = d.wait_escalation(&reader, &thread, slice) => e?,
-                _ = ctx.ct.cancelled() => return Err(ToolError::new("cancelled", "the client cancelled the call")),
+                _ = ctx.ct.cancelled() => return Err(cancelled_error()),
             };
             match e.status.as_str() {
                 "APPROVE" => return Ok((thread, e.status)),
@@ -510,17 +681,105 @@ impl Federation {
             if started.elapsed() >= limit {
                 return Err(pending(&thread));
             }
-            tick += 1;
-            if let Some(token) = &token {
-                let _ = ctx
-                    .peer
-                    .notify_progress(
-                        ProgressNotificationParam::new(token.clone(), f64::from(tick))
-                            .with_message(format!(
-                                "waiting for a human on the Decision Desk (thread {thread})"
-                            )),
-                    )
-                    .await;
+            relay
+                .hold_tick(format!(
+                    "waiting for a human on the Decision Desk (thread {thread})"
+                ))
+                .await;
+        }
+    }
+
+    /// Sends the call to the upstream and waits for its answer, relaying its progress to the
+    /// client; if the client cancels or the call times out, tells the upstream to stop.
+    async fn forward(
+        &self,
+        server: &str,
+        conn: &Connected,
+        request: CallToolRequestParams,
+        ctx: &RequestContext<RoleServer>,
+        relay: &mut ProgressRelay<'_>,
+        record: &mut Value,
+    ) -> Result<CallToolResult, ToolError> {
+        let upstream_error =
+            |e: ServiceError| ToolError::new("upstream_error", format!("upstream {server}: {e}"));
+        let mut handle = match conn
+            .client
+            .send_cancellable_request(
+                ClientRequest::CallToolRequest(CallToolRequest::new(request)),
+                PeerRequestOptions::no_options(),
+            )
+            .await
+        {
+            Ok(h) => h,
+            Err(e) => {
+                if conn.client.is_closed() {
+                    self.drop_connection(server).await;
+                }
+                return Err(upstream_error(e));
+            }
+        };
+        let mut progress = conn.progress.listen(&handle.progress_token);
+        let deadline = tokio::time::sleep(self.options.call_timeout);
+        tokio::pin!(deadline);
+        let ended = loop {
+            tokio::select! {
+                r = &mut handle.rx => break Wait::Answered(Box::new(r.unwrap_or(Err(ServiceError::TransportClosed)))),
+                Some(p) = progress.rx.recv() => relay.upstream(p).await,
+                () = ctx.ct.cancelled() => break Wait::Cancelled,
+                () = &mut deadline => break Wait::TimedOut,
+            }
+        };
+        match ended {
+            Wait::Answered(answer) => {
+                // Progress that arrived with the answer still goes out before it.
+                while let Ok(p) = progress.rx.try_recv() {
+                    relay.upstream(p).await;
+                }
+                match *answer {
+                    Ok(ServerResult::CallToolResult(r)) => Ok(r),
+                    Ok(ServerResult::EmptyResult(_)) => Ok(CallToolResult::default()),
+                    Ok(_) => Err(ToolError::new(
+                        "upstream_error",
+                        format!("upstream {server} answered tools/call with an unexpected result"),
+                    )),
+                    Err(e) => {
+                        if conn.client.is_closed() {
+                            self.drop_connection(server).await;
+                        }
+                        Err(upstream_error(e))
+                    }
+                }
+            }
+            Wait::Cancelled => {
+                let id = handle.id.clone();
+                let sent = tokio::time::timeout(
+                    CANCEL_SEND_TIMEOUT,
+                    handle.cancel(Some("cancelled by the client (relayed by Warden)".into())),
+                )
+                .await;
+                let notified = matches!(sent, Ok(Ok(())));
+                if !notified {
+                    tracing::warn!(upstream = %server, "could not relay the cancellation to the upstream");
+                }
+                record["cancellation"] = cancellation("forwarded", Some((id, notified)));
+                Err(cancelled_error())
+            }
+            Wait::TimedOut => {
+                let _ = tokio::time::timeout(
+                    CANCEL_SEND_TIMEOUT,
+                    handle.cancel(Some(format!(
+                        "Warden's call timeout ({:?}) passed",
+                        self.options.call_timeout
+                    ))),
+                )
+                .await;
+                Err(ToolError::new(
+                    "upstream_timeout",
+                    format!(
+                        "upstream {server} did not answer within {:?}",
+                        self.options.call_timeout
+                    ),
+                ))
             }
         }
     }
@@ -565,12 +824,16 @@ impl Federation {
 }
 
 async fn connect(spec: &UpstreamSpec) -> Result<Connected, String> {
+    let progress = Arc::new(ProgressRoutes::default());
+    let handler = UpstreamHandler {
+        progress: progress.clone(),
+    };
     let client: Client = match &spec.transport {
         UpstreamTransport::Stdio { command, args, env } => {
             let mut cmd = tokio::process::Command::new(command);
             cmd.args(args).envs(env.iter().cloned()).kill_on_drop(true);
             let transport = TokioChildProcess::new(cmd).map_err(|e| e.to_string())?;
-            ().serve(transport).await.map_err(|e| e.to_string())?
+            handler.serve(transport).await.map_err(|e| e.to_string())?
         }
         UpstreamTransport::Http { url, headers } => {
             let mut map = HashMap::new();
@@ -581,13 +844,34 @@ async fn connect(spec: &UpstreamSpec) -> Result<Connected, String> {
             }
             let config =
                 StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(map);
-            ().serve(StreamableHttpClientTransport::from_config(config))
+            handler
+                .serve(StreamableHttpClientTransport::from_config(config))
                 .await
                 .map_err(|e| e.to_string())?
         }
     };
     let tools = client.list_all_tools().await.map_err(|e| e.to_string())?;
-    Ok(Connected { client, tools })
+    Ok(Connected {
+        client,
+        tools,
+        progress,
+    })
+}
+
+fn cancelled_error() -> ToolError {
+    ToolError::new("cancelled", "the client cancelled the call")
+}
+
+/// The ledger's account of a call the client cancelled: at which stage, and for a forwarded
+/// call, the upstream's request id and whether `notifications/cancelled` reached the upstream's
+/// transport.
+fn cancellation(stage: &str, upstream: Option<(rmcp::model::RequestId, bool)>) -> Value {
+    let mut c = json!({"by": "client", "stage": stage});
+    if let Some((id, notified)) = upstream {
+        c["upstream_request_id"] = json!(id);
+        c["upstream_notified"] = json!(notified);
+    }
+    c
 }
 
 fn hash(v: &Value) -> String {
@@ -694,4 +978,66 @@ fn guardian_reasons(found: &[warden_guardians::JsonFinding]) -> Vec<String> {
         r.push("GUARDIAN_BLOCK".into());
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rmcp::model::NumberOrString;
+
+    fn token(n: i64) -> ProgressToken {
+        ProgressToken(NumberOrString::Number(n))
+    }
+
+    #[test]
+    fn upstream_progress_passes_unchanged_when_the_call_was_not_held() {
+        let mut seq = ProgressSeq::default();
+        assert_eq!(seq.upstream(0.0, Some(3.0)), Some((0.0, Some(3.0))));
+        assert_eq!(seq.upstream(1.0, Some(3.0)), Some((1.0, Some(3.0))));
+        assert_eq!(seq.upstream(2.5, None), Some((2.5, None)));
+    }
+
+    #[test]
+    fn upstream_progress_after_a_hold_keeps_rising() {
+        let mut seq = ProgressSeq::default();
+        assert_eq!((seq.tick(), seq.tick(), seq.tick()), (1.0, 2.0, 3.0));
+        // 0 of 4 would be 3 again: not a rise, dropped.
+        assert_eq!(seq.upstream(0.0, Some(4.0)), None);
+        assert_eq!(seq.upstream(1.0, Some(4.0)), Some((4.0, Some(7.0))));
+        assert_eq!(seq.upstream(4.0, Some(4.0)), Some((7.0, Some(7.0))));
+    }
+
+    #[test]
+    fn progress_that_does_not_rise_is_dropped() {
+        let mut seq = ProgressSeq::default();
+        assert!(seq.upstream(2.0, None).is_some());
+        assert_eq!(seq.upstream(2.0, None), None);
+        assert_eq!(seq.upstream(1.0, None), None);
+        assert_eq!(seq.upstream(f64::NAN, None), None);
+        assert_eq!(seq.upstream(3.0, None), Some((3.0, None)));
+    }
+
+    #[tokio::test]
+    async fn progress_goes_to_the_call_of_its_token_even_if_it_came_first() {
+        let routes = Arc::new(ProgressRoutes::default());
+        // The upstream was quicker than Warden: token 2's first notification has no call yet.
+        routes.deliver(ProgressNotificationParam::new(token(2), 1.0));
+        routes.deliver(ProgressNotificationParam::new(token(9), 1.0));
+        let mut two = routes.listen(&token(2));
+        let mut three = routes.listen(&token(3));
+        routes.deliver(ProgressNotificationParam::new(token(3), 5.0));
+        routes.deliver(ProgressNotificationParam::new(token(2), 2.0));
+        assert_eq!(two.rx.recv().await.unwrap().progress, 1.0);
+        assert_eq!(two.rx.recv().await.unwrap().progress, 2.0);
+        assert_eq!(three.rx.recv().await.unwrap().progress, 5.0);
+        assert!(two.rx.try_recv().is_err() && three.rx.try_recv().is_err());
+        // A call that ended no longer receives; what is left unrouted stays bounded.
+        drop(two);
+        for i in 0..200 {
+            routes.deliver(ProgressNotificationParam::new(token(2), f64::from(i)));
+        }
+        let r = routes.0.lock().unwrap();
+        assert!(!r.calls.contains_key(&token(2)) && r.calls.contains_key(&token(3)));
+        assert_eq!(r.unrouted.len(), UNROUTED_KEPT);
+    }
 }
