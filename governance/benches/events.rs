@@ -2,7 +2,9 @@
 //! against baselines from the same run: the same receiver posted to directly (plain reqwest,
 //! no store, no signing) at the same concurrency.
 //!
-//! `cargo bench -p warden-governance --bench events [-- EVENTS]` (default 5,000 events).
+//! `cargo bench -p warden-governance --bench events [-- EVENTS]` (default 5,000 events). With
+//! `WARDEN_BENCH_POSTGRES_URL` set (e.g. `postgres://postgres@127.0.0.1:5432/test`), the same
+//! phases run again on PostgreSQL, in a schema of their own that is dropped at the end.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -26,7 +28,16 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(run(n));
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    rt.block_on(run(n, store, "SQLite store (WAL, synchronous=NORMAL)"));
+    if let Ok(url) = std::env::var("WARDEN_BENCH_POSTGRES_URL") {
+        std::env::set_var(warden_pg::testing::ENV, url);
+        let db = warden_pg::testing::TestDb::from_env("events bench").unwrap();
+        let pg = warden_pg::Pg::connect(&db.url).unwrap();
+        let store = Arc::new(Store::postgres(pg).unwrap());
+        rt.block_on(run(n, store, "PostgreSQL store (same machine)"));
+    }
 }
 
 async fn receiver() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
@@ -61,12 +72,10 @@ fn event(i: usize) -> NewEvent {
     e
 }
 
-async fn run(n: usize) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Store::open(dir.path()).unwrap());
+async fn run(n: usize, store: Arc<Store>, engine: &str) {
     store.ensure_tenant("bench").unwrap();
     let events = Arc::new(Events::new(store.clone()));
-    println!("events: {n} per phase, 2 tokio workers, SQLite store (WAL, synchronous=NORMAL)");
+    println!("events: {n} per phase, 2 tokio workers, {engine}");
 
     // 1. Persisting, no webhook subscribed.
     let t = Instant::now();
