@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 use super::target::{GuardedResolver, TargetPolicy};
 use super::{now_ms, WebhookSecrets};
@@ -122,7 +122,9 @@ impl Dispatcher {
         let (due, next) = tokio::task::spawn_blocking(move || this.load_due())
             .await
             .expect("the loader does not panic")?;
-        let mut skipped = Vec::new();
+        // Slots first, then claims for exactly the deliveries that got one: claiming what
+        // cannot start now would only have to be given back.
+        let mut startable = Vec::new();
         for d in due {
             if self.in_flight.lock().expect("not poisoned").contains(&d.id) {
                 continue;
@@ -135,34 +137,18 @@ impl Dispatcher {
                 .or_insert_with(|| Arc::new(Semaphore::new(self.opts.endpoint_concurrency)))
                 .clone()
                 .try_acquire_owned();
-            let Ok(permit) = slot else {
-                skipped.push(d);
-                continue;
-            };
-            self.in_flight
-                .lock()
-                .expect("not poisoned")
-                .insert(d.id.clone());
-            let this = self.clone();
-            tokio::spawn(async move {
-                let id = d.id.clone();
-                let outcome = this.attempt(&d).await;
-                let this2 = this.clone();
-                let saved = tokio::task::spawn_blocking(move || this2.record(&d, outcome)).await;
-                if let Ok(Err(e)) = saved {
-                    tracing::warn!(error = %e, delivery = %id, "webhook delivery outcome not saved; it will be sent again");
-                }
-                this.in_flight.lock().expect("not poisoned").remove(&id);
-                drop(permit);
-                this.events.deliveries_added.notify_one();
-            });
+            if let Ok(permit) = slot {
+                startable.push((d, permit));
+            }
         }
-        if !skipped.is_empty() {
-            // No slot at its endpoint now: due again at once rather than after the lease.
+        if !startable.is_empty() {
             let this = self.clone();
-            tokio::task::spawn_blocking(move || this.release(&skipped))
+            let claimed = tokio::task::spawn_blocking(move || this.claim(startable))
                 .await
-                .expect("the release does not panic")?;
+                .expect("the claim does not panic")?;
+            for (d, permit) in claimed {
+                self.start(d, permit);
+            }
         }
         let now = now_ms();
         Ok(match next {
@@ -174,23 +160,30 @@ impl Dispatcher {
         })
     }
 
-    /// Claims the due deliveries, oldest first, and says when the next pending one falls due.
+    /// Sends one claimed delivery and saves its outcome, holding its endpoint slot meanwhile.
+    fn start(self: &Arc<Self>, d: Due, permit: OwnedSemaphorePermit) {
+        self.in_flight
+            .lock()
+            .expect("not poisoned")
+            .insert(d.id.clone());
+        let this = self.clone();
+        tokio::spawn(async move {
+            let id = d.id.clone();
+            let outcome = this.attempt(&d).await;
+            let this2 = this.clone();
+            let saved = tokio::task::spawn_blocking(move || this2.record(&d, outcome)).await;
+            if let Ok(Err(e)) = saved {
+                tracing::warn!(error = %e, delivery = %id, "webhook delivery outcome not saved; it will be sent again");
+            }
+            this.in_flight.lock().expect("not poisoned").remove(&id);
+            drop(permit);
+            this.events.deliveries_added.notify_one();
+        });
+    }
+
+    /// The due deliveries, oldest first, and when the next pending one falls due.
     fn load_due(&self) -> Result<(Vec<Due>, Option<i64>), crate::StoreError> {
         let now = now_ms();
-        let lease = self.opts.timeout.saturating_mul(2) + Duration::from_secs(5);
-        let claim = crate::decisions::new_id("claim");
-        // The claim moves each row's next attempt past the lease. A dispatcher that selected
-        // the same rows concurrently finds them no longer due when it gets their locks
-        // (PostgreSQL re-checks the WHERE clause of an UPDATE on the row's new version), so a
-        // delivery is claimed once.
-        self.store.execute(
-            "UPDATE webhook_deliveries SET next_attempt_ms = ?1, claim = ?2
-             WHERE status = 'pending' AND next_attempt_ms <= ?3 AND id IN (
-                 SELECT id FROM webhook_deliveries
-                 WHERE status = 'pending' AND next_attempt_ms <= ?3
-                 ORDER BY next_attempt_ms, event_seq LIMIT ?4)",
-            args![now + lease.as_millis() as i64, &claim, now, BATCH],
-        )?;
         let due = self
             .store
             .query(
@@ -200,15 +193,15 @@ impl Dispatcher {
                  FROM webhook_deliveries d
                  JOIN webhooks w ON w.id = d.webhook_id
                  JOIN governance_events e ON e.seq = d.event_seq
-                 WHERE d.claim = ?1 AND d.status = 'pending'
-                 ORDER BY d.event_seq",
-                args![&claim],
+                 WHERE d.status = 'pending' AND d.next_attempt_ms <= ?1
+                 ORDER BY d.next_attempt_ms, d.event_seq LIMIT ?2",
+                args![now, BATCH],
             )?
             .iter()
             .map(|r| {
                 Ok(Due {
                     id: r.get(0)?,
-                    claim: claim.clone(),
+                    claim: String::new(),
                     webhook_id: r.get(1)?,
                     target_url: r.get(2)?,
                     alias: r.get(3)?,
@@ -227,21 +220,38 @@ impl Dispatcher {
         Ok((due, next))
     }
 
-    /// Gives claimed deliveries back, due now.
-    fn release(&self, deliveries: &[Due]) -> Result<(), crate::StoreError> {
+    /// Claims deliveries for this dispatcher; returns those it got. A claim moves the row's
+    /// next attempt past a lease (twice the attempt timeout plus 5 s), so that dispatchers of
+    /// other processes sharing the store skip it: one that loaded the same row finds it no
+    /// longer due when it tries to claim it (on PostgreSQL the UPDATE waits for the first
+    /// claim's commit and re-checks its condition on the new row).
+    fn claim<P>(&self, wanted: Vec<(Due, P)>) -> Result<Vec<(Due, P)>, crate::StoreError> {
         let now = now_ms();
-        self.store.transaction(
-            deliveries
+        let lease = self.opts.timeout.saturating_mul(2) + Duration::from_secs(5);
+        let until = now + lease.as_millis() as i64;
+        let claim = crate::decisions::new_id("claim");
+        let won = self.store.write(|tx| {
+            wanted
                 .iter()
-                .map(|d| {
-                    (
-                        "UPDATE webhook_deliveries SET next_attempt_ms = ?1
-                         WHERE id = ?2 AND claim = ?3 AND status = 'pending'",
-                        args![now, &d.id, &d.claim],
+                .map(|(d, _)| {
+                    tx.execute(
+                        "UPDATE webhook_deliveries SET next_attempt_ms = ?1, claim = ?2
+                         WHERE id = ?3 AND status = 'pending' AND next_attempt_ms <= ?4",
+                        args![until, &claim, &d.id, now],
                     )
+                    .map(|n| n == 1)
                 })
-                .collect(),
-        )
+                .collect::<Result<Vec<bool>, crate::StoreError>>()
+        })?;
+        Ok(wanted
+            .into_iter()
+            .zip(won)
+            .filter(|(_, won)| *won)
+            .map(|((mut d, p), _)| {
+                d.claim = claim.clone();
+                (d, p)
+            })
+            .collect())
     }
 
     async fn attempt(&self, d: &Due) -> Outcome {
