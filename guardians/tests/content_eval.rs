@@ -14,16 +14,20 @@ use content_eval::{load, print_all, ratio, report, score, CATEGORIES};
 
 /// (category, precision, recall, F1) floors on the English items, both splits.
 const FLOORS: [(&str, f64, f64, f64); 6] = [
-    ("VIOLENCE", 0.54, 0.61, 0.57),
-    ("SELF_HARM", 0.58, 0.58, 0.58),
-    ("SEXUAL_MINORS", 0.82, 0.88, 0.85),
-    ("HATE", 0.78, 0.38, 0.51),
-    ("WEAPONS", 0.63, 0.74, 0.68),
-    ("ILLICIT_DRUGS", 0.62, 0.51, 0.56),
+    ("VIOLENCE", 0.88, 0.88, 0.88),
+    ("SELF_HARM", 0.91, 0.85, 0.88),
+    ("SEXUAL_MINORS", 0.91, 0.91, 0.91),
+    ("HATE", 0.94, 0.75, 0.83),
+    ("WEAPONS", 0.94, 0.88, 0.91),
+    ("ILLICIT_DRUGS", 0.94, 0.91, 0.93),
 ];
 
+/// Micro-averaged F1 floor on the held-out split alone (the honest figure: the detector's
+/// cue and proximity rules were written looking at the dev split's misses).
+const HELDOUT_MICRO_F1: f64 = 0.88;
+
 /// The most English negatives (news, medical, fiction...) that may be flagged at all.
-const MAX_NEGATIVES_FLAGGED: f64 = 0.36;
+const MAX_NEGATIVES_FLAGGED: f64 = 0.07;
 
 #[test]
 fn content_safety_meets_its_floors() {
@@ -47,6 +51,13 @@ fn content_safety_meets_its_floors() {
                 failures.push(format!("{cat} {what} {got:.3} < floor {floor}"));
             }
         }
+    }
+    let held = report(&scored, |i| i.lang == "en" && i.split == "heldout").micro();
+    if held.f1() < HELDOUT_MICRO_F1 {
+        failures.push(format!(
+            "held-out micro F1 {:.3} < floor {HELDOUT_MICRO_F1}",
+            held.f1()
+        ));
     }
     let (flagged, n) = en.negative_fp();
     if ratio(flagged, n) > MAX_NEGATIVES_FLAGGED {
