@@ -72,3 +72,25 @@ pub fn assert_redacted<'a>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_leak_is_caught_and_a_redaction_passes() {
+        let text = "key AKIAIOSFODNN7EXAMPLZ here";
+        let r = engine().scan_text(text, Channel::Response);
+        assert!(r.findings.iter().any(|f| f.action == Action::Redact));
+        assert_redacted(text, &r.redacted, &r.findings);
+        // The same text twice with only the first occurrence redacted by the finding: the second
+        // copy is outside every span, so it is no leak.
+        let twice = format!("{text} {text}");
+        let first: Vec<Finding> = r.findings.clone();
+        let half = format!("{} {text}", r.redacted);
+        assert_redacted(&twice, &half, &first);
+        // Output that kept the secret is a leak.
+        let leak = std::panic::catch_unwind(|| assert_redacted(text, text, &r.findings));
+        assert!(leak.is_err());
+    }
+}
