@@ -12,6 +12,9 @@ use std::time::Instant;
 use serde::Deserialize;
 use warden_guardians::{Channel, DetectorId, GuardianConfig, Guardians};
 
+#[path = "../tests/common/content_eval.rs"]
+mod content_eval;
+
 #[derive(Deserialize)]
 struct PiiLine {
     text: String,
@@ -383,5 +386,11 @@ fn main() {
         held.len(),
         ratio(at(block), held.len())
     );
+    // ---- Content safety ----
+    let items = content_eval::load(&content_eval::data_path());
+    let scored = content_eval::score(&g, &items);
+    content_eval::print_all(&scored, verbose.then_some("dev"));
+    println!();
+
     println!("total eval time {:.2} s", t0.elapsed().as_secs_f64());
 }
