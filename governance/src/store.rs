@@ -298,7 +298,6 @@ CREATE TABLE gloxi_turns (
     Migration::both(
         "
 ALTER TABLE webhook_deliveries ADD COLUMN claim TEXT;
-CREATE INDEX webhook_deliveries_claim ON webhook_deliveries(claim);
 ",
     ),
 ];
