@@ -393,16 +393,11 @@ async fn concurrent_calls_never_overspend() {
         "messages": [{"role": "user", "content": "say:hi"}]});
     let mut tasks = Vec::new();
     for _ in 0..40 {
-        let (addr, key, body) = (s.server.api, s.key.clone(), body.clone());
-        tasks.push(tokio::spawn(async move {
-            reqwest::Client::new()
-                .post(format!("http://{addr}/v1/chat/completions"))
-                .bearer_auth(key)
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-        }));
+        tasks.push(common::spawn_chat(
+            s.server.api,
+            s.key.clone(),
+            body.clone(),
+        ));
     }
     let mut open = Vec::new();
     let mut refused = 0;

@@ -90,16 +90,7 @@ async fn three_processes_share_one_token_budget() {
     let mut tasks = Vec::new();
     for (server, key) in &wardens {
         for _ in 0..40 {
-            let (addr, key, body) = (server.api, key.clone(), body.clone());
-            tasks.push(tokio::spawn(async move {
-                reqwest::Client::new()
-                    .post(format!("http://{addr}/v1/chat/completions"))
-                    .bearer_auth(key)
-                    .json(&body)
-                    .send()
-                    .await
-                    .unwrap()
-            }));
+            tasks.push(common::spawn_chat(server.api, key.clone(), body.clone()));
         }
     }
     let mut open = vec![first];

@@ -278,6 +278,17 @@ fn secrets() -> WebhookSecrets {
     s
 }
 
+/// The webhooks of `h`, allowed to send to the receiver at `addr`.
+fn webhooks(h: &Hub, addr: SocketAddr) -> Webhooks {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    Webhooks::new(
+        h.store.clone(),
+        h.events.clone(),
+        secrets(),
+        TargetPolicy::new(vec![addr.to_string()]),
+    )
+}
+
 fn dispatcher(store: &Arc<Store>, events: &Arc<Events>, addr: SocketAddr) -> Arc<Dispatcher> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     Dispatcher::new(
@@ -309,13 +320,7 @@ async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 
 async fn webhooks_deliver_dead_letter_and_replay(h: Hub) {
     let (addr, rx) = receiver().await;
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let hooks = Webhooks::new(
-        h.store.clone(),
-        h.events.clone(),
-        secrets(),
-        TargetPolicy::new(vec![addr.to_string()]),
-    );
+    let hooks = webhooks(&h, addr);
     let admin = principal("acme", Scope::Admin);
     let hook = hooks
         .register(
@@ -410,13 +415,7 @@ test_on_both!(async Hub, webhooks_deliver_dead_letter_and_replay);
 /// Two dispatchers on one store (two processes of a fleet): each delivery is sent once.
 async fn dispatchers_sharing_a_store_send_each_delivery_once(h: Hub) {
     let (addr, rx) = receiver().await;
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let hooks = Webhooks::new(
-        h.store.clone(),
-        h.events.clone(),
-        secrets(),
-        TargetPolicy::new(vec![addr.to_string()]),
-    );
+    let hooks = webhooks(&h, addr);
     hooks
         .register(
             &principal("acme", Scope::Admin),

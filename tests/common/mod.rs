@@ -321,6 +321,15 @@ pub fn held_call(
 ) -> tokio::task::JoinHandle<reqwest::Response> {
     let body = serde_json::json!({"model": "gpt-needs-review",
         "messages": [{"role": "user", "content": format!("say:{answer}")}]});
+    spawn_chat(addr, key, body)
+}
+
+/// `POST /v1/chat/completions` with `body`, sent in the background.
+pub fn spawn_chat(
+    addr: SocketAddr,
+    key: String,
+    body: serde_json::Value,
+) -> tokio::task::JoinHandle<reqwest::Response> {
     tokio::spawn(async move {
         reqwest::Client::new()
             .post(format!("http://{addr}/v1/chat/completions"))
