@@ -133,7 +133,7 @@ async fn stdio(config: Config, key: Option<String>) -> anyhow::Result<()> {
 /// The `/mcp` route of the data plane.
 pub async fn http_router(
     config: &Config,
-    store: &Arc<Store>,
+    keys: &Arc<warden_governance::KeyCache>,
     ledger: &Arc<Ledger>,
     decisions: &Arc<Decisions>,
     webhooks: &Arc<warden_governance::Webhooks>,
@@ -152,7 +152,7 @@ pub async fn http_router(
         allowed_hosts: config.mcp.allowed_hosts.clone(),
         ..Default::default()
     };
-    Ok(warden_mcp::http::router(core, store.clone(), options))
+    Ok(warden_mcp::http::router(core, keys.clone(), options))
 }
 
 /// The MCP proxy over `mcp.upstreams`, if any are configured.

@@ -129,9 +129,17 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         async move { g.warm_up().await }
     });
     let mcp = crate::mcp::http_router(
-        &config, &store, &ledger, &decisions, &webhooks, &policies, &gloxi,
+        &config,
+        &api_state.keys,
+        &ledger,
+        &decisions,
+        &webhooks,
+        &policies,
+        &gloxi,
     )
     .await?;
+    // `/mcp` serves the same operations as the REST API: one budget per key for both.
+    let mcp = api_state.limits.guard(mcp);
     let chat = warden_proxy::chat::router(Arc::new(warden_proxy::chat::ChatState {
         api: api_state.clone(),
         gloxi,
@@ -226,6 +234,7 @@ pub(crate) async fn data_plane(
             u32::try_from(config.server.requests_per_minute).unwrap_or(u32::MAX),
         )),
         store: store.clone(),
+        keys: Arc::new(warden_governance::KeyCache::new(store.clone())),
         ledger: ledger.clone(),
         decisions: decisions.clone(),
         webhooks: webhooks.clone(),

@@ -483,3 +483,108 @@ async fn stdio_serves_the_data_dir_and_the_relay_reaches_a_running_warden() {
     assert_eq!(status, 200, "{f}");
     c.cancel().await.unwrap();
 }
+
+/// Garbage on stdio: a line that is not JSON is ignored (as rmcp and the other official MCP SDKs
+/// do, so that two peers cannot answer each other's errors forever), JSON that is not a JSON-RPC
+/// message gets -32600, an unknown method -32601; the server keeps answering.
+#[test]
+fn stdio_survives_bad_lines() {
+    use std::io::{BufRead, BufReader, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_warden"))
+        .env_remove("WARDEN_CONFIG")
+        .arg("--data-dir")
+        .arg(dir.path())
+        .arg("mcp")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "raw", "version": "0"}}});
+    let lines = [
+        "not json at all".to_owned(),
+        "{\"truncated\": ".to_owned(),
+        init.to_string(),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string(),
+        "{\"foo\": \"bar\"}".to_owned(),
+        json!({"jsonrpc": "2.0", "id": 2, "method": "no/such_method"}).to_string(),
+        json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list"}).to_string(),
+    ];
+    for l in &lines {
+        writeln!(stdin, "{l}").unwrap();
+    }
+    stdin.flush().unwrap();
+    let mut answers = Vec::new();
+    while answers.len() < 4 {
+        let mut line = String::new();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "stdout closed after {answers:?}"
+        );
+        answers.push(serde_json::from_str::<Value>(&line).unwrap());
+    }
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+    let by_id = |id: i64| answers.iter().find(|a| a["id"] == id).cloned();
+    assert!(
+        by_id(1).unwrap()["result"]["serverInfo"].is_object(),
+        "{answers:?}"
+    );
+    assert!(
+        answers
+            .iter()
+            .any(|a| a["id"].is_null() && a["error"]["code"] == -32600),
+        "{answers:?}"
+    );
+    assert_eq!(by_id(2).unwrap()["error"]["code"], -32601, "{answers:?}");
+    assert!(
+        by_id(3).unwrap()["result"]["tools"]
+            .as_array()
+            .unwrap()
+            .len()
+            > 5
+    );
+}
+
+/// `/mcp` counts against the key's `server.requests_per_minute` with the REST API: one
+/// budget for both, so neither is a way around the other.
+#[test]
+fn mcp_and_rest_share_a_keys_request_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = warden();
+    cmd.env("WARDEN_SERVER__REQUESTS_PER_MINUTE", "3");
+    let (server, _admin) = server_with_admin_key_cmd(cmd, dir.path());
+    let key = create_key(dir.path(), "default", "mcp,read");
+    let bearer = format!("Bearer {key}");
+    let auth = [
+        ("Authorization", bearer.as_str()),
+        ("Content-Type", "application/json"),
+        ("Accept", "application/json, text/event-stream"),
+    ];
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "raw", "version": "0"}}})
+    .to_string();
+    let mcp = || http_full(server.api, "POST", "/mcp", &auth, init.as_bytes());
+    for left in ["2", "1"] {
+        let (status, head, _) = mcp();
+        assert_eq!(status, 200, "{head}");
+        assert_eq!(header(&head, "x-ratelimit-remaining"), Some(left), "{head}");
+    }
+    let (status, _, _) = http_full(server.api, "GET", "/v1/escalations", &auth[..1], b"");
+    assert_eq!(status, 200);
+    let (status, head, body) = mcp();
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (429, Some("rate_limited")),
+        "{body}"
+    );
+    assert!(header(&head, "retry-after").is_some(), "{head}");
+    let (status, _, _) = http_full(server.api, "GET", "/v1/escalations", &auth[..1], b"");
+    assert_eq!(status, 429);
+}

@@ -4,8 +4,9 @@
 
 use std::time::Duration;
 
-/// How Warden reaches one upstream MCP server: exactly one of `command` or `url`.
-#[derive(Clone, Debug, PartialEq, Default)]
+/// How Warden reaches one upstream MCP server: exactly one of `command` or `url`. `Debug`
+/// shows the names of `env` and `headers` but not their values, which are often credentials.
+#[derive(Clone, PartialEq, Default)]
 pub struct McpUpstreamConfig {
     /// Prefix of its tools behind `/mcp` (`github` -> `github__create_issue`).
     pub name: String,
@@ -20,6 +21,27 @@ pub struct McpUpstreamConfig {
     /// Headers sent with every request to `url` (credentials: prefer a `${VAR}` reference,
     /// expanded from Warden's environment at start-up).
     pub headers: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for McpUpstreamConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("McpUpstreamConfig")
+            .field("name", &self.name)
+            .field("command", &self.command)
+            .field("args", &self.args)
+            .field("env", &names_only(&self.env))
+            .field("url", &self.url)
+            .field("headers", &names_only(&self.headers))
+            .finish()
+    }
+}
+
+/// `{"NAME": "<redacted>", ...}` for `Debug`.
+fn names_only(pairs: &[(String, String)]) -> std::collections::BTreeMap<&str, &'static str> {
+    pairs
+        .iter()
+        .map(|(k, _)| (k.as_str(), "<redacted>"))
+        .collect()
 }
 
 /// What an `escalate` verdict does to a tool call (`mcp.escalation`).

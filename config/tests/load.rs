@@ -805,3 +805,18 @@ fn bad_limits_settings_name_the_field() {
         ["env WARDEN_LIMITS__REDIS_URL: limits.redis_url: expected a redis:// URL such as redis://127.0.0.1:6379, found string \"http://r:6379\""]
     );
 }
+
+#[test]
+fn upstream_credentials_stay_out_of_debug_output() {
+    let c = load_yaml(
+        "mcp:\n  upstreams:\n    - {name: gh, url: \"https://example.com/mcp\", headers: {Authorization: \"Bearer ghp_secretvalue\"}}\n    - {name: t, command: ./t, env: {API_TOKEN: tok_secretvalue}}\n",
+        &[],
+    )
+    .unwrap();
+    let shown = format!("{c:?}");
+    assert!(!shown.contains("secretvalue"), "{shown}");
+    assert!(
+        shown.contains("Authorization") && shown.contains("API_TOKEN"),
+        "{shown}"
+    );
+}

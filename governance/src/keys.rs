@@ -75,6 +75,9 @@ pub enum AuthError {
     Revoked { key_id: String },
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The lookup did not finish (its task was cancelled or panicked); retrying may succeed.
+    #[error("the key lookup was interrupted")]
+    Interrupted,
 }
 
 fn random_bytes<const N: usize>() -> [u8; N] {

@@ -13,6 +13,7 @@ mod escalations;
 mod events;
 pub mod gloxi;
 mod idempotency;
+mod key_cache;
 mod keys;
 mod reports;
 mod scope;
@@ -30,6 +31,7 @@ pub use events::{
     WARDEN_TYPES,
 };
 pub use idempotency::{Begin, MAX_KEY_LEN as MAX_IDEMPOTENCY_KEY_LEN};
+pub use key_cache::KeyCache;
 pub use keys::{AuthError, CreatedKey, KeyInfo, Principal, KEY_PREFIX};
 pub use reports::{efficiency_of, ClientSummary, Efficiency, RecentDecision};
 pub use scope::{parse_scopes, Scope, ScopeError};

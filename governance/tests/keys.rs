@@ -1,7 +1,10 @@
 //! Tenants and API keys through the store's public API, on SQLite and (when
 //! `WARDEN_TEST_POSTGRES_URL` is set) on PostgreSQL.
 
-use warden_governance::{parse_scopes, AuthError, Scope, Store, StoreError};
+use std::sync::Arc;
+use std::time::Duration;
+
+use warden_governance::{parse_scopes, AuthError, KeyCache, Scope, Store, StoreError};
 use warden_pg::test_on_both;
 use warden_pg::testing::Fixture;
 
@@ -150,3 +153,57 @@ fn bootstrap_creates_one_admin_key_once_and_the_store_reopens(b: Fixture) {
         .allows(&Scope::Write));
 }
 test_on_both!(sync Fixture, bootstrap_creates_one_admin_key_once_and_the_store_reopens);
+
+/// The cache in front of the store: a key found is trusted for the TTL (so a revocation takes
+/// up to that long), a key not found is asked again every time (so a new key works at once).
+fn the_key_cache_trusts_a_key_for_its_ttl_only(b: Fixture) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = Arc::new(b.open());
+    store.ensure_tenant("acme").unwrap();
+    let ttl = Duration::from_millis(300);
+    let cache = KeyCache::with_ttl(store.clone(), ttl);
+    rt.block_on(async {
+        let k = store
+            .create_key("acme", &parse_scopes("mcp").unwrap(), None)
+            .unwrap();
+        assert_eq!(cache.authenticate(&k.key).await.unwrap().key_id, k.id);
+        assert!(matches!(
+            cache
+                .authenticate("wdn_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+                .await,
+            Err(AuthError::Unknown)
+        ));
+        assert!(matches!(
+            cache.authenticate("sk-not-ours").await,
+            Err(AuthError::Malformed)
+        ));
+
+        store.revoke_key("acme", &k.id).unwrap();
+        let revoked_at = std::time::Instant::now();
+        // Within the TTL the cached answer stands; after it, the store's.
+        assert!(cache.authenticate(&k.key).await.is_ok());
+        loop {
+            match cache.authenticate(&k.key).await {
+                Err(AuthError::Revoked { key_id }) => {
+                    assert_eq!(key_id, k.id);
+                    break;
+                }
+                Ok(_) => {
+                    assert!(revoked_at.elapsed() < ttl + Duration::from_secs(2));
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+
+        // A key created after a failed lookup of it is not remembered as unknown.
+        let fresh = store
+            .create_key("acme", &parse_scopes("read").unwrap(), None)
+            .unwrap();
+        assert!(cache.authenticate(&fresh.key).await.is_ok());
+    });
+}
+test_on_both!(sync Fixture, the_key_cache_trusts_a_key_for_its_ttl_only);

@@ -125,7 +125,8 @@ async fn run(durable: bool, calls: usize) {
             Default::default(),
         )),
     });
-    let app = warden_mcp::http::router(core, store, Default::default());
+    let keys = Arc::new(warden_governance::KeyCache::new(store));
+    let app = warden_mcp::http::router(core, keys, Default::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let warden = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });

@@ -120,7 +120,7 @@ impl From<GloxiError> for ToolError {
 impl From<AuthError> for ToolError {
     fn from(e: AuthError) -> Self {
         match e {
-            AuthError::Store(e) => ToolError::internal(e),
+            e @ (AuthError::Store(_) | AuthError::Interrupted) => ToolError::internal(e),
             other => ToolError::new("unauthorized", other.to_string()),
         }
     }

@@ -16,7 +16,7 @@ use axum::{Json, Router};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::json;
-use warden_governance::{AuthError, Scope, Store};
+use warden_governance::{AuthError, KeyCache, Scope};
 
 use crate::server::{Core, WardenMcp};
 
@@ -40,7 +40,7 @@ impl Default for HttpOptions {
 }
 
 /// The `/mcp` route, to merge into the data-plane router.
-pub fn router(core: Arc<Core>, store: Arc<Store>, options: HttpOptions) -> Router {
+pub fn router(core: Arc<Core>, keys: Arc<KeyCache>, options: HttpOptions) -> Router {
     let mut config =
         StreamableHttpServerConfig::default().with_max_request_body_bytes(options.max_body_bytes);
     config = if options.allowed_hosts.is_empty() {
@@ -56,7 +56,7 @@ pub fn router(core: Arc<Core>, store: Arc<Store>, options: HttpOptions) -> Route
     );
     Router::new()
         .route_service("/mcp", service)
-        .layer(axum::middleware::from_fn_with_state(store, authenticate))
+        .layer(axum::middleware::from_fn_with_state(keys, authenticate))
 }
 
 fn refuse(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
@@ -68,15 +68,14 @@ fn refuse(status: StatusCode, code: &str, message: impl Into<String>) -> Respons
     }
 }
 
-/// Authenticates the key and hands its [`warden_governance::Principal`] to the MCP handler
-/// through the request's extensions.
-async fn authenticate(State(store): State<Arc<Store>>, mut req: Request, next: Next) -> Response {
+/// Authenticates the key (through the process's [`KeyCache`]) and hands its
+/// [`warden_governance::Principal`] to the MCP handler through the request's extensions.
+async fn authenticate(State(keys): State<Arc<KeyCache>>, mut req: Request, next: Next) -> Response {
     let Some(key) = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|k| k.trim().to_owned())
     else {
         return refuse(
             StatusCode::UNAUTHORIZED,
@@ -84,9 +83,9 @@ async fn authenticate(State(store): State<Arc<Store>>, mut req: Request, next: N
             "send the API key as Authorization: Bearer <key>",
         );
     };
-    let principal = match tokio::task::spawn_blocking(move || store.authenticate(&key)).await {
-        Ok(Ok(p)) => p,
-        Ok(Err(AuthError::Store(e))) => {
+    let principal = match keys.authenticate(key.trim()).await {
+        Ok(p) => p,
+        Err(e @ (AuthError::Store(_) | AuthError::Interrupted)) => {
             tracing::error!(error = %e, "authentication failed");
             return refuse(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -94,14 +93,7 @@ async fn authenticate(State(store): State<Arc<Store>>, mut req: Request, next: N
                 "an internal error occurred; retry with backoff",
             );
         }
-        Ok(Err(e)) => return refuse(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string()),
-        Err(_) => {
-            return refuse(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal_error",
-                "authentication failed",
-            )
-        }
+        Err(e) => return refuse(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string()),
     };
     if !principal.allows(&Scope::Mcp) {
         return refuse(

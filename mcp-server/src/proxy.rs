@@ -60,8 +60,9 @@ use crate::error::{McpError, ToolError};
 /// Separates the upstream's name from its tool's in a federated tool name.
 pub const SEPARATOR: &str = "__";
 
-/// How to reach one upstream MCP server.
-#[derive(Clone, Debug, PartialEq)]
+/// How to reach one upstream MCP server. `Debug` leaves out the values of `env` and `headers`
+/// (credentials, already expanded from the environment).
+#[derive(Clone, PartialEq)]
 pub enum UpstreamTransport {
     /// A command Warden starts, speaking MCP on its stdin/stdout.
     Stdio {
@@ -74,6 +75,30 @@ pub enum UpstreamTransport {
         url: String,
         headers: Vec<(String, String)>,
     },
+}
+
+impl std::fmt::Debug for UpstreamTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names = |pairs: &[(String, String)]| -> Vec<String> {
+            pairs
+                .iter()
+                .map(|(k, _)| format!("{k}: <redacted>"))
+                .collect()
+        };
+        match self {
+            UpstreamTransport::Stdio { command, args, env } => f
+                .debug_struct("Stdio")
+                .field("command", command)
+                .field("args", args)
+                .field("env", &names(env))
+                .finish(),
+            UpstreamTransport::Http { url, headers } => f
+                .debug_struct("Http")
+                .field("url", url)
+                .field("headers", &names(headers))
+                .finish(),
+        }
+    }
 }
 
 /// One upstream MCP server.
@@ -984,6 +1009,23 @@ fn guardian_reasons(found: &[warden_guardians::JsonFinding]) -> Vec<String> {
 mod tests {
     use super::*;
     use rmcp::model::NumberOrString;
+
+    #[test]
+    fn debug_output_names_credentials_without_their_values() {
+        let http = UpstreamTransport::Http {
+            url: "https://mcp.example.com/mcp".into(),
+            headers: vec![("Authorization".into(), "Bearer ghp_secretvalue".into())],
+        };
+        let stdio = UpstreamTransport::Stdio {
+            command: "./tools".into(),
+            args: vec![],
+            env: vec![("API_TOKEN".into(), "tok_secretvalue".into())],
+        };
+        for shown in [format!("{http:?}"), format!("{stdio:?}")] {
+            assert!(!shown.contains("secretvalue"), "{shown}");
+            assert!(shown.contains("<redacted>"), "{shown}");
+        }
+    }
 
     fn token(n: i64) -> ProgressToken {
         ProgressToken(NumberOrString::Number(n))

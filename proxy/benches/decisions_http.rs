@@ -100,6 +100,7 @@ fn main() {
         let state = Arc::new(warden_proxy::ApiState {
             limits: Arc::new(warden_proxy::RequestLimits::per_minute(1_000_000)),
             store: store.clone(),
+            keys: Arc::new(warden_governance::KeyCache::new(store.clone())),
             ledger: ledger.clone(),
             decisions: decisions.clone(),
             webhooks: Arc::new(warden_governance::Webhooks::new(

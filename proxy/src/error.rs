@@ -133,7 +133,7 @@ impl From<GovError> for ApiError {
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         match e {
-            AuthError::Store(e) => ApiError::internal(e),
+            e @ (AuthError::Store(_) | AuthError::Interrupted) => ApiError::internal(e),
             other => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", other.to_string()),
         }
     }

@@ -81,6 +81,8 @@ pub const BODY_LIMIT: usize = 1 << 20;
 pub struct ApiState {
     pub limits: Arc<RequestLimits>,
     pub store: Arc<Store>,
+    /// Authenticated keys, shared with the data plane and `/mcp`.
+    pub keys: Arc<warden_governance::KeyCache>,
     pub ledger: Arc<Ledger>,
     /// Shared with the MCP server, so an escalation resolved here wakes a call held there.
     pub decisions: Arc<Decisions>,
@@ -109,17 +111,7 @@ impl FromRequestParts<Arc<ApiState>> for Auth {
                     "send the API key as Authorization: Bearer <key>",
                 )
             })?;
-        let key = header.trim().to_owned();
-        let store = state.store.clone();
-        let principal = tokio::task::spawn_blocking(move || store.authenticate(&key))
-            .await
-            .map_err(|_| {
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal_error",
-                    "authentication failed",
-                )
-            })??;
+        let principal = state.keys.authenticate(header.trim()).await?;
         Ok(Auth(principal))
     }
 }

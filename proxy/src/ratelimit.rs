@@ -43,6 +43,15 @@ impl RequestLimits {
             per_minute: n.get(),
         }
     }
+
+    /// `router` behind these limits: how surfaces outside the REST router (`/mcp`) share a
+    /// key's budget with it, so one cannot be used to get around the other.
+    pub fn guard<S: Clone + Send + Sync + 'static>(
+        self: &Arc<Self>,
+        router: axum::Router<S>,
+    ) -> axum::Router<S> {
+        router.layer(axum::middleware::from_fn_with_state(self.clone(), layer))
+    }
 }
 
 fn set(headers: &mut HeaderMap, name: &'static str, value: u64) {

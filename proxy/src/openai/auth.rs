@@ -1,31 +1,20 @@
-//! Keys on the hot path: a store lookup per call would serialize every call on the store's
-//! lock, so authenticated keys are cached (by their SHA-256) for [`TTL`]. A revoked key stops
-//! working within that time.
+//! The data plane's view of the caller: the process's [`KeyCache`], with refusals in OpenAI's
+//! error format.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use axum::http::{HeaderMap, StatusCode};
-use sha2::{Digest, Sha256};
-use warden_governance::{AuthError, Principal, Scope, Store};
+use warden_governance::{AuthError, KeyCache, Principal, Scope};
 
 use super::error::OpenAiError;
 
-/// How long an authenticated key is trusted without asking the store again.
-pub const TTL: Duration = Duration::from_secs(5);
-
 pub struct AuthCache {
-    store: Arc<Store>,
-    map: RwLock<HashMap<[u8; 32], (Principal, Instant)>>,
+    keys: Arc<KeyCache>,
 }
 
 impl AuthCache {
-    pub fn new(store: Arc<Store>) -> Self {
-        AuthCache {
-            store,
-            map: RwLock::new(HashMap::new()),
-        }
+    pub fn new(keys: Arc<KeyCache>) -> Self {
+        AuthCache { keys }
     }
 
     /// The caller of `headers`, which must hold the `write` scope (agents act).
@@ -60,43 +49,17 @@ impl AuthCache {
             .ok_or_else(|| {
                 unauthorized("send your Warden API key as Authorization: Bearer <key>".into())
             })?;
-        let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
-        let now = Instant::now();
-        let cached = self
-            .map
-            .read()
-            .expect("not poisoned")
-            .get(&digest)
-            .filter(|(_, at)| now.duration_since(*at) < TTL)
-            .map(|(p, _)| p.clone());
-        let principal = match cached {
-            Some(p) => p,
-            None => {
-                let store = self.store.clone();
-                let key = key.to_owned();
-                let p = tokio::task::spawn_blocking(move || store.authenticate(&key))
-                    .await
-                    .map_err(|_| unauthorized("authentication failed".into()))?
-                    .map_err(|e| match e {
-                        AuthError::Store(e) => {
-                            tracing::error!(error = %e, "key lookup failed");
-                            OpenAiError::new(
-                                StatusCode::SERVICE_UNAVAILABLE,
-                                "api_error",
-                                "store_unavailable",
-                                "the key store is unavailable; retry",
-                            )
-                        }
-                        other => unauthorized(other.to_string()),
-                    })?;
-                let mut map = self.map.write().expect("not poisoned");
-                if map.len() >= 10_000 {
-                    map.retain(|_, (_, at)| now.duration_since(*at) < TTL);
-                }
-                map.insert(digest, (p.clone(), now));
-                p
+        self.keys.authenticate(key).await.map_err(|e| match e {
+            AuthError::Store(_) | AuthError::Interrupted => {
+                tracing::error!(error = %e, "key lookup failed");
+                OpenAiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "api_error",
+                    "store_unavailable",
+                    "the key store is unavailable; retry",
+                )
             }
-        };
-        Ok(principal)
+            other => unauthorized(other.to_string()),
+        })
     }
 }

@@ -118,7 +118,7 @@ impl Plane {
         let tokenizers = Tokenizers::new(&config.tokenizers)?;
         tokenizers.warm_up();
         Ok(Arc::new(Plane {
-            auth: auth::AuthCache::new(api.store.clone()),
+            auth: auth::AuthCache::new(api.keys.clone()),
             tenant_labels: Default::default(),
             model_labels: Default::default(),
             api,
