@@ -101,15 +101,24 @@ async fn eventually<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Opt
     }
 }
 
-/// The payloads of the `mcp.tool_call` records in the ledger of `data`.
-fn tool_call_records(data: &std::path::Path) -> Vec<Value> {
+/// The payloads of the `kind` records (`mcp.tool_call`, `mcp.tool_result`) in the ledger of
+/// `data`, with their ledger index as `_index`.
+fn records_of(data: &std::path::Path, kind: &str) -> Vec<Value> {
     let out = run(data, &["ledger", "export"], "");
     text_of(&out.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v["type"] == "record" && v["kind"] == "mcp.tool_call")
-        .map(|v| v["payload"].clone())
+        .filter(|v| v["type"] == "record" && v["kind"] == kind)
+        .map(|v| {
+            let mut p = v["payload"].clone();
+            p["_index"] = v["index"].clone();
+            p
+        })
         .collect()
+}
+
+fn tool_call_records(data: &std::path::Path) -> Vec<Value> {
+    records_of(data, "mcp.tool_call")
 }
 
 fn text(r: &CallToolResult) -> String {
@@ -359,6 +368,34 @@ async fn proxied_calls_are_allowed_redacted_blocked_escalated_and_inscribed() {
     );
     assert!(export.contains("\"outcome\":\"blocked\""), "{export}");
     assert!(export.contains("\"resolution\":\"APPROVE\""), "{export}");
+    // A forwarded call has a second record, how it ended, pointing at the first.
+    let results = records_of(&data, "mcp.tool_result");
+    let read_card = results
+        .iter()
+        .find(|r| r["tool"] == "read_card")
+        .expect("no mcp.tool_result for read_card");
+    assert_eq!(read_card["outcome"], "answered", "{read_card}");
+    assert_eq!(read_card["redacted"], true, "{read_card}");
+    assert_eq!(
+        read_card["result_findings"][0]["entity_type"],
+        "CREDIT_CARD"
+    );
+    let asked = tool_call_records(&data)
+        .into_iter()
+        .find(|r| r["call_id"] == read_card["call_id"])
+        .expect("no mcp.tool_call for read_card");
+    assert_eq!(asked["outcome"], "forwarded", "{asked}");
+    assert_eq!(read_card["request_index"], asked["_index"], "{read_card}");
+    // A call refused before forwarding has no second record.
+    let refused_calls: Vec<&Value> = calls
+        .iter()
+        .filter(|v| v["payload"]["outcome"] == "blocked")
+        .collect();
+    assert!(!refused_calls.is_empty());
+    for c in refused_calls {
+        let id = &c["payload"]["call_id"];
+        assert!(!results.iter().any(|r| &r["call_id"] == id), "{c}");
+    }
 
     // The refusals and findings are governance events too.
     let (status, events) = get_as(server.api, "/v1/governance-events?limit=100", &admin);
@@ -503,14 +540,21 @@ async fn progress_and_cancellations_pass_through_to_upstreams() {
             });
         assert!(reason.contains("cancelled by the client"), "{up}: {reason}");
 
-        // The ledger says the client cancelled it, and that the upstream was told.
+        // The ledger says the call was forwarded, then that the client cancelled it and that
+        // the upstream was told.
         let record = eventually(Duration::from_secs(10), || {
-            tool_call_records(&data)
+            records_of(&data, "mcp.tool_result")
                 .into_iter()
                 .find(|r| r["server"] == up && r["tool"] == "wait_for_cancel")
         })
         .await
         .unwrap_or_else(|| panic!("{up}: no record of the cancelled call"));
+        let forwarded = tool_call_records(&data)
+            .into_iter()
+            .find(|r| r["call_id"] == record["call_id"])
+            .unwrap_or_else(|| panic!("{up}: no mcp.tool_call record for {record}"));
+        assert_eq!(forwarded["outcome"], "forwarded", "{forwarded}");
+        assert_eq!(record["request_index"], forwarded["_index"], "{record}");
         assert_eq!(record["outcome"], "cancelled", "{record}");
         assert_eq!(record["error_code"], "cancelled", "{record}");
         assert_eq!(record["cancellation"]["by"], "client", "{record}");

@@ -8,7 +8,8 @@
 //! notifications, until a human resolves its Decision Desk thread (or fail at once, by
 //! configuration); `block`: a tool error with the reason codes -> forward, with a timeout ->
 //! the result scanned as untrusted tool output (injection, secrets, PII; redact or block) ->
-//! the outcome inscribed in the ledger (hashes and finding locations, never the content).
+//! the outcome inscribed in the ledger (hashes and finding locations, never the content): a
+//! forwarded call's first record is written while the upstream works (see [`record`]).
 //!
 //! `tools/list` hides the tools that policy blocks for this caller whatever the arguments.
 //!
@@ -28,7 +29,8 @@
 //! cancellation token), Warden stops waiting and sends `notifications/cancelled` with the
 //! upstream's request id to the upstream (over stdio or HTTP alike, through rmcp's
 //! `RequestHandle::cancel`); a call that times out is cancelled upstream the same way. The
-//! call is inscribed with the outcome `cancelled` and a `cancellation` object: `by: client`,
+//! call's outcome is `cancelled` (in its `mcp.tool_result` record if it was forwarded, else in
+//! its `mcp.tool_call` record), with a `cancellation` object: `by: client`,
 //! the stage (`held` for a call waiting on the Decision Desk, which the upstream never saw;
 //! `before_forwarding`; `forwarded`), and for a forwarded call the upstream's request id and
 //! whether the notification was handed to the upstream's transport (`upstream_notified`).
@@ -50,12 +52,15 @@ use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{ClientHandler, RoleClient, RoleServer, ServiceExt};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, Mutex};
+use tracing::Instrument;
 use warden_governance::{Decisions, Principal, Scope};
-use warden_guardians::{Action, Channel, Guardians};
+use warden_guardians::{Action, Channel, Guardians, JsonFinding};
 use warden_ledger::{Entry, Ledger};
 use warden_policy::{Input, LivePolicySet, Outcome};
 
 use crate::error::{McpError, ToolError};
+
+mod record;
 
 /// Separates the upstream's name from its tool's in a federated tool name.
 pub const SEPARATOR: &str = "__";
@@ -312,6 +317,14 @@ enum Wait {
     TimedOut,
 }
 
+/// A call that passed every check before forwarding: where it goes, what it sends, and how its
+/// progress reaches the client.
+struct Cleared<'c> {
+    conn: Arc<Connected>,
+    request: CallToolRequestParams,
+    relay: ProgressRelay<'c>,
+}
+
 /// How long Warden waits to hand a cancellation to an upstream.
 const CANCEL_SEND_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -442,13 +455,15 @@ impl Federation {
     }
 
     /// The upstreams' tools this caller may use: those policy does not block outright (judged
-    /// with empty arguments). Upstreams that are down are left out.
+    /// with empty arguments). Upstreams are asked together; those that are down are left out.
     pub async fn visible_tools(&self, _d: &Decisions, p: &Principal, agent: &str) -> Vec<Tool> {
-        let mut out = Vec::new();
         let mut names: Vec<&String> = self.upstreams.keys().collect();
         names.sort();
-        for name in names {
-            let conn = match self.connection(name).await {
+        let conns =
+            futures_util::future::join_all(names.iter().map(|name| self.connection(name))).await;
+        let mut out = Vec::new();
+        for (name, conn) in names.into_iter().zip(conns) {
+            let conn = match conn {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::warn!(upstream = %name, "left out of tools/list: {}", e.message);
@@ -488,32 +503,78 @@ impl Federation {
             .map(|(s, t)| (s.to_owned(), t.to_owned()))
             .unwrap_or_default();
         let span = tracing::info_span!("mcp.proxy", upstream = %server, tool = %tool, tenant = %p.tenant, key = %p.key_id);
-        let _enter = span.enter();
-        let mut record = json!({
-            "server": server, "tool": tool, "agent_id": agent, "key_id": p.key_id,
-        });
-        let result = self
-            .govern(d, p, agent, &server, &tool, request, ctx, &mut record)
-            .await;
-        let call_id = format!("mcp_{}", &hash(&json!([record, now_nanos()]))[7..31]);
-        record["call_id"] = json!(call_id);
-        let (outcome, result) = match result {
-            Ok(r) => ("forwarded", r),
-            Err(e) => {
-                record["error_code"] = json!(e.code);
-                if e.code == "blocked" {
-                    record["reason_codes"] = json!(e.reason_codes);
-                }
-                (e.code, e.into_result())
-            }
-        };
-        record["outcome"] = json!(outcome);
-        announce(d, p, &call_id, &record);
-        self.inscribe(p, record, result).await
+        self.call_as(d, p, agent, server, tool, request, ctx)
+            .instrument(span)
+            .await
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn govern(
+    async fn call_as(
+        &self,
+        d: &Decisions,
+        p: &Principal,
+        agent: &str,
+        server: String,
+        tool: String,
+        request: CallToolRequestParams,
+        ctx: &RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        let call_id = record::call_id(&server, &tool, &p.key_id);
+        let mut call = json!({
+            "call_id": call_id, "server": server, "tool": tool, "agent_id": agent,
+            "key_id": p.key_id,
+        });
+        let cleared = match self
+            .clear(d, p, agent, &server, &tool, request, ctx, &mut call)
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                record::refusal(&mut call, &e);
+                record::announce(d, p, &call, None);
+                let entry = Entry::new("mcp.tool_call", p.tenant.clone(), call);
+                let place = record::settled(self.ledger.enqueue(entry), self.options.durable);
+                return record::attach(place.await, e.into_result());
+            }
+        };
+
+        call["outcome"] = json!("forwarded");
+        let entry = Entry::new("mcp.tool_call", p.tenant.clone(), call.clone());
+        let place = record::settled(self.ledger.enqueue(entry), self.options.durable);
+        let mut ended = json!({"call_id": call_id, "server": server, "tool": tool});
+        let started = std::time::Instant::now();
+        let (answer, place) = tokio::join!(
+            self.forward_and_inspect(&server, cleared, ctx, &mut ended),
+            place
+        );
+        ended["latency_ms"] = json!(started.elapsed().as_secs_f64() * 1000.0);
+        let result = match answer {
+            Ok(r) => {
+                ended["outcome"] = json!("answered");
+                r
+            }
+            Err(e) => {
+                record::refusal(&mut ended, &e);
+                e.into_result()
+            }
+        };
+        if let Ok((index, _)) = &place {
+            ended["request_index"] = json!(index);
+        }
+        record::announce(d, p, &call, Some(&ended));
+        if let Err(e) = self
+            .ledger
+            .enqueue(Entry::new("mcp.tool_result", p.tenant.clone(), ended))
+        {
+            tracing::error!(error = %e, call_id = %call_id, "the call's result was not inscribed");
+        }
+        record::attach(place, result)
+    }
+
+    /// Everything before forwarding: scope, guardians on the arguments, policy, a hold for a
+    /// human, the upstream and its tool. Fills the call's record as it goes.
+    #[allow(clippy::too_many_arguments)]
+    async fn clear<'c>(
         &self,
         d: &Decisions,
         p: &Principal,
@@ -521,24 +582,24 @@ impl Federation {
         server: &str,
         tool: &str,
         mut request: CallToolRequestParams,
-        ctx: &RequestContext<RoleServer>,
+        ctx: &'c RequestContext<RoleServer>,
         record: &mut Value,
-    ) -> Result<CallToolResult, ToolError> {
+    ) -> Result<Cleared<'c>, ToolError> {
         if !p.allows(&Scope::Mcp) {
             return Err(ToolError::new("forbidden", "this key lacks the mcp scope"));
         }
         let arguments = Value::Object(request.arguments.take().unwrap_or_default());
-        record["arguments_hash"] = json!(hash(&arguments));
+        record["arguments_hash"] = json!(record::hash(&arguments));
 
         // Guardians over every string of the arguments.
         let scan = self.guardians.scan_json(&arguments, Channel::ToolArgs);
-        record["argument_findings"] = findings(&scan.findings);
+        record["argument_findings"] = record::findings(&scan.findings);
         if scan.blocked {
             return Err(ToolError::new(
                 "blocked",
                 "the arguments were blocked by Warden's guardians",
             )
-            .with_reasons(guardian_reasons(&scan.findings)));
+            .with_reasons(record::guardian_reasons(&scan.findings)));
         }
         let arguments = scan.redacted;
 
@@ -567,7 +628,7 @@ impl Federation {
                     .await;
                 if let Err(e) = &thread {
                     if e.code == "cancelled" {
-                        record["cancellation"] = cancellation("held", None);
+                        record["cancellation"] = record::cancellation("held", None);
                     }
                 }
                 let thread = thread?;
@@ -576,7 +637,6 @@ impl Federation {
             }
         }
 
-        // Forward.
         let conn = self.connection(server).await?;
         if !conn.tools.iter().any(|t| t.name == tool) {
             return Err(ToolError::new(
@@ -589,21 +649,44 @@ impl Federation {
         }
         request.name = tool.to_owned().into();
         if ctx.ct.is_cancelled() {
-            record["cancellation"] = cancellation("before_forwarding", None);
+            record["cancellation"] = record::cancellation("before_forwarding", None);
             return Err(cancelled_error());
         }
+        Ok(Cleared {
+            conn,
+            request,
+            relay,
+        })
+    }
+
+    /// Forwards a cleared call and scans its result as untrusted text. Fills the result's
+    /// record as it goes.
+    async fn forward_and_inspect(
+        &self,
+        server: &str,
+        cleared: Cleared<'_>,
+        ctx: &RequestContext<RoleServer>,
+        record: &mut Value,
+    ) -> Result<CallToolResult, ToolError> {
+        let Cleared {
+            conn,
+            request,
+            mut relay,
+        } = cleared;
         let mut result = self
             .forward(server, &conn, request, ctx, &mut relay, record)
             .await?;
 
-        // The result is untrusted text.
         let mut found = Vec::new();
         let mut blocked = false;
         for block in &mut result.content {
             if let ContentBlock::Text(t) = block {
                 let r = self.guardians.scan_text(&t.text, Channel::ToolOutput);
                 blocked |= r.blocked;
-                found.extend(r.findings.iter().map(|f| (String::new(), f.clone())));
+                found.extend(r.findings.iter().map(|f| JsonFinding {
+                    pointer: String::new(),
+                    finding: f.clone(),
+                }));
                 if r.action == Some(Action::Redact) {
                     t.text = r.redacted;
                 }
@@ -612,22 +695,11 @@ impl Federation {
         if let Some(s) = result.structured_content.take() {
             let r = self.guardians.scan_json(&s, Channel::ToolOutput);
             blocked |= r.blocked;
-            found.extend(
-                r.findings
-                    .iter()
-                    .map(|f| (f.pointer.clone(), f.finding.clone())),
-            );
+            found.extend(r.findings);
             result.structured_content = Some(r.redacted);
         }
-        let json_findings: Vec<warden_guardians::JsonFinding> = found
-            .iter()
-            .map(|(pointer, finding)| warden_guardians::JsonFinding {
-                pointer: pointer.clone(),
-                finding: finding.clone(),
-            })
-            .collect();
-        record["result_findings"] = findings(&json_findings);
-        record["result_hash"] = json!(hash(
+        record["result_findings"] = record::findings(&found);
+        record["result_hash"] = json!(record::hash(
             &serde_json::to_value(&result.content).unwrap_or_default()
         ));
         if blocked {
@@ -635,12 +707,9 @@ impl Federation {
                 "blocked",
                 "the tool's result was blocked by Warden's guardians (untrusted tool output)",
             )
-            .with_reasons(guardian_reasons(&json_findings)));
+            .with_reasons(record::guardian_reasons(&found)));
         }
-        if json_findings
-            .iter()
-            .any(|f| f.finding.action == Action::Redact)
-        {
+        if found.iter().any(|f| f.finding.action == Action::Redact) {
             record["redacted"] = json!(true);
         }
         Ok(result)
@@ -786,7 +855,7 @@ impl Federation {
                 if !notified {
                     tracing::warn!(upstream = %server, "could not relay the cancellation to the upstream");
                 }
-                record["cancellation"] = cancellation("forwarded", Some((id, notified)));
+                record["cancellation"] = record::cancellation("forwarded", Some((id, notified)));
                 Err(cancelled_error())
             }
             Wait::TimedOut => {
@@ -806,44 +875,6 @@ impl Federation {
                     ),
                 ))
             }
-        }
-    }
-
-    /// Writes the call's record and attaches its place in the ledger to the result's `_meta`.
-    /// A call whose record cannot be written is not answered as if it had been.
-    async fn inscribe(
-        &self,
-        p: &Principal,
-        record: Value,
-        mut result: CallToolResult,
-    ) -> CallToolResult {
-        let appended =
-            match self
-                .ledger
-                .enqueue(Entry::new("mcp.tool_call", p.tenant.clone(), record))
-            {
-                Ok(mut a) => {
-                    if self.options.durable {
-                        a.durable().await.map(|r| (r.index, r.record_hash.to_hex()))
-                    } else {
-                        a.sequenced()
-                            .await
-                            .map(|s| (s.index, s.record_hash.to_hex()))
-                    }
-                }
-                Err(e) => Err(e),
-            };
-        match appended {
-            Ok((index, hash)) => {
-                let mut meta = result.meta.take().unwrap_or_default();
-                meta.insert(
-                    "warden/ledger".into(),
-                    json!({"ledger_index": index, "record_hash": hash}),
-                );
-                result.meta = Some(meta);
-                result
-            }
-            Err(e) => ToolError::internal(e).into_result(),
         }
     }
 }
@@ -885,124 +916,6 @@ async fn connect(spec: &UpstreamSpec) -> Result<Connected, String> {
 
 fn cancelled_error() -> ToolError {
     ToolError::new("cancelled", "the client cancelled the call")
-}
-
-/// The ledger's account of a call the client cancelled: at which stage, and for a forwarded
-/// call, the upstream's request id and whether `notifications/cancelled` reached the upstream's
-/// transport.
-fn cancellation(stage: &str, upstream: Option<(rmcp::model::RequestId, bool)>) -> Value {
-    let mut c = json!({"by": "client", "stage": stage});
-    if let Some((id, notified)) = upstream {
-        c["upstream_request_id"] = json!(id);
-        c["upstream_notified"] = json!(notified);
-    }
-    c
-}
-
-fn hash(v: &Value) -> String {
-    use sha2::{Digest, Sha256};
-    format!(
-        "sha256:{}",
-        hex::encode(Sha256::digest(
-            warden_ledger::canonical::to_string(v).as_bytes()
-        ))
-    )
-}
-
-fn now_nanos() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos())
-}
-
-/// The events of a proxied tool call: what the guardians found, and a refusal by policy or
-/// the guardians. Written off the call's path, like the LLM proxy's.
-fn announce(d: &Decisions, p: &Principal, call_id: &str, record: &Value) {
-    use warden_governance::NewEvent;
-    let found: Vec<&Value> = ["argument_findings", "result_findings"]
-        .iter()
-        .filter_map(|k| record[*k].as_array())
-        .flatten()
-        .collect();
-    for f in &found {
-        metrics::counter!("warden_guardian_triggers_total",
-            "detector" => f["detector"].as_str().unwrap_or("unknown").to_owned(),
-            "action" => f["action"].as_str().unwrap_or("flag").to_owned())
-        .increment(1);
-    }
-    let tool = format!(
-        "{}{SEPARATOR}{}",
-        record["server"].as_str().unwrap_or_default(),
-        record["tool"].as_str().unwrap_or_default()
-    );
-    if !found.is_empty() {
-        let kinds: Vec<String> = found
-            .iter()
-            .map(|f| {
-                format!(
-                    "{}:{}",
-                    f["detector"].as_str().unwrap_or_default(),
-                    f["entity_type"].as_str().unwrap_or_default()
-                )
-            })
-            .collect();
-        d.events().emit_detached(
-            &p.tenant,
-            NewEvent::of(
-                "guardian.trigger.fired",
-                "mcp_calls",
-                call_id,
-                format!("{tool}: {}", kinds.join(", ")),
-                json!({"tool": tool, "agent_id": record["agent_id"],
-                       "argument_findings": record["argument_findings"],
-                       "result_findings": record["result_findings"]}),
-            ),
-        );
-    }
-    if record["error_code"] == "blocked" {
-        let reasons = record["reason_codes"].clone();
-        d.events().emit_detached(
-            &p.tenant,
-            NewEvent::of(
-                "policy.violation.detected",
-                "mcp_calls",
-                call_id,
-                format!("{tool} blocked: {}", reasons),
-                json!({"decision_type": "mcp.tool_call", "tool": tool,
-                       "agent_id": record["agent_id"], "verdict": "BLOCK",
-                       "reason_codes": reasons}),
-            ),
-        );
-    }
-}
-
-/// Where and what was found, never the text itself.
-fn findings(found: &[warden_guardians::JsonFinding]) -> Value {
-    Value::Array(
-        found
-            .iter()
-            .map(|f| {
-                json!({"pointer": f.pointer, "detector": f.finding.detector,
-                    "entity_type": f.finding.entity_type, "rule": f.finding.rule,
-                    "action": f.finding.action})
-            })
-            .collect(),
-    )
-}
-
-/// `GUARDIAN_<ENTITY>` for each blocking finding, e.g. `GUARDIAN_INSTRUCTION_OVERRIDE`.
-fn guardian_reasons(found: &[warden_guardians::JsonFinding]) -> Vec<String> {
-    let mut r: Vec<String> = found
-        .iter()
-        .filter(|f| f.finding.action == Action::Block)
-        .map(|f| format!("GUARDIAN_{}", f.finding.entity_type.to_ascii_uppercase()))
-        .collect();
-    r.sort();
-    r.dedup();
-    if r.is_empty() {
-        r.push("GUARDIAN_BLOCK".into());
-    }
-    r
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{json, Value};
+use tracing::Instrument;
 use warden_governance::gloxi::Gloxi;
 use warden_governance::{Decisions, Principal, Scope};
 use warden_ledger::{keys, Ledger};
@@ -190,8 +191,7 @@ impl ServerHandler for WardenMcp {
         let args = Value::Object(request.arguments.clone().unwrap_or_default());
         if let Some(op) = Op::from_name(&request.name) {
             let span = tracing::info_span!("mcp.tool", tool = op.name(), tenant = %p.tenant, key = %p.key_id);
-            let _enter = span.enter();
-            let result = match op.call(self.core.clone(), p, args).await {
+            let result = match op.call(self.core.clone(), p, args).instrument(span).await {
                 Ok(r) => r,
                 Err(e) => e.into_result(),
             };
@@ -199,8 +199,10 @@ impl ServerHandler for WardenMcp {
         }
         if request.name == crate::gloxi::NAME {
             let span = tracing::info_span!("mcp.tool", tool = crate::gloxi::NAME, tenant = %p.tenant, key = %p.key_id);
-            let _enter = span.enter();
-            let result = match crate::gloxi::call(&self.core.gloxi, p, args, &ctx).await {
+            let result = match crate::gloxi::call(&self.core.gloxi, p, args, &ctx)
+                .instrument(span)
+                .await
+            {
                 Ok(r) => r,
                 Err(e) => e.into_result(),
             };
