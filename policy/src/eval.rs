@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::error::EvalError;
 use crate::input::Input;
-use crate::model::{Check, Condition, Leaf, Outcome, Rule, Scalar};
+use crate::model::{CelVar, Check, Condition, Leaf, Outcome, Rule, Scalar};
 use crate::pack::Pack;
 
 /// The result of evaluating one input: serializable as-is for the REST API and the ledger.
@@ -446,7 +446,8 @@ fn scalar_eq(s: &Scalar, v: &Value) -> Result<bool, &'static str> {
 struct CelVars<'i> {
     input: &'i Input,
     ctx: Option<cel::Context<'i, 'i>>,
-    bound: Vec<&'static str>,
+    /// The variables bound so far, with the payload keys bound (`None`: the whole value).
+    bound: Vec<(&'static str, Option<Vec<&'static str>>)>,
     /// Field lookups already made, by interned field path (compared by address): packs test the
     /// same few fields many times.
     fields: Vec<(&'static str, Option<&'i Value>)>,
@@ -477,36 +478,56 @@ impl<'i> CelVars<'i> {
         v
     }
 
-    fn bind(&mut self, vars: &[&'static str]) {
+    /// Binds what `vars` need and is not bound yet. A payload bound with some keys is rebound
+    /// with the union when an expression reads more of it.
+    fn bind(&mut self, vars: &[CelVar]) {
+        for var in vars {
+            let keys = match self.bound.iter().position(|(name, _)| *name == var.name) {
+                None => var.keys.clone(),
+                Some(at) => match (&self.bound[at].1, &var.keys) {
+                    (None, _) => continue,
+                    (Some(have), Some(want)) if want.iter().all(|k| have.contains(k)) => continue,
+                    (Some(have), Some(want)) => {
+                        let mut all = have.clone();
+                        all.extend(want.iter().copied().filter(|k| !have.contains(k)));
+                        Some(all)
+                    }
+                    (Some(_), None) => None,
+                },
+            };
+            let value = self.value(var.name, keys.as_deref());
+            self.ctx
+                .get_or_insert_with(|| cel::Context::with_env(env()))
+                .add_variable_as_val(var.name, value);
+            self.bound.retain(|(name, _)| *name != var.name);
+            self.bound.push((var.name, keys));
+        }
+    }
+
+    /// The CEL value of a variable: for the payload, only `keys` of it when given.
+    fn value(&self, var: &str, keys: Option<&[&'static str]>) -> Box<dyn Val + 'i> {
         let input = self.input;
-        let ctx = self
-            .ctx
-            .get_or_insert_with(|| cel::Context::with_env(env()));
-        for &var in vars {
-            if self.bound.contains(&var) {
-                continue;
+        let opt = |s: &'i Option<String>| -> Box<dyn Val + 'i> {
+            match s {
+                Some(s) => Box::new(CelString::from(s.as_str())),
+                None => Box::new(CelNull),
             }
-            let opt = |s: &'i Option<String>| -> Box<dyn Val + 'i> {
-                match s {
-                    Some(s) => Box::new(CelString::from(s.as_str())),
-                    None => Box::new(CelNull),
-                }
-            };
-            let value: Box<dyn Val + 'i> = match var {
-                "context" | "payload" => json_val(&input.context),
-                "decision_type" => Box::new(CelString::from(input.decision_type.as_str())),
-                "action" => opt(&input.action),
-                "agent_id" => opt(&input.agent_id),
-                _ => opt(&input.tool),
-            };
-            ctx.add_variable_as_val(var, value);
-            self.bound.push(var);
+        };
+        match var {
+            "context" | "payload" => match (keys, &input.context) {
+                (Some(keys), Value::Object(map)) => json_map(map, keys),
+                _ => json_val(&input.context),
+            },
+            "decision_type" => Box::new(CelString::from(input.decision_type.as_str())),
+            "action" => opt(&input.action),
+            "agent_id" => opt(&input.agent_id),
+            _ => opt(&input.tool),
         }
     }
 
     /// Runs a program: a missing key or variable is `false` (the data is not there, so the
     /// condition does not hold); any other failure, or a non-boolean result, is an error.
-    fn run(&mut self, program: &cel::Program, vars: &[&'static str]) -> Result<bool, String> {
+    fn run(&mut self, program: &cel::Program, vars: &[CelVar]) -> Result<bool, String> {
         self.bind(vars);
         let ctx = self.ctx.as_ref().expect("bound above");
         match program.execute(ctx) {
@@ -548,6 +569,20 @@ fn json_val(v: &Value) -> Box<dyn Val + '_> {
                 .collect::<std::collections::HashMap<_, _>>(),
         )),
     }
+}
+
+/// The entries of `map` at `keys` (those present) as a CEL map: what an expression that only
+/// selects those keys can see.
+fn json_map<'i>(
+    map: &'i serde_json::Map<String, Value>,
+    keys: &[&'static str],
+) -> Box<dyn Val + 'i> {
+    Box::new(CelMap::from(
+        keys.iter()
+            .filter_map(|k| map.get_key_value(*k))
+            .map(|(k, v)| (CelMapKey::from(k.as_str()), json_val(v)))
+            .collect::<std::collections::HashMap<_, _>>(),
+    ))
 }
 
 fn env() -> Arc<cel::Env> {
