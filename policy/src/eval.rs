@@ -204,8 +204,9 @@ fn eval_pack<'i>(
 ) -> Result<PackOutcome, EvalError> {
     let mut fired: Vec<&Rule> = Vec::new();
     let mut nearest: Option<(f64, &'static str)> = None;
+    let mut selected = SelectorMemo::default();
     for rule in &pack.rules {
-        if !rule.selectors.matches(input) {
+        if !selected.matches(rule, input) {
             continue;
         }
         let (passed, closeness) = match &rule.when {
@@ -250,6 +251,34 @@ fn eval_pack<'i>(
         reasons,
         nearest,
     })
+}
+
+/// Which of a pack's distinct selector sets (see `Rule::selector_set`) match the input, as they
+/// are first needed: rules sharing their `match` (all refunds, all of one agent) are common, and
+/// matching the same globs again for each would cost more than the conditions. Sets numbered 64
+/// and above are matched every time.
+#[derive(Default)]
+struct SelectorMemo {
+    known: u64,
+    matched: u64,
+}
+
+impl SelectorMemo {
+    fn matches(&mut self, rule: &Rule, input: &Input) -> bool {
+        let Some(bit) = u32::try_from(rule.selector_set)
+            .ok()
+            .and_then(|n| 1u64.checked_shl(n))
+        else {
+            return rule.selectors.matches(input);
+        };
+        if self.known & bit == 0 {
+            self.known |= bit;
+            if rule.selectors.matches(input) {
+                self.matched |= bit;
+            }
+        }
+        self.matched & bit != 0
+    }
 }
 
 struct Ctx<'a, 'i, 'c> {

@@ -238,6 +238,7 @@ fn build(root: &Node, source: &str, p: &mut Problems) -> Option<Pack> {
         "sha256:{}",
         hex::encode(Sha256::digest(canonical.as_bytes()))
     );
+    number_selector_sets(&mut rules);
     let leaf_count = rules
         .iter()
         .map(|r: &Rule| r.when.as_ref().map_or(0, leaves))
@@ -309,6 +310,22 @@ fn reason(node: &Node, path: &str, p: &mut Problems) -> Option<String> {
         return None;
     }
     Some(s)
+}
+
+/// Sets each rule's `selector_set`: equal selectors, equal numbers, counted from 0 in rule order.
+fn number_selector_sets(rules: &mut [Rule]) {
+    let mut distinct = 0;
+    for i in 0..rules.len() {
+        let (before, rest) = rules.split_at_mut(i);
+        let rule = &mut rest[0];
+        rule.selector_set = match before.iter().find(|r| r.selectors == rule.selectors) {
+            Some(same) => same.selector_set,
+            None => {
+                distinct += 1;
+                distinct - 1
+            }
+        };
+    }
 }
 
 fn selectors(node: &Node, path: &str, p: &mut Problems) -> Selectors {
@@ -400,6 +417,7 @@ fn rule(node: &Node, path: &str, p: &mut Problems) -> Option<Rule> {
     Some(Rule {
         id: intern(&id?),
         selectors,
+        selector_set: 0,
         when,
         outcome: outcome?,
         reason: reason.as_deref().map(intern),

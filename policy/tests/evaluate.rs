@@ -234,6 +234,35 @@ fn cel_sees_the_whole_payload_whatever_it_binds() {
     assert!(evaluate(&pack, &Input::new("x").with_context(json!([1]))).is_err());
 }
 
+/// Rules sharing their selectors share one match per evaluation; past 64 distinct selector sets
+/// in a pack each rule is matched on its own. Either way a rule fires only where its own
+/// selectors match.
+#[test]
+fn many_selector_sets() {
+    let mut yaml = String::from("pack: t\nversion: 1.0.0\nrules:\n");
+    for i in 0..150 {
+        // Sets 0..=99 distinct, then rules 100.. repeat the first 50.
+        let agent = format!("a{}_*", i % 100);
+        yaml.push_str(&format!(
+            "  - id: r{i}\n    match: {{agent: \"{agent}\"}}\n    outcome: warn\n    reason: R{i}\n"
+        ));
+    }
+    let pack = Pack::from_yaml(&yaml, "t.yaml").unwrap_or_else(|e| panic!("{e}"));
+    for n in [0, 7, 63, 64, 70, 99] {
+        let ev = evaluate(&pack, &Input::new("x").with_agent(format!("a{n}_x"))).unwrap();
+        let fired: Vec<_> = ev
+            .matched_rules
+            .iter()
+            .map(|r| r.rule.to_string())
+            .collect();
+        let mut want = vec![format!("r{n}")];
+        if n < 50 {
+            want.push(format!("r{}", n + 100));
+        }
+        assert_eq!(fired, want, "agent a{n}_x");
+    }
+}
+
 const PRECEDENCE: &str = r#"
 pack: prec
 version: 1.0.0
