@@ -161,6 +161,7 @@
 mod cases;
 mod error;
 mod eval;
+mod fast;
 mod input;
 mod intern;
 mod model;

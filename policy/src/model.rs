@@ -240,6 +240,8 @@ pub(crate) struct ExprCond {
     /// The variables of [`crate::EXPR_VARIABLES`] it uses: only those are bound.
     pub vars: Vec<CelVar>,
     pub program: cel::Program,
+    /// The direct form of the program, when it has one: tried first, see [`crate::fast`].
+    pub fast: Option<crate::fast::Fast>,
 }
 
 /// A variable an expression uses, and how much of it it reads.

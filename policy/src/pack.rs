@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use sha2::{Digest, Sha256};
 
 use crate::error::{PackError, Problems as ProblemList};
+use crate::fast::Fast;
 use crate::intern::{intern, intern_value};
 use crate::model::{
     CelVar, Check, Condition, ExprCond, Glob, Leaf, Outcome, Rule, Scalar, Selectors,
@@ -489,6 +490,7 @@ fn condition(
             let source = p.req_str(&f, "expr", path)?;
             let program = compile_expr(&source, f.get("expr")?, &join(path, "expr"), p)?;
             let vars = expr_vars(&program);
+            let fast = Fast::compile(program.expression());
             Some(Condition::Expr(Box::new(ExprCond {
                 id: intern(&id),
                 label: label.as_deref().map(intern),
@@ -496,6 +498,7 @@ fn condition(
                 source,
                 program,
                 vars,
+                fast,
             })))
         }
         ["field"] => {
