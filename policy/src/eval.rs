@@ -564,7 +564,7 @@ impl<'i> CelVars<'i> {
         fast: Option<&Fast>,
         vars: &[CelVar],
     ) -> Result<bool, String> {
-        if let Some(held) = fast.and_then(|f| f.eval(&self.input.context)) {
+        if let Some(held) = fast.and_then(|f| f.eval(self.input)) {
             return Ok(held);
         }
         self.bind(vars);
@@ -695,6 +695,14 @@ mod tests {
                 "context.items.exists(context, context.x == 1)",
                 "context.o.y == 1",
                 "context.x.y == 1",
+                "has(context.x) && !has(context.missing)",
+                "has(context.o.y) && context.o.y > 0",
+                "has(context.x.y)",
+                "has(payload.x) || has(context.x.y.z)",
+                "context.items.exists(i, has(i.x) && i.x == 1)",
+                "agent_id == 'agt_1' && action != 'x'",
+                "decision_type == 't' && (tool == 'x' || context.x == 1)",
+                "decision_type < 'u'",
             ]
             .map(str::to_owned),
         );
@@ -711,11 +719,14 @@ mod tests {
                 for y in [json!("a"), json!(1)] {
                     let items = json!([{"x": 0}, {"x": x.clone()}, {"x": "z"}]);
                     let ctx = json!({"x": x, "y": y, "items": items, "o": {"y": x}});
-                    let input = Input::new("t").with_context(ctx);
+                    let mut input = Input::new("t").with_context(ctx);
+                    if y == json!("a") {
+                        input = input.with_agent("agt_1").with_action("refund");
+                    }
                     let mut cel = CelVars::new(&input);
                     let want = cel.run(&program, None, &vars);
                     total += 1;
-                    if let Some(got) = fast.eval(&input.context) {
+                    if let Some(got) = fast.eval(&input) {
                         answered += 1;
                         assert_eq!(Ok(got), want, "{e} with x = {x}, y = {y}");
                     }

@@ -1,6 +1,7 @@
-//! A direct evaluator for the common shape of CEL conditions: payload fields compared with
-//! literals (`context.amount > 1000.0`), combined with `&&`, `||` and `!`, and `exists` over a
-//! payload list (`context.items.exists(i, i.sku == 'X')`).
+//! A direct evaluator for the common shape of CEL conditions: payload fields and the input's
+//! names (`agent_id`...) compared with literals (`context.amount > 1000.0`), `has(context.f)`,
+//! combined with `&&`, `||` and `!`, and `exists` over a payload list
+//! (`context.items.exists(i, i.sku == 'X')`).
 //!
 //! Why: the interpreter builds CEL values from the payload and walks a tree of boxed values per
 //! call, most of an evaluation's cost for two such rules; this reads the JSON in place.
@@ -15,6 +16,8 @@ use std::cmp::Ordering;
 
 use cel::common::ast::{operators, CallExpr, ComprehensionExpr, Expr, IdedExpr, LiteralValue};
 use serde_json::Value;
+
+use crate::input::Input;
 
 /// A compiled expression of the supported shape.
 #[derive(Debug)]
@@ -33,6 +36,8 @@ pub(crate) enum Fast {
         list: Path,
         pred: Box<Fast>,
     },
+    /// `has(<path>)`: whether the object at the path but its last field has that field.
+    Has(Path),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -51,11 +56,22 @@ pub(crate) enum Operand {
     Lit(Lit),
 }
 
-/// Fields selected from the payload (`context.a.b`) or from the item of an `exists`.
+/// Fields selected from the payload (`context.a.b`) or from the item of an `exists`, or one of
+/// the input's names (no fields).
 #[derive(Debug)]
 pub(crate) struct Path {
-    item: bool,
+    root: Root,
     fields: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Root {
+    Payload,
+    Item,
+    DecisionType,
+    Action,
+    AgentId,
+    Tool,
 }
 
 #[derive(Debug)]
@@ -86,12 +102,12 @@ impl Fast {
         compile(e, None)
     }
 
-    /// The result for `payload`, or `None` when the interpreter must decide.
-    pub fn eval(&self, payload: &Value) -> Option<bool> {
-        self.run(payload, None)
+    /// The result for `input`, or `None` when the interpreter must decide.
+    pub fn eval(&self, input: &Input) -> Option<bool> {
+        self.run(input, None)
     }
 
-    fn run(&self, payload: &Value, item: Option<&Value>) -> Option<bool> {
+    fn run(&self, payload: &Input, item: Option<&Value>) -> Option<bool> {
         match self {
             // As in CEL, a `false` (`true`) left side decides `&&` (`||`) alone.
             Fast::And(a, b) => match a.run(payload, item)? {
@@ -109,7 +125,7 @@ impl Fast {
                 op.holds(compare(&l, &r)?)
             }
             Fast::Exists { list, pred } => {
-                let Value::Array(items) = list.get(payload, item)? else {
+                let Value::Array(items) = list.value(payload, item)? else {
                     return None;
                 };
                 for it in items {
@@ -118,6 +134,14 @@ impl Fast {
                     }
                 }
                 Some(false)
+            }
+            Fast::Has(path) => {
+                let (last, parent) = path.fields.split_last()?;
+                let parent = Path {
+                    root: path.root,
+                    fields: parent.to_vec(),
+                };
+                Some(parent.value(payload, item)?.as_object()?.contains_key(last))
             }
         }
     }
@@ -137,28 +161,47 @@ impl Op {
 }
 
 impl Operand {
-    fn scalar<'a>(&'a self, payload: &'a Value, item: Option<&'a Value>) -> Option<Scalar<'a>> {
+    fn scalar<'a>(&'a self, payload: &'a Input, item: Option<&'a Value>) -> Option<Scalar<'a>> {
         match self {
             Operand::Lit(Lit::Num(n)) => Some(Scalar::Num(*n)),
             Operand::Lit(Lit::Str(s)) => Some(Scalar::Str(s)),
             Operand::Lit(Lit::Bool(b)) => Some(Scalar::Bool(*b)),
-            Operand::Path(p) => match p.get(payload, item)? {
-                Value::Number(n) => Some(Scalar::Num(num(n))),
-                Value::String(s) => Some(Scalar::Str(s)),
-                Value::Bool(b) => Some(Scalar::Bool(*b)),
-                _ => None,
-            },
+            Operand::Path(p) => p.scalar(payload, item),
         }
     }
 }
 
 impl Path {
-    fn get<'a>(&self, payload: &'a Value, item: Option<&'a Value>) -> Option<&'a Value> {
-        let mut at = if self.item { item? } else { payload };
+    /// The JSON value at the path (`None` for the input's names).
+    fn value<'a>(&self, input: &'a Input, item: Option<&'a Value>) -> Option<&'a Value> {
+        let mut at = match self.root {
+            Root::Payload => &input.context,
+            Root::Item => item?,
+            _ => return None,
+        };
         for f in &self.fields {
             at = at.as_object()?.get(f)?;
         }
         Some(at)
+    }
+
+    fn scalar<'a>(&self, input: &'a Input, item: Option<&'a Value>) -> Option<Scalar<'a>> {
+        let name = match self.root {
+            Root::DecisionType => Some(&input.decision_type),
+            Root::Action => input.action.as_ref(),
+            Root::AgentId => input.agent_id.as_ref(),
+            Root::Tool => input.tool.as_ref(),
+            Root::Payload | Root::Item => {
+                return match self.value(input, item)? {
+                    Value::Number(n) => Some(Scalar::Num(num(n))),
+                    Value::String(s) => Some(Scalar::Str(s)),
+                    Value::Bool(b) => Some(Scalar::Bool(*b)),
+                    _ => None,
+                };
+            }
+        };
+        // An absent name is CEL `null`: left to the interpreter.
+        name.map(|s| Scalar::Str(s))
     }
 }
 
@@ -205,6 +248,18 @@ fn compare_num(a: Num, b: Num) -> Option<Ordering> {
 /// `item`: the variable of the enclosing `exists`, if any.
 fn compile(e: &IdedExpr, item: Option<&str>) -> Option<Fast> {
     match &e.expr {
+        Expr::Select(s) if s.test => {
+            let path = path(&s.operand, item).or_else(|| root_only(&s.operand, item))?;
+            if !matches!(path.root, Root::Payload | Root::Item) {
+                return None;
+            }
+            let mut fields = path.fields;
+            fields.push(s.field.clone());
+            Some(Fast::Has(Path {
+                root: path.root,
+                fields,
+            }))
+        }
         Expr::Call(call) if call.target.is_none() => compile_call(call, item),
         Expr::Comprehension(c) if item.is_none() => compile_exists(c),
         _ => None,
@@ -280,7 +335,8 @@ fn operand(e: &IdedExpr, item: Option<&str>) -> Option<Operand> {
     path(e, item).map(Operand::Path)
 }
 
-/// `context.a.b`, `payload.a`, or `<item>.a` inside an `exists`: at least one field.
+/// `context.a.b`, `payload.a`, or `<item>.a` inside an `exists` (at least one field), or one of
+/// the input's names (`agent_id`).
 fn path(e: &IdedExpr, item: Option<&str>) -> Option<Path> {
     let mut fields = Vec::new();
     let mut at = e;
@@ -291,17 +347,37 @@ fn path(e: &IdedExpr, item: Option<&str>) -> Option<Path> {
         fields.push(s.field.clone());
         at = &s.operand;
     }
-    let Expr::Ident(root) = &at.expr else {
+    let Expr::Ident(name) = &at.expr else {
         return None;
     };
-    // The comprehension variable shadows the payload's names.
-    let is_item = item == Some(root.as_str());
-    if fields.is_empty() || !(is_item || root == "context" || root == "payload") {
-        return None;
-    }
     fields.reverse();
+    let root = root(name, item)?;
+    let has_fields = matches!(root, Root::Payload | Root::Item);
+    (has_fields != fields.is_empty()).then_some(Path { root, fields })
+}
+
+/// `context` or `<item>` alone: the operand of `has(context.f)`.
+fn root_only(e: &IdedExpr, item: Option<&str>) -> Option<Path> {
+    let Expr::Ident(name) = &e.expr else {
+        return None;
+    };
     Some(Path {
-        item: is_item,
-        fields,
+        root: root(name, item)?,
+        fields: Vec::new(),
+    })
+}
+
+fn root(name: &str, item: Option<&str>) -> Option<Root> {
+    // The comprehension variable shadows the input's names.
+    if item == Some(name) {
+        return Some(Root::Item);
+    }
+    Some(match name {
+        "context" | "payload" => Root::Payload,
+        "decision_type" => Root::DecisionType,
+        "action" => Root::Action,
+        "agent_id" => Root::AgentId,
+        "tool" => Root::Tool,
+        _ => return None,
     })
 }
