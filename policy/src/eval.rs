@@ -12,8 +12,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::EvalError;
+use crate::fast::Fast;
 use crate::input::Input;
-use crate::model::{Check, Condition, Leaf, Outcome, Rule, Scalar};
+use crate::model::{CelVar, Check, Condition, Leaf, Outcome, Rule, Scalar};
 use crate::pack::Pack;
 
 /// The result of evaluating one input: serializable as-is for the REST API and the ledger.
@@ -204,8 +205,9 @@ fn eval_pack<'i>(
 ) -> Result<PackOutcome, EvalError> {
     let mut fired: Vec<&Rule> = Vec::new();
     let mut nearest: Option<(f64, &'static str)> = None;
+    let mut selected = SelectorMemo::default();
     for rule in &pack.rules {
-        if !rule.selectors.matches(input) {
+        if !selected.matches(rule, input) {
             continue;
         }
         let (passed, closeness) = match &rule.when {
@@ -252,6 +254,34 @@ fn eval_pack<'i>(
     })
 }
 
+/// Which of a pack's distinct selector sets (see `Rule::selector_set`) match the input, as they
+/// are first needed: rules sharing their `match` (all refunds, all of one agent) are common, and
+/// matching the same globs again for each would cost more than the conditions. Sets numbered 64
+/// and above are matched every time.
+#[derive(Default)]
+struct SelectorMemo {
+    known: u64,
+    matched: u64,
+}
+
+impl SelectorMemo {
+    fn matches(&mut self, rule: &Rule, input: &Input) -> bool {
+        let Some(bit) = u32::try_from(rule.selector_set)
+            .ok()
+            .and_then(|n| 1u64.checked_shl(n))
+        else {
+            return rule.selectors.matches(input);
+        };
+        if self.known & bit == 0 {
+            self.known |= bit;
+            if rule.selectors.matches(input) {
+                self.matched |= bit;
+            }
+        }
+        self.matched & bit != 0
+    }
+}
+
 struct Ctx<'a, 'i, 'c> {
     pack: &'a Pack,
     rule: &'a Rule,
@@ -295,7 +325,7 @@ impl Ctx<'_, '_, '_> {
             Condition::Expr(e) => {
                 let passed =
                     self.cel
-                        .run(&e.program, &e.vars)
+                        .run(&e.program, e.fast.as_ref(), &e.vars)
                         .map_err(|message| EvalError::Expression {
                             rule: self.rule.id.to_string(),
                             condition: e.id.to_string(),
@@ -446,7 +476,8 @@ fn scalar_eq(s: &Scalar, v: &Value) -> Result<bool, &'static str> {
 struct CelVars<'i> {
     input: &'i Input,
     ctx: Option<cel::Context<'i, 'i>>,
-    bound: Vec<&'static str>,
+    /// The variables bound so far, with the payload keys bound (`None`: the whole value).
+    bound: Vec<(&'static str, Option<Vec<&'static str>>)>,
     /// Field lookups already made, by interned field path (compared by address): packs test the
     /// same few fields many times.
     fields: Vec<(&'static str, Option<&'i Value>)>,
@@ -477,36 +508,65 @@ impl<'i> CelVars<'i> {
         v
     }
 
-    fn bind(&mut self, vars: &[&'static str]) {
+    /// Binds what `vars` need and is not bound yet. A payload bound with some keys is rebound
+    /// with the union when an expression reads more of it.
+    fn bind(&mut self, vars: &[CelVar]) {
+        for var in vars {
+            let keys = match self.bound.iter().position(|(name, _)| *name == var.name) {
+                None => var.keys.clone(),
+                Some(at) => match (&self.bound[at].1, &var.keys) {
+                    (None, _) => continue,
+                    (Some(have), Some(want)) if want.iter().all(|k| have.contains(k)) => continue,
+                    (Some(have), Some(want)) => {
+                        let mut all = have.clone();
+                        all.extend(want.iter().copied().filter(|k| !have.contains(k)));
+                        Some(all)
+                    }
+                    (Some(_), None) => None,
+                },
+            };
+            let value = self.value(var.name, keys.as_deref());
+            self.ctx
+                .get_or_insert_with(|| cel::Context::with_env(env()))
+                .add_variable_as_val(var.name, value);
+            self.bound.retain(|(name, _)| *name != var.name);
+            self.bound.push((var.name, keys));
+        }
+    }
+
+    /// The CEL value of a variable: for the payload, only `keys` of it when given.
+    fn value(&self, var: &str, keys: Option<&[&'static str]>) -> Box<dyn Val + 'i> {
         let input = self.input;
-        let ctx = self
-            .ctx
-            .get_or_insert_with(|| cel::Context::with_env(env()));
-        for &var in vars {
-            if self.bound.contains(&var) {
-                continue;
+        let opt = |s: &'i Option<String>| -> Box<dyn Val + 'i> {
+            match s {
+                Some(s) => Box::new(CelString::from(s.as_str())),
+                None => Box::new(CelNull),
             }
-            let opt = |s: &'i Option<String>| -> Box<dyn Val + 'i> {
-                match s {
-                    Some(s) => Box::new(CelString::from(s.as_str())),
-                    None => Box::new(CelNull),
-                }
-            };
-            let value: Box<dyn Val + 'i> = match var {
-                "context" | "payload" => json_val(&input.context),
-                "decision_type" => Box::new(CelString::from(input.decision_type.as_str())),
-                "action" => opt(&input.action),
-                "agent_id" => opt(&input.agent_id),
-                _ => opt(&input.tool),
-            };
-            ctx.add_variable_as_val(var, value);
-            self.bound.push(var);
+        };
+        match var {
+            "context" | "payload" => match (keys, &input.context) {
+                (Some(keys), Value::Object(map)) => json_map(map, keys),
+                _ => json_val(&input.context),
+            },
+            "decision_type" => Box::new(CelString::from(input.decision_type.as_str())),
+            "action" => opt(&input.action),
+            "agent_id" => opt(&input.agent_id),
+            _ => opt(&input.tool),
         }
     }
 
     /// Runs a program: a missing key or variable is `false` (the data is not there, so the
     /// condition does not hold); any other failure, or a non-boolean result, is an error.
-    fn run(&mut self, program: &cel::Program, vars: &[&'static str]) -> Result<bool, String> {
+    /// The direct form, when given, is tried first: see [`crate::fast`].
+    fn run(
+        &mut self,
+        program: &cel::Program,
+        fast: Option<&Fast>,
+        vars: &[CelVar],
+    ) -> Result<bool, String> {
+        if let Some(held) = fast.and_then(|f| f.eval(self.input)) {
+            return Ok(held);
+        }
         self.bind(vars);
         let ctx = self.ctx.as_ref().expect("bound above");
         match program.execute(ctx) {
@@ -550,7 +610,130 @@ fn json_val(v: &Value) -> Box<dyn Val + '_> {
     }
 }
 
+/// The entries of `map` at `keys` (those present) as a CEL map: what an expression that only
+/// selects those keys can see.
+fn json_map<'i>(
+    map: &'i serde_json::Map<String, Value>,
+    keys: &[&'static str],
+) -> Box<dyn Val + 'i> {
+    Box::new(CelMap::from(
+        keys.iter()
+            .filter_map(|k| map.get_key_value(*k))
+            .map(|(k, v)| (CelMapKey::from(k.as_str()), json_val(v)))
+            .collect::<std::collections::HashMap<_, _>>(),
+    ))
+}
+
 fn env() -> Arc<cel::Env> {
     static ENV: std::sync::OnceLock<Arc<cel::Env>> = std::sync::OnceLock::new();
     ENV.get_or_init(|| Arc::new(cel::Env::stdlib())).clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The direct evaluator agrees with the interpreter wherever it answers, over comparisons of
+    /// every operator with literals of every kind, on payload values of every kind, and their
+    /// combinations; and it answers for the common shapes.
+    #[test]
+    fn fast_path_agrees_with_the_interpreter() {
+        let values = [
+            json!(0),
+            json!(1),
+            json!(-1),
+            json!(1.0),
+            json!(1.5),
+            json!(-0.5),
+            json!(1e19),
+            json!(u64::MAX),
+            json!(i64::MIN),
+            json!(9_007_199_254_740_993_u64),
+            json!("a"),
+            json!("b"),
+            json!(""),
+            json!(true),
+            json!(false),
+            json!(null),
+            json!([1]),
+            json!({"y": 1}),
+        ];
+        let literals = [
+            "1",
+            "1u",
+            "1.0",
+            "-1",
+            "0.5",
+            "9223372036854775807",
+            "18446744073709551615u",
+            "9007199254740992.0",
+            "1e19",
+            "'a'",
+            "''",
+            "true",
+            "false",
+        ];
+        let ops = ["==", "!=", "<", "<=", ">", ">="];
+        let mut exprs = Vec::new();
+        for op in ops {
+            for lit in literals {
+                exprs.push(format!("context.x {op} {lit}"));
+                exprs.push(format!("{lit} {op} payload.x"));
+            }
+        }
+        exprs.extend(
+            [
+                "context.x == 1 && context.y == 'a'",
+                "context.x == 1 || context.y == 'a'",
+                "!(context.x > 0) || !(context.y != 'a')",
+                "context.x > 0 && context.missing == 1",
+                "context.missing == 1 && context.x > 0",
+                "context.missing == 1 || context.x > 0",
+                "context.items.exists(i, i.x == 1)",
+                "context.items.exists(i, i.x > 0 && context.y == 'a')",
+                "context.items.exists(context, context.x == 1)",
+                "context.o.y == 1",
+                "context.x.y == 1",
+                "has(context.x) && !has(context.missing)",
+                "has(context.o.y) && context.o.y > 0",
+                "has(context.x.y)",
+                "has(payload.x) || has(context.x.y.z)",
+                "context.items.exists(i, has(i.x) && i.x == 1)",
+                "agent_id == 'agt_1' && action != 'x'",
+                "decision_type == 't' && (tool == 'x' || context.x == 1)",
+                "decision_type < 'u'",
+            ]
+            .map(str::to_owned),
+        );
+        let (mut answered, mut total) = (0, 0);
+        for e in &exprs {
+            let program = cel::Program::compile(e).unwrap();
+            let fast = Fast::compile(program.expression())
+                .unwrap_or_else(|| panic!("{e}: no direct form"));
+            let vars: Vec<CelVar> = crate::EXPR_VARIABLES
+                .iter()
+                .map(|name| CelVar { name, keys: None })
+                .collect();
+            for x in &values {
+                for y in [json!("a"), json!(1)] {
+                    let items = json!([{"x": 0}, {"x": x.clone()}, {"x": "z"}]);
+                    let ctx = json!({"x": x, "y": y, "items": items, "o": {"y": x}});
+                    let mut input = Input::new("t").with_context(ctx);
+                    if y == json!("a") {
+                        input = input.with_agent("agt_1").with_action("refund");
+                    }
+                    let mut cel = CelVars::new(&input);
+                    let want = cel.run(&program, None, &vars);
+                    total += 1;
+                    if let Some(got) = fast.eval(&input) {
+                        answered += 1;
+                        assert_eq!(Ok(got), want, "{e} with x = {x}, y = {y}");
+                    }
+                }
+            }
+        }
+        // Mixed kinds (a string against a number...) are left to the interpreter.
+        assert!(answered * 3 > total, "{answered} of {total}");
+    }
 }

@@ -68,7 +68,7 @@ impl fmt::Display for Outcome {
 
 /// A glob over identifiers: `*` matches any run of characters (including none), `?` exactly one;
 /// everything else matches itself. Case-sensitive.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Glob {
     Any,
     Exact(String),
@@ -127,7 +127,7 @@ fn wildcard(p: &[char], s: &[char]) -> bool {
 /// The selectors of a rule (or of a whole pack): each present selector must match the input.
 /// Within one selector, any pattern matching is enough. An input field that is absent matches no
 /// pattern, not even `*`: `tool: ["*"]` means "any call that names a tool".
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Selectors {
     pub decision_type: Option<Vec<Glob>>,
     pub action: Option<Vec<Glob>>,
@@ -155,6 +155,10 @@ impl Selectors {
 pub(crate) struct Rule {
     pub id: &'static str,
     pub selectors: Selectors,
+    /// The rule's selectors numbered among the distinct ones of its pack (0, 1, ... in order of
+    /// first use): rules sharing their `match` share the number, so evaluation matches each
+    /// distinct set once.
+    pub selector_set: usize,
     pub when: Option<Condition>,
     pub outcome: Outcome,
     pub reason: Option<&'static str>,
@@ -234,8 +238,20 @@ pub(crate) struct ExprCond {
     /// The source as a JSON string, for the evaluation record.
     pub threshold: &'static serde_json::Value,
     /// The variables of [`crate::EXPR_VARIABLES`] it uses: only those are bound.
-    pub vars: Vec<&'static str>,
+    pub vars: Vec<CelVar>,
     pub program: cel::Program,
+    /// The direct form of the program, when it has one: tried first, see [`crate::fast`].
+    pub fast: Option<crate::fast::Fast>,
+}
+
+/// A variable an expression uses, and how much of it it reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CelVar {
+    pub name: &'static str,
+    /// The top-level keys read (`context.amount` reads `amount`) when the expression only ever
+    /// selects fields of the variable, sorted: binding just those keys gives the same results as
+    /// binding the whole payload, for a fraction of the cost. `None`: bind the whole value.
+    pub keys: Option<Vec<&'static str>>,
 }
 
 impl fmt::Debug for ExprCond {

@@ -5,8 +5,11 @@ use std::collections::BTreeMap;
 use sha2::{Digest, Sha256};
 
 use crate::error::{PackError, Problems as ProblemList};
+use crate::fast::Fast;
 use crate::intern::{intern, intern_value};
-use crate::model::{Check, Condition, ExprCond, Glob, Leaf, Outcome, Rule, Scalar, Selectors};
+use crate::model::{
+    CelVar, Check, Condition, ExprCond, Glob, Leaf, Outcome, Rule, Scalar, Selectors,
+};
 use crate::yaml::{self, join, Fields, Kind, Node, Problems};
 
 /// A loaded, validated policy pack. Immutable; cheap to share behind an `Arc`.
@@ -236,6 +239,7 @@ fn build(root: &Node, source: &str, p: &mut Problems) -> Option<Pack> {
         "sha256:{}",
         hex::encode(Sha256::digest(canonical.as_bytes()))
     );
+    number_selector_sets(&mut rules);
     let leaf_count = rules
         .iter()
         .map(|r: &Rule| r.when.as_ref().map_or(0, leaves))
@@ -307,6 +311,22 @@ fn reason(node: &Node, path: &str, p: &mut Problems) -> Option<String> {
         return None;
     }
     Some(s)
+}
+
+/// Sets each rule's `selector_set`: equal selectors, equal numbers, counted from 0 in rule order.
+fn number_selector_sets(rules: &mut [Rule]) {
+    let mut distinct = 0;
+    for i in 0..rules.len() {
+        let (before, rest) = rules.split_at_mut(i);
+        let rule = &mut rest[0];
+        rule.selector_set = match before.iter().find(|r| r.selectors == rule.selectors) {
+            Some(same) => same.selector_set,
+            None => {
+                distinct += 1;
+                distinct - 1
+            }
+        };
+    }
 }
 
 fn selectors(node: &Node, path: &str, p: &mut Problems) -> Selectors {
@@ -398,6 +418,7 @@ fn rule(node: &Node, path: &str, p: &mut Problems) -> Option<Rule> {
     Some(Rule {
         id: intern(&id?),
         selectors,
+        selector_set: 0,
         when,
         outcome: outcome?,
         reason: reason.as_deref().map(intern),
@@ -468,11 +489,8 @@ fn condition(
             let (id, label) = id_label(&f, path, ctx, *counter, p);
             let source = p.req_str(&f, "expr", path)?;
             let program = compile_expr(&source, f.get("expr")?, &join(path, "expr"), p)?;
-            let vars = EXPR_VARIABLES
-                .iter()
-                .copied()
-                .filter(|v| program.references().has_variable(v))
-                .collect();
+            let vars = expr_vars(&program);
+            let fast = Fast::compile(program.expression());
             Some(Condition::Expr(Box::new(ExprCond {
                 id: intern(&id),
                 label: label.as_deref().map(intern),
@@ -480,6 +498,7 @@ fn condition(
                 source,
                 program,
                 vars,
+                fast,
             })))
         }
         ["field"] => {
@@ -561,6 +580,82 @@ fn compile_expr(source: &str, node: &Node, path: &str, p: &mut Problems) -> Opti
 
 /// The loop variables that CEL macros bind (`list.exists(x, ...)`, `map.all(k, v, ...)`): not free
 /// variables, so not checked against [`EXPR_VARIABLES`].
+/// The variables of [`EXPR_VARIABLES`] a program uses, with the keys it reads of each.
+fn expr_vars(program: &cel::Program) -> Vec<CelVar> {
+    let refs = program.references();
+    EXPR_VARIABLES
+        .iter()
+        .copied()
+        .filter(|v| refs.has_variable(v))
+        .map(|name| {
+            let mut keys = Some(Vec::new());
+            selected_keys(program.expression(), name, &mut keys);
+            let keys = keys.map(|mut k: Vec<&'static str>| {
+                k.sort_unstable();
+                k.dedup();
+                k
+            });
+            CelVar { name, keys }
+        })
+        .collect()
+}
+
+/// Collects into `keys` the fields selected directly on the identifier `var` (`var.f`,
+/// `has(var.f)`); sets `keys` to `None` when `var` appears anywhere else (`size(var)`, `var['f']`,
+/// a comprehension over `var`...), where the whole value is needed. A leading dot (`.var`, the
+/// absolute name) counts as `var`. Conservative: a comprehension variable shadowing `var` only
+/// adds keys or forces the whole value.
+fn selected_keys(e: &cel::common::ast::IdedExpr, var: &str, keys: &mut Option<Vec<&'static str>>) {
+    use cel::common::ast::{EntryExpr, Expr, MapExpr, StructExpr};
+    let is_var = |name: &str| name.trim_start_matches('.') == var;
+    let mut walk = |e: &cel::common::ast::IdedExpr| selected_keys(e, var, keys);
+    match &e.expr {
+        Expr::Unspecified | Expr::Literal(_) => {}
+        Expr::Ident(name) => {
+            if is_var(name) {
+                *keys = None;
+            }
+        }
+        Expr::Select(select) => match &select.operand.expr {
+            Expr::Ident(name) if is_var(name) => {
+                if let Some(k) = keys {
+                    k.push(intern(&select.field));
+                }
+            }
+            _ => walk(&select.operand),
+        },
+        Expr::Call(call) => call
+            .target
+            .iter()
+            .map(AsRef::as_ref)
+            .chain(&call.args)
+            .for_each(walk),
+        Expr::Comprehension(c) => {
+            [
+                &c.iter_range,
+                &c.accu_init,
+                &c.loop_cond,
+                &c.loop_step,
+                &c.result,
+            ]
+            .into_iter()
+            .for_each(walk);
+        }
+        Expr::List(list) => list.elements.iter().for_each(walk),
+        Expr::Map(MapExpr { entries }) | Expr::Struct(StructExpr { entries, .. }) => {
+            for entry in entries {
+                match &entry.expr {
+                    EntryExpr::StructField(f) => walk(&f.value),
+                    EntryExpr::MapEntry(m) => {
+                        walk(&m.key);
+                        walk(&m.value);
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn macro_variables(source: &str) -> Vec<String> {
     static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     let re = RE.get_or_init(|| {
@@ -830,6 +925,47 @@ fn scalar(v: &Node, path: &str, op: &str, p: &mut Problems) -> Option<Scalar> {
                 format!("operator {op:?} compares with a string, number or boolean, found {} (use `exists` / `absent` for presence)", v.describe()),
             );
             None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The keys of `context` an expression reads (`None`: the whole payload).
+    fn context_keys(source: &str) -> Option<Vec<&'static str>> {
+        let program = cel::Program::compile(source).unwrap();
+        let vars = expr_vars(&program);
+        let var = vars.iter().find(|v| v.name == "context").unwrap();
+        var.keys.clone()
+    }
+
+    #[test]
+    fn expressions_bind_the_keys_they_select() {
+        assert_eq!(
+            context_keys("context.b > 1 && context.a == 'x' && context.b < 9"),
+            Some(vec!["a", "b"])
+        );
+        assert_eq!(context_keys("has(context.a.b)"), Some(vec!["a"]));
+        // `.context` is the absolute name of the same variable.
+        assert_eq!(
+            context_keys("context.a == 1 || .context.b == 2"),
+            Some(vec!["a", "b"])
+        );
+        assert_eq!(
+            context_keys("context.items.exists(i, i.sku == context.sku)"),
+            Some(vec!["items", "sku"])
+        );
+        for whole in [
+            "size(context) > 1",
+            "context['a'] == 1",
+            "'a' in context",
+            "context == {}",
+            "[context].size() == 1",
+            "[1].exists(context, context == 1)",
+        ] {
+            assert_eq!(context_keys(whole), None, "{whole}");
         }
     }
 }

@@ -188,6 +188,81 @@ fn cel_expressions() {
     assert_eq!(ev.conditions[0].field, None);
 }
 
+/// Expressions bind only the payload keys they select (`context.a`), and the whole payload when
+/// they use it otherwise; either way the results are those of the whole payload. Several rules
+/// of one pack share the binding, which grows as they read more.
+#[test]
+fn cel_sees_the_whole_payload_whatever_it_binds() {
+    let exprs = [
+        ("context.a == 1", true),
+        ("has(context.z)", false),
+        ("has(context.b) && context.b.c == 'x'", true),
+        ("context.z == 1", false),
+        ("size(context) == 3", true),
+        ("context.a == 1 && 'list' in context", true),
+        ("context['a'] == 1 && payload.a == 1", true),
+        ("context.list.exists(context, context.a == 2)", true),
+        ("[{'a': 5}].exists(context, context.a == 5)", true),
+        (
+            "context.list.all(i, i.a > 0) && context.list.size() == 1",
+            true,
+        ),
+        (
+            "context == {'a': 1, 'b': {'c': 'x'}, 'list': [{'a': 2}]}",
+            true,
+        ),
+    ];
+    let ctx = json!({"a": 1, "b": {"c": "x"}, "list": [{"a": 2}]});
+    let mut yaml = String::from("pack: t\nversion: 1.0.0\nrules:\n");
+    for (i, (e, _)) in exprs.iter().enumerate() {
+        yaml.push_str(&format!(
+            "  - id: r{i}\n    when: {{expr: \"{e}\"}}\n    outcome: warn\n    reason: R\n"
+        ));
+    }
+    let all = Pack::from_yaml(&yaml, "t.yaml").unwrap_or_else(|e| panic!("{e}"));
+    let shared = run(&all, ctx.clone());
+    for (i, (e, want)) in exprs.iter().enumerate() {
+        assert_eq!(
+            fires(&format!("{{expr: \"{e}\"}}"), ctx.clone()),
+            *want,
+            "{e}"
+        );
+        assert_eq!(shared.conditions[i].passed, *want, "{e}, in one pack");
+    }
+    // A payload that is not an object is bound whole: selecting on it is an error.
+    let pack = one_rule(r#"{expr: "context.a == 1"}"#);
+    assert!(evaluate(&pack, &Input::new("x").with_context(json!([1]))).is_err());
+}
+
+/// Rules sharing their selectors share one match per evaluation; past 64 distinct selector sets
+/// in a pack each rule is matched on its own. Either way a rule fires only where its own
+/// selectors match.
+#[test]
+fn many_selector_sets() {
+    let mut yaml = String::from("pack: t\nversion: 1.0.0\nrules:\n");
+    for i in 0..150 {
+        // Sets 0..=99 distinct, then rules 100.. repeat the first 50.
+        let agent = format!("a{}_*", i % 100);
+        yaml.push_str(&format!(
+            "  - id: r{i}\n    match: {{agent: \"{agent}\"}}\n    outcome: warn\n    reason: R{i}\n"
+        ));
+    }
+    let pack = Pack::from_yaml(&yaml, "t.yaml").unwrap_or_else(|e| panic!("{e}"));
+    for n in [0, 7, 63, 64, 70, 99] {
+        let ev = evaluate(&pack, &Input::new("x").with_agent(format!("a{n}_x"))).unwrap();
+        let fired: Vec<_> = ev
+            .matched_rules
+            .iter()
+            .map(|r| r.rule.to_string())
+            .collect();
+        let mut want = vec![format!("r{n}")];
+        if n < 50 {
+            want.push(format!("r{}", n + 100));
+        }
+        assert_eq!(fired, want, "agent a{n}_x");
+    }
+}
+
 const PRECEDENCE: &str = r#"
 pack: prec
 version: 1.0.0
