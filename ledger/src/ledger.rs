@@ -379,6 +379,24 @@ impl Appending {
         }
     }
 
+    /// Waits as long as a caller's promise to its client needs (`ledger.durability`): until
+    /// the record is on stable storage when `durable`, else until it has its place. Either way
+    /// the place is what the caller attaches to its answer, so both paths return it; callers
+    /// that need the receipt itself use [`Appending::durable`].
+    ///
+    /// # Errors
+    /// As [`Appending::durable`] or [`Appending::sequenced`].
+    pub async fn settle(mut self, durable: bool) -> Result<Sequenced, LedgerError> {
+        if durable {
+            self.durable().await.map(|r| Sequenced {
+                index: r.index,
+                record_hash: r.record_hash,
+            })
+        } else {
+            self.sequenced().await
+        }
+    }
+
     /// Waits until the record is durable, and returns its receipt.
     ///
     /// # Errors

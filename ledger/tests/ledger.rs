@@ -546,6 +546,34 @@ async fn enqueued_appends_are_sequenced_then_durable(b: Fixture) {
 }
 test_on_both!(async Fixture, enqueued_appends_are_sequenced_then_durable);
 
+/// `settle` gives the record's place either way, the same place its receipt names; once a
+/// durable settle returns, a reader can already prove the record.
+async fn settle_gives_the_place_sequenced_or_durable(b: Fixture) {
+    let ledger = Arc::new(Ledger::open(b.options()).unwrap());
+    let quick = ledger
+        .enqueue(Entry::new("mcp.tool_call", "default", json!({"i": 0})))
+        .unwrap()
+        .settle(false)
+        .await
+        .unwrap();
+    let durable = ledger
+        .enqueue(Entry::new("mcp.tool_call", "default", json!({"i": 1})))
+        .unwrap()
+        .settle(true)
+        .await
+        .unwrap();
+    assert_eq!((quick.index, durable.index), (0, 1));
+    let receipt = ledger.reader().receipt(1).unwrap();
+    assert_eq!(receipt.record_hash, durable.record_hash);
+    assert_eq!(
+        ledger.reader().receipt(0).unwrap().record_hash,
+        quick.record_hash
+    );
+    ledger.shutdown().await;
+    verify(&b.export(), &b.keys()).unwrap();
+}
+test_on_both!(async Fixture, settle_gives_the_place_sequenced_or_durable);
+
 /// Two writers (two pools, as two processes would have) appending at once to one PostgreSQL
 /// ledger: one gap-free chain, every receipt verifies and is in the export exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

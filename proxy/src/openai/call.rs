@@ -252,16 +252,10 @@ async fn ledger_wait(
 ) -> Result<Option<(u64, String)>, OpenAiError> {
     let result = match appending {
         Err(e) => Err(e),
-        Ok(mut a) => match p.durability {
-            Durability::Sync => a.durable().await.map(|r| (r.index, r.record_hash.to_hex())),
-            Durability::Batched => a
-                .sequenced()
-                .await
-                .map(|s| (s.index, s.record_hash.to_hex())),
-        },
+        Ok(a) => a.settle(p.durability == Durability::Sync).await,
     };
     match result {
-        Ok(x) => Ok(Some(x)),
+        Ok(s) => Ok(Some((s.index, s.record_hash.to_hex()))),
         Err(e) => {
             tracing::error!(error = %e, "the ledger could not record a call");
             match p.config.fail_mode {
