@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use warden_config::{Config, Durability, McpEscalation};
+use warden_config::{Config, Durability, FailMode, McpEscalation};
 use warden_governance::{Decisions, Principal, Scope, Store};
 use warden_guardians::{GuardianConfig, Guardians};
 use warden_ledger::Ledger;
@@ -199,6 +199,7 @@ fn federation(
         },
         call_timeout: config.mcp.call_timeout,
         durable: config.ledger.durability == Durability::Sync,
+        fail_open: config.mcp.fail_mode.unwrap_or(config.proxy.fail_mode) == FailMode::Open,
     };
     tracing::info!(
         upstreams = specs.len(),

@@ -6,20 +6,12 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
-use rmcp::model::{
-    CallToolRequestParams, NumberOrString, ProgressNotificationParam, ProgressToken,
-    RequestMetaObject,
-};
-use rmcp::service::NotificationContext;
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::{ClientHandler, RoleClient, ServiceExt};
+use rmcp::model::{CallToolRequestParams, NumberOrString, ProgressToken, RequestMetaObject};
 use serde_json::{json, Value};
 
 const SEED: &str = "What are EU AI Act requirements for credit scoring?";
@@ -448,32 +440,6 @@ async fn a_rate_limited_gloxi_falls_back_to_extractive_answers() {
     );
 }
 
-/// Collects the messages of progress notifications with their progress values: the client
-/// may handle notifications concurrently, so they are put back in order by progress, as the
-/// MCP spec lets a client do (progress increases with each notification).
-#[derive(Clone, Default)]
-struct Progress(Arc<Mutex<Vec<(f64, String)>>>);
-
-impl Progress {
-    fn text(&self) -> String {
-        let mut got = self.0.lock().unwrap().clone();
-        got.sort_by(|a, b| a.0.total_cmp(&b.0));
-        got.into_iter().map(|(_, m)| m).collect()
-    }
-}
-
-impl ClientHandler for Progress {
-    async fn on_progress(
-        &self,
-        params: ProgressNotificationParam,
-        _ctx: NotificationContext<RoleClient>,
-    ) {
-        if let Some(m) = params.message {
-            self.0.lock().unwrap().push((params.progress, m));
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn the_mcp_tool_streams_progress_and_returns_citations() {
     tls();
@@ -483,15 +449,7 @@ async fn the_mcp_tool_streams_progress_and_returns_citations() {
         .await
         .unwrap();
     let key = create_key(dir.path(), "default", "mcp,read");
-    let progress = Progress::default();
-    let config =
-        StreamableHttpClientTransportConfig::with_uri(format!("http://{}/mcp", server.api))
-            .auth_header(key);
-    let client = progress
-        .clone()
-        .serve(StreamableHttpClientTransport::from_config(config))
-        .await
-        .unwrap();
+    let (client, progress) = mcp_client(server.api, &key).await;
     let tools = client.list_all_tools().await.unwrap();
     let tool = tools
         .iter()
@@ -514,13 +472,13 @@ async fn the_mcp_tool_streams_progress_and_returns_citations() {
     assert_eq!(answer["citations"][0]["id"], "eu-ai-act/annex-iii/5b");
     // Notifications may trail the result by a moment.
     for _ in 0..50 {
-        if progress.text() == answer["answer"].as_str().unwrap() {
+        if progress.messages() == answer["answer"].as_str().unwrap() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(
-        progress.text(),
+        progress.messages(),
         answer["answer"].as_str().unwrap(),
         "the deltas, in order, are the answer"
     );

@@ -11,48 +11,17 @@ mod common;
 #[path = "../mcp-server/examples/upstream.rs"]
 mod upstream;
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
 use rmcp::model::{
-    CallToolRequest, CallToolRequestParams, CallToolResult, ClientRequest,
-    ProgressNotificationParam, ProgressToken, ServerResult,
+    CallToolRequest, CallToolRequestParams, CallToolResult, ClientRequest, ServerResult,
 };
-use rmcp::service::{NotificationContext, PeerRequestOptions, RequestHandle, RunningService};
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::{ClientHandler, RoleClient, ServiceExt};
+use rmcp::service::{PeerRequestOptions, RequestHandle};
+use rmcp::RoleClient;
 use serde_json::{json, Value};
 
-/// Keeps the progress notifications the client receives.
-#[derive(Clone, Default)]
-struct Progress(Arc<Mutex<Vec<ProgressNotificationParam>>>);
-
-impl ClientHandler for Progress {
-    async fn on_progress(
-        &self,
-        params: ProgressNotificationParam,
-        _ctx: NotificationContext<RoleClient>,
-    ) {
-        self.0.lock().unwrap().push(params);
-    }
-}
-
-impl Progress {
-    /// (progress, total, message) of the notifications under `token`, in arrival order.
-    fn of(&self, token: &ProgressToken) -> Vec<(f64, Option<f64>, Option<String>)> {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|p| &p.progress_token == token)
-            .map(|p| (p.progress, p.total, p.message.clone()))
-            .collect()
-    }
-}
-
-type Client = RunningService<RoleClient, Progress>;
+type Client = McpClient;
 
 async fn call(c: &Client, name: &str, arguments: Value) -> CallToolResult {
     c.call_tool(
@@ -148,6 +117,19 @@ async fn setup(extra: &str) -> Setup {
 }
 
 async fn setup_with(extra: &str, call_timeout: &str) -> Setup {
+    let policies = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/policies");
+    setup_full(
+        &format!("policy:\n  dir: {policies}\n"),
+        extra,
+        call_timeout,
+        "",
+    )
+    .await
+}
+
+/// As [`setup_with`], with `top` as the top-level YAML before `mcp:` (it must name a policy
+/// directory) and `more` upstreams after the usual ones.
+async fn setup_full(top: &str, extra: &str, call_timeout: &str, more: &str) -> Setup {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let up = listener.local_addr().unwrap();
@@ -155,12 +137,11 @@ async fn setup_with(extra: &str, call_timeout: &str) -> Setup {
     tokio::spawn(upstream::serve_http_as(listener, upstream.clone()));
 
     let dir = tempfile::tempdir().unwrap();
-    let policies = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/policies");
     let config = dir.path().join("warden.yaml");
     std::fs::write(
         &config,
         format!(
-            "policy:\n  dir: {policies}\nmcp:\n{extra}  call_timeout: {call_timeout}\n  escalation_timeout: 30s\n  upstreams:\n    - name: tools\n      url: http://{up}/mcp\n    - name: gov\n      command: {bin}\n      args: [--data-dir, {gov}, mcp]\n    - name: piped\n      command: {bin}\n      args: [mcp, --connect, \"http://{up}/mcp\", --key, unused]\n    - name: dead\n      url: http://127.0.0.1:9/mcp\n",
+            "{top}mcp:\n{extra}  call_timeout: {call_timeout}\n  escalation_timeout: 30s\n  upstreams:\n    - name: tools\n      url: http://{up}/mcp\n    - name: gov\n      command: {bin}\n      args: [--data-dir, {gov}, mcp]\n    - name: piped\n      command: {bin}\n      args: [mcp, --connect, \"http://{up}/mcp\", --key, unused]\n    - name: dead\n      url: http://127.0.0.1:9/mcp\n{more}",
             bin = env!("CARGO_BIN_EXE_warden"),
             gov = dir.path().join("gov").display(),
         ),
@@ -183,15 +164,7 @@ async fn setup_with(extra: &str, call_timeout: &str) -> Setup {
             .to_owned();
     }
     let key = create_key(&data, "default", "mcp,write");
-    let progress = Progress::default();
-    let config =
-        StreamableHttpClientTransportConfig::with_uri(format!("http://{}/mcp", server.api))
-            .auth_header(key);
-    let client = progress
-        .clone()
-        .serve(StreamableHttpClientTransport::from_config(config))
-        .await
-        .unwrap();
+    let (client, progress) = mcp_client(server.api, &key).await;
     Setup {
         server,
         admin,
@@ -430,6 +403,86 @@ async fn proxied_calls_are_allowed_redacted_blocked_escalated_and_inscribed() {
 
 fn text_of(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
+}
+
+/// A tool-call policy that cannot be evaluated (here: `>` against the upstream's name) refuses
+/// the call under `fail_mode: closed` (the default) and lets it through under `open` (here
+/// inherited from `proxy.fail_mode`), and the record says the check did not run.
+#[tokio::test(flavor = "multi_thread")]
+async fn fail_mode_decides_when_the_tool_call_policy_cannot_run() {
+    let packs = tempfile::tempdir().unwrap();
+    std::fs::write(
+        packs.path().join("broken.yaml"),
+        "pack: broken\nversion: 1.0.0\ndefault: allow\nrules:\n  - id: server-size\n    match:\n      decision_type: mcp.tool_call\n    when:\n      field: server\n      op: \">\"\n      value: 5\n    outcome: block\n    reason: NEVER\n",
+    )
+    .unwrap();
+    let policy = format!("policy:\n  dir: {}\n", packs.path().display());
+    let args = json!({"text": "hello"});
+
+    let closed = setup_full(&policy, "", "2s", "").await;
+    let e = refused(&call(&closed.client, "tools__echo", args.clone()).await);
+    assert_eq!(e["code"], "policy_unavailable", "{e}");
+    let rec = tool_call_records(&closed.data).pop().expect("a record");
+    assert_eq!(rec["outcome"], "policy_unavailable", "{rec}");
+    assert_eq!(
+        rec["checks"],
+        json!({"guardians": "ran", "policy": "failed_closed"})
+    );
+    assert!(records_of(&closed.data, "mcp.tool_result").is_empty());
+    closed.client.cancel().await.unwrap();
+
+    let open = setup_full(
+        &format!("{policy}proxy:\n  fail_mode: open\n"),
+        "",
+        "2s",
+        "",
+    )
+    .await;
+    let r = call(&open.client, "tools__echo", args).await;
+    assert_eq!(r.is_error, Some(false), "{r:?}");
+    assert_eq!(text(&r), "hello");
+    let rec = tool_call_records(&open.data).pop().expect("a record");
+    assert_eq!(rec["outcome"], "forwarded", "{rec}");
+    assert_eq!(rec["verdict"], "allow");
+    assert_eq!(
+        rec["checks"],
+        json!({"guardians": "ran", "policy": "failed_open"})
+    );
+    let ledger = &r.meta.as_ref().unwrap()["warden/ledger"];
+    assert_eq!(ledger["ledger_index"], rec["_index"], "{ledger}");
+    open.client.cancel().await.unwrap();
+}
+
+/// An upstream that accepts connections and never answers holds up `tools/list` for a few
+/// seconds at most, not the 30 s call timeout; the others are listed, and calls to them work.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upstream_that_never_answers_does_not_hold_up_tools_list() {
+    // Connections complete in the kernel's backlog; nothing ever reads them.
+    let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let policies = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/policies");
+    let s = setup_full(
+        &format!("policy:\n  dir: {policies}\n"),
+        "",
+        "30s",
+        &format!(
+            "    - name: hung\n      url: http://{}/mcp\n",
+            hung.local_addr().unwrap()
+        ),
+    )
+    .await;
+    for round in 0..2 {
+        let started = std::time::Instant::now();
+        let tools = s.client.list_all_tools().await.unwrap();
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(10), "round {round}: {took:?}");
+        let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+        assert!(names.contains(&"tools__echo"), "{names:?}");
+        assert!(!names.iter().any(|n| n.starts_with("hung__")), "{names:?}");
+    }
+    let r = call(&s.client, "tools__echo", json!({"text": "still here"})).await;
+    assert_eq!(text(&r), "still here");
+    s.client.cancel().await.unwrap();
+    drop(hung);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -67,6 +67,9 @@ pub struct McpConfig {
     pub escalation_timeout: Duration,
     /// How long an upstream may take to connect or to answer one call. Default 60 seconds.
     pub call_timeout: Duration,
+    /// What a proxied call meets when its policy check or ledger record cannot be made. Unset
+    /// (the default): as `proxy.fail_mode`, so one setting governs both data planes.
+    pub fail_mode: Option<crate::FailMode>,
     /// Upstream MCP servers federated behind `/mcp`.
     pub upstreams: Vec<McpUpstreamConfig>,
 }
@@ -78,6 +81,7 @@ impl Default for McpConfig {
             escalation: McpEscalation::Hold,
             escalation_timeout: Duration::from_secs(300),
             call_timeout: Duration::from_secs(60),
+            fail_mode: None,
             upstreams: Vec::new(),
         }
     }

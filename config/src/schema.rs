@@ -338,6 +338,23 @@ pub(crate) static FIELDS: &[Field] = &[
         },
     },
     Field {
+        path: "mcp.fail_mode",
+        default: "null",
+        set: |c, v| {
+            c.mcp.fail_mode = match v.text() {
+                Some("closed") => Some(FailMode::Closed),
+                Some("open") => Some(FailMode::Open),
+                _ if v.is_null() => None,
+                _ => {
+                    return Err(v
+                        .mismatch("one of `closed`, `open` (or null: as `proxy.fail_mode`)")
+                        .into())
+                }
+            };
+            Ok(())
+        },
+    },
+    Field {
         path: "mcp.upstreams",
         default: "[]",
         set: |c, v| {
@@ -1145,6 +1162,7 @@ mod tests {
                 escalation: McpEscalation::Fail,
                 escalation_timeout: Duration::from_secs(1),
                 call_timeout: Duration::from_secs(1),
+                fail_mode: Some(FailMode::Open),
                 upstreams: vec![McpUpstreamConfig::default()],
             },
             gloxi: crate::GloxiConfig {

@@ -427,6 +427,7 @@ fn every_setting_has_a_working_env_var() {
         ("mcp.escalation", "fail"),
         ("mcp.escalation_timeout", "30s"),
         ("mcp.call_timeout", "5s"),
+        ("mcp.fail_mode", "open"),
         (
             "mcp.upstreams",
             r#"[{name: tools, command: ./tools, args: [--quiet], env: {MODE: test}}, {name: gh, url: "https://example.com/mcp", headers: {Authorization: "Bearer x"}}]"#,
@@ -534,6 +535,7 @@ fn every_setting_has_a_working_env_var() {
                 escalation: warden_config::McpEscalation::Fail,
                 escalation_timeout: Duration::from_secs(30),
                 call_timeout: Duration::from_secs(5),
+                fail_mode: Some(warden_config::FailMode::Open),
                 upstreams: vec![
                     warden_config::McpUpstreamConfig {
                         name: "tools".into(),

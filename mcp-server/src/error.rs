@@ -16,8 +16,9 @@ use warden_governance::{AuthError, GovError};
 pub struct ToolError {
     /// `invalid_request`, `unauthorized`, `forbidden`, `not_found`, `conflict`,
     /// `unprocessable`, `internal_error`; and for proxied calls `blocked`, `rejected`,
-    /// `escalation_pending`, `upstream_error`, `upstream_timeout`, `cancelled` (by the client;
-    /// recorded in the ledger, never seen by the client).
+    /// `escalation_pending`, `upstream_error`, `upstream_timeout`, `policy_unavailable`,
+    /// `ledger_unavailable` (a check that could not run, `fail_mode: closed`), `cancelled` (by
+    /// the client; recorded in the ledger, never seen by the client).
     pub code: &'static str,
     pub message: String,
     /// The argument at fault, when there is one (a JSON path such as `payload.amount`).

@@ -14,8 +14,9 @@
 //! `tools/list` hides the tools that policy blocks for this caller whatever the arguments.
 //!
 //! Upstreams are isolated: each connects on its own, one that is down or slow is left out of
-//! `tools/list` and its calls fail with `upstream_error`/`upstream_timeout`; the others go on.
-//! A broken connection is re-established on the next use.
+//! `tools/list` (which waits at most [`LIST_WAIT`] for one that is connecting) and its calls
+//! fail with `upstream_error`/`upstream_timeout`; the others go on. A broken connection is
+//! re-established on the next use, by one attempt however many callers wait (see [`link`]).
 //!
 //! **Progress.** rmcp puts a progress token of its own on every request Warden sends an
 //! upstream; the upstream's `notifications/progress` under that token are routed to the call
@@ -51,7 +52,7 @@ use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{ClientHandler, RoleClient, RoleServer, ServiceExt};
 use serde_json::{json, Value};
-use tokio::sync::{mpsc, Mutex};
+use tokio::sync::mpsc;
 use tracing::Instrument;
 use warden_governance::{Decisions, Principal, Scope};
 use warden_guardians::{Action, Channel, Guardians, JsonFinding};
@@ -60,6 +61,7 @@ use warden_policy::{Input, LivePolicySet, Outcome};
 
 use crate::error::{McpError, ToolError};
 
+mod link;
 mod record;
 
 /// Separates the upstream's name from its tool's in a federated tool name.
@@ -132,6 +134,9 @@ pub struct ProxyOptions {
     /// Wait until the call's ledger record is on stable storage before answering (else until it
     /// has its place and hash).
     pub durable: bool,
+    /// When the policy check or the call's ledger record cannot be made: let the call through
+    /// and record that the check did not run (`true`), or refuse it (`false`, the default).
+    pub fail_open: bool,
 }
 
 impl Default for ProxyOptions {
@@ -140,17 +145,12 @@ impl Default for ProxyOptions {
             escalation: EscalationMode::Hold(Duration::from_secs(300)),
             call_timeout: Duration::from_secs(60),
             durable: true,
+            fail_open: false,
         }
     }
 }
 
 type Client = RunningService<RoleClient, UpstreamHandler>;
-
-struct Upstream {
-    spec: UpstreamSpec,
-    /// The live connection and the tools it listed; `None` until connected or after a failure.
-    conn: Mutex<Option<Arc<Connected>>>,
-}
 
 struct Connected {
     client: Client,
@@ -328,9 +328,13 @@ struct Cleared<'c> {
 /// How long Warden waits to hand a cancellation to an upstream.
 const CANCEL_SEND_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The longest `tools/list` waits for an upstream that is (re)connecting (or `call_timeout`, if
+/// shorter). The attempt goes on; a later listing includes the upstream once it has connected.
+const LIST_WAIT: Duration = Duration::from_secs(3);
+
 /// The upstream MCP servers behind `/mcp`.
 pub struct Federation {
-    upstreams: HashMap<String, Upstream>,
+    upstreams: HashMap<String, Arc<link::Upstream>>,
     guardians: Arc<Guardians>,
     policies: Arc<LivePolicySet>,
     ledger: Arc<Ledger>,
@@ -365,13 +369,7 @@ impl Federation {
                     message: "a name is 1 to 64 of a-z, A-Z, 0-9, '-', '_' without '__'".into(),
                 });
             }
-            map.insert(
-                spec.name.clone(),
-                Upstream {
-                    spec,
-                    conn: Mutex::new(None),
-                },
-            );
+            map.insert(spec.name.clone(), link::Upstream::new(spec));
         }
         let f = Arc::new(Federation {
             upstreams: map,
@@ -391,40 +389,22 @@ impl Federation {
         Ok(f)
     }
 
-    /// The connection to `name`, (re)connecting if there is none.
-    async fn connection(&self, name: &str) -> Result<Arc<Connected>, ToolError> {
-        let up = self
-            .upstreams
+    fn upstream(&self, name: &str) -> Result<&Arc<link::Upstream>, ToolError> {
+        self.upstreams
             .get(name)
-            .ok_or_else(|| ToolError::new("not_found", format!("no upstream {name}")))?;
-        let mut conn = up.conn.lock().await;
-        if let Some(c) = conn.as_ref() {
-            if !c.client.is_closed() {
-                return Ok(c.clone());
-            }
-            tracing::warn!(upstream = %name, "MCP upstream connection closed; reconnecting");
-        }
-        let connected = tokio::time::timeout(self.options.call_timeout, connect(&up.spec))
-            .await
-            .map_err(|_| {
-                ToolError::new(
-                    "upstream_timeout",
-                    format!(
-                        "upstream {name} did not answer within {:?}",
-                        self.options.call_timeout
-                    ),
-                )
-            })?
-            .map_err(|e| ToolError::new("upstream_error", format!("upstream {name}: {e}")))?;
-        tracing::info!(upstream = %name, tools = connected.tools.len(), "MCP upstream connected");
-        let connected = Arc::new(connected);
-        *conn = Some(connected.clone());
-        Ok(connected)
+            .ok_or_else(|| ToolError::new("not_found", format!("no upstream {name}")))
     }
 
-    async fn drop_connection(&self, name: &str) {
+    /// The connection to `name`, (re)connecting if there is none.
+    async fn connection(&self, name: &str) -> Result<Arc<Connected>, ToolError> {
+        self.upstream(name)?
+            .connection(self.options.call_timeout)
+            .await
+    }
+
+    fn drop_connection(&self, name: &str) {
         if let Some(up) = self.upstreams.get(name) {
-            up.conn.lock().await.take();
+            up.closed();
         }
     }
 
@@ -459,8 +439,13 @@ impl Federation {
     pub async fn visible_tools(&self, _d: &Decisions, p: &Principal, agent: &str) -> Vec<Tool> {
         let mut names: Vec<&String> = self.upstreams.keys().collect();
         names.sort();
-        let conns =
-            futures_util::future::join_all(names.iter().map(|name| self.connection(name))).await;
+        let wait = LIST_WAIT.min(self.options.call_timeout);
+        let conns = futures_util::future::join_all(names.iter().map(|name| async move {
+            self.upstream(name)?
+                .connection_within(self.options.call_timeout, wait)
+                .await
+        }))
+        .await;
         let mut out = Vec::new();
         for (name, conn) in names.into_iter().zip(conns) {
             let conn = match conn {
@@ -534,7 +519,7 @@ impl Federation {
                 record::announce(d, p, &call, None);
                 let entry = Entry::new("mcp.tool_call", p.tenant.clone(), call);
                 let place = record::settled(self.ledger.enqueue(entry), self.options.durable);
-                return record::attach(place.await, e.into_result());
+                return record::attach(place.await, e.into_result(), self.options.fail_open);
             }
         };
 
@@ -568,7 +553,7 @@ impl Federation {
         {
             tracing::error!(error = %e, call_id = %call_id, "the call's result was not inscribed");
         }
-        record::attach(place, result)
+        record::attach(place, result, self.options.fail_open)
     }
 
     /// Everything before forwarding: scope, guardians on the arguments, policy, a hold for a
@@ -593,6 +578,7 @@ impl Federation {
 
         // Guardians over every string of the arguments.
         let scan = self.guardians.scan_json(&arguments, Channel::ToolArgs);
+        record["checks"] = json!({"guardians": "ran"});
         record["argument_findings"] = record::findings(&scan.findings);
         if scan.blocked {
             return Err(ToolError::new(
@@ -606,34 +592,52 @@ impl Federation {
         // Policy.
         let mut relay = ProgressRelay::new(ctx);
         let input = self.input(server, tool, &arguments, p, agent);
-        let evaluation = self
-            .policies
-            .evaluate(&input)
-            .map_err(|e| ToolError::new("unprocessable", e.to_string()))?;
-        record["verdict"] = json!(evaluation.verdict.as_str());
-        record["reason_codes"] = json!(evaluation.reason_codes);
-        record["policy_hash"] = json!(evaluation.policy_hash);
-        match evaluation.verdict {
-            Outcome::Allow | Outcome::Warn => {}
-            Outcome::Block => {
-                return Err(ToolError::new(
-                    "blocked",
-                    format!("policy blocks {server}{SEPARATOR}{tool}"),
-                )
-                .with_reasons(evaluation.reason_codes.clone()))
+        let evaluation = match self.policies.evaluate(&input) {
+            Ok(e) => {
+                record["checks"]["policy"] = json!("ran");
+                record["policy_hash"] = json!(e.policy_hash);
+                Some(e)
             }
-            Outcome::Escalate => {
-                let thread = self
-                    .escalate(d, p, agent, &input, &evaluation, ctx, &mut relay)
-                    .await;
-                if let Err(e) = &thread {
-                    if e.code == "cancelled" {
-                        record["cancellation"] = record::cancellation("held", None);
-                    }
+            Err(e) if self.options.fail_open => {
+                tracing::warn!(error = %e, "mcp.tool_call policy could not run; fail_mode open lets the call through");
+                record["checks"]["policy"] = json!("failed_open");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "mcp.tool_call policy could not run");
+                record["checks"]["policy"] = json!("failed_closed");
+                return Err(ToolError::new(
+                    "policy_unavailable",
+                    format!("the policy check could not run ({e}); the call was not made"),
+                ));
+            }
+        };
+        let verdict = evaluation.as_ref().map_or(Outcome::Allow, |e| e.verdict);
+        record["verdict"] = json!(verdict.as_str());
+        if let Some(evaluation) = &evaluation {
+            record["reason_codes"] = json!(evaluation.reason_codes);
+            match evaluation.verdict {
+                Outcome::Allow | Outcome::Warn => {}
+                Outcome::Block => {
+                    return Err(ToolError::new(
+                        "blocked",
+                        format!("policy blocks {server}{SEPARATOR}{tool}"),
+                    )
+                    .with_reasons(evaluation.reason_codes.clone()))
                 }
-                let thread = thread?;
-                record["escalation_thread_id"] = json!(thread.0);
-                record["resolution"] = json!(thread.1);
+                Outcome::Escalate => {
+                    let thread = self
+                        .escalate(d, p, agent, &input, evaluation, ctx, &mut relay)
+                        .await;
+                    if let Err(e) = &thread {
+                        if e.code == "cancelled" {
+                            record["cancellation"] = record::cancellation("held", None);
+                        }
+                    }
+                    let thread = thread?;
+                    record["escalation_thread_id"] = json!(thread.0);
+                    record["resolution"] = json!(thread.1);
+                }
             }
         }
 
@@ -807,7 +811,7 @@ impl Federation {
             Ok(h) => h,
             Err(e) => {
                 if conn.client.is_closed() {
-                    self.drop_connection(server).await;
+                    self.drop_connection(server);
                 }
                 return Err(upstream_error(e));
             }
@@ -838,7 +842,7 @@ impl Federation {
                     )),
                     Err(e) => {
                         if conn.client.is_closed() {
-                            self.drop_connection(server).await;
+                            self.drop_connection(server);
                         }
                         Err(upstream_error(e))
                     }

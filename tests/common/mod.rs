@@ -1,6 +1,10 @@
 //! Helpers for tests that drive the real `warden` binary.
 #![allow(dead_code)]
 
+mod mcp_client;
+#[allow(unused_imports)]
+pub use mcp_client::*;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;

@@ -26,34 +26,38 @@ pub(super) async fn settled(
     appending: Result<Appending, LedgerError>,
     durable: bool,
 ) -> Result<Place, LedgerError> {
-    let mut a = appending?;
-    if durable {
-        a.durable().await.map(|r| (r.index, r.record_hash.to_hex()))
-    } else {
-        a.sequenced()
-            .await
-            .map(|s| (s.index, s.record_hash.to_hex()))
-    }
+    let s = appending?.settle(durable).await?;
+    Ok((s.index, s.record_hash.to_hex()))
 }
 
 /// The answer with its record's place in `_meta["warden/ledger"]`. A call whose record could
-/// not be written is not answered as if it had been.
+/// not be written is not answered as if it had been: its answer is withheld
+/// (`ledger_unavailable`), or under `fail_mode: open` given with `"recorded": false` in place
+/// of the record's place.
 pub(super) fn attach(
     place: Result<Place, LedgerError>,
     mut result: CallToolResult,
+    fail_open: bool,
 ) -> CallToolResult {
-    match place {
-        Ok((index, hash)) => {
-            let mut meta = result.meta.take().unwrap_or_default();
-            meta.insert(
-                "warden/ledger".into(),
-                json!({"ledger_index": index, "record_hash": hash}),
-            );
-            result.meta = Some(meta);
-            result
+    let note = match place {
+        Ok((index, hash)) => json!({"ledger_index": index, "record_hash": hash}),
+        Err(e) => {
+            tracing::error!(error = %e, "the ledger could not record an MCP tool call");
+            // A refusal stays a refusal: nothing happened that the ledger missed.
+            if !fail_open && result.is_error != Some(true) {
+                return ToolError::new(
+                    "ledger_unavailable",
+                    "the call could not be recorded in the ledger; its answer is withheld",
+                )
+                .into_result();
+            }
+            json!({"recorded": false, "error": "ledger_unavailable"})
         }
-        Err(e) => ToolError::internal(e).into_result(),
-    }
+    };
+    let mut meta = result.meta.take().unwrap_or_default();
+    meta.insert("warden/ledger".into(), note);
+    result.meta = Some(meta);
+    result
 }
 
 /// Writes a refusal's code (and a block's reason codes) into a record; `outcome` is the code.
@@ -192,4 +196,61 @@ pub(super) fn guardian_reasons(found: &[JsonFinding]) -> Vec<String> {
         r.push("GUARDIAN_BLOCK".into());
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rmcp::model::ContentBlock;
+
+    fn answer() -> CallToolResult {
+        CallToolResult::success(vec![ContentBlock::text("42")])
+    }
+
+    fn code(r: &CallToolResult) -> Value {
+        match &r.content[0] {
+            ContentBlock::Text(t) => {
+                serde_json::from_str::<Value>(&t.text).unwrap()["code"].clone()
+            }
+            other => panic!("not text: {other:?}"),
+        }
+    }
+
+    fn ledger_note(r: &CallToolResult) -> Value {
+        r.meta.as_ref().unwrap()["warden/ledger"].clone()
+    }
+
+    #[test]
+    fn a_recorded_answer_names_its_record() {
+        let r = attach(Ok((7, "ab".into())), answer(), false);
+        assert_eq!(r.is_error, Some(false));
+        assert_eq!(
+            ledger_note(&r),
+            json!({"ledger_index": 7, "record_hash": "ab"})
+        );
+    }
+
+    #[test]
+    fn an_unrecorded_answer_is_withheld_unless_fail_open() {
+        let closed = attach(Err(LedgerError::Closed), answer(), false);
+        assert_eq!(closed.is_error, Some(true));
+        assert_eq!(code(&closed), "ledger_unavailable", "{closed:?}");
+        assert!(!format!("{closed:?}").contains("42"), "{closed:?}");
+
+        let open = attach(Err(LedgerError::Closed), answer(), true);
+        assert_eq!(open.is_error, Some(false));
+        assert_eq!(open.content, answer().content);
+        assert_eq!(
+            ledger_note(&open),
+            json!({"recorded": false, "error": "ledger_unavailable"})
+        );
+    }
+
+    #[test]
+    fn an_unrecorded_refusal_stays_the_refusal() {
+        let refusal = ToolError::new("blocked", "no").into_result();
+        let r = attach(Err(LedgerError::Closed), refusal, false);
+        assert_eq!(code(&r), "blocked");
+        assert_eq!(ledger_note(&r)["recorded"], false);
+    }
 }
