@@ -3,9 +3,12 @@
 //! (authentication, guardians on arguments and result, policy `mcp.tool_call`, ledger record),
 //! interleaved so both see the same machine. Prints p50/p90/p99 of each and the added latency.
 //!
-//! `cargo bench -p warden-mcp --bench proxy_overhead` (CALLS=N to change the sample, 3000).
-//! Run once with the record awaited until sequenced (`ledger.durability: batched`) and once
-//! until durable (`sync`, an fsync per batch on the answer's path).
+//! `cargo bench -p warden-mcp --bench proxy_overhead` (CALLS=N to change the sample, 3000;
+//! SLOW_MS=N for the slow tool's time, 5). Three runs: the record awaited until sequenced
+//! (`ledger.durability: batched`) and until durable (`sync`) against a tool that answers at
+//! once, where the fsync is longer than the upstream's answer and so on the answer's path; and
+//! `sync` against a tool that takes SLOW_MS, as real tools do, where the fsync runs while the
+//! upstream works.
 
 #[path = "../examples/upstream.rs"]
 mod upstream;
@@ -38,8 +41,8 @@ async fn client(url: String, key: Option<String>) -> Client {
         .unwrap()
 }
 
-async fn once(c: &Client, name: &str) -> Duration {
-    let args = json!({"text": "the quarterly numbers are in"});
+async fn once(c: &Client, name: &str, delay_ms: u64) -> Duration {
+    let args = json!({"text": "the quarterly numbers are in", "delay_ms": delay_ms});
     let started = Instant::now();
     let r = c
         .call_tool(
@@ -61,7 +64,7 @@ fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
-async fn run(durable: bool, calls: usize) {
+async fn run(durable: bool, delay_ms: u64, calls: usize) {
     let dir = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let up = listener.local_addr().unwrap();
@@ -101,6 +104,7 @@ async fn run(durable: bool, calls: usize) {
             escalation: EscalationMode::Fail,
             call_timeout: Duration::from_secs(10),
             durable,
+            fail_open: false,
         },
     )
     .unwrap();
@@ -134,13 +138,13 @@ async fn run(durable: bool, calls: usize) {
     let direct = client(format!("http://{up}/mcp"), None).await;
     let proxied = client(format!("http://{warden}/mcp"), Some(key)).await;
     for _ in 0..200 {
-        once(&direct, "echo").await;
-        once(&proxied, "tools__echo").await;
+        once(&direct, "echo", delay_ms).await;
+        once(&proxied, "tools__echo", delay_ms).await;
     }
     let (mut d, mut p) = (Vec::with_capacity(calls), Vec::with_capacity(calls));
     for _ in 0..calls {
-        d.push(once(&direct, "echo").await);
-        p.push(once(&proxied, "tools__echo").await);
+        d.push(once(&direct, "echo", delay_ms).await);
+        p.push(once(&proxied, "tools__echo", delay_ms).await);
     }
     d.sort();
     p.sort();
@@ -149,7 +153,7 @@ async fn run(durable: bool, calls: usize) {
     } else {
         "batched (sequenced)"
     };
-    println!("ledger.durability {mode}, {calls} calls each:");
+    println!("ledger.durability {mode}, tool answers after {delay_ms} ms, {calls} calls each:");
     for (name, q) in [("p50", 0.50), ("p90", 0.90), ("p99", 0.99)] {
         let (a, b) = (pct(&d, q), pct(&p, q));
         println!(
@@ -179,6 +183,11 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(run(false, calls));
-    rt.block_on(run(true, calls));
+    let slow = std::env::var("SLOW_MS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(5);
+    rt.block_on(run(false, 0, calls));
+    rt.block_on(run(true, 0, calls));
+    rt.block_on(run(true, slow, calls));
 }

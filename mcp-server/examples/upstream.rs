@@ -102,8 +102,8 @@ impl ServerHandler for Upstream {
         Ok(ListToolsResult::with_all_items(vec![
             tool(
                 "echo",
-                "Echoes text back.",
-                json!({"text": {"type": "string"}}),
+                "Echoes text back, after delay_ms if given.",
+                json!({"text": {"type": "string"}, "delay_ms": {"type": "integer"}}),
             ),
             tool("read_card", "Reads the card on file.", json!({})),
             tool(
@@ -161,7 +161,15 @@ impl ServerHandler for Upstream {
         let args = Value::Object(r.arguments.unwrap_or_default());
         let text = |t: String| Ok(CallToolResult::success(vec![ContentBlock::text(t)]).into());
         match r.name.as_ref() {
-            "echo" => text(args["text"].as_str().unwrap_or_default().to_owned()),
+            "echo" => {
+                // A tool that takes time, to measure what the proxy adds to a realistic call
+                // (a thread sleep: tokio's timer rounds up to whole milliseconds).
+                if let Some(ms) = args["delay_ms"].as_u64().filter(|ms| *ms > 0) {
+                    let d = Duration::from_millis(ms.min(10_000));
+                    let _ = tokio::task::spawn_blocking(move || std::thread::sleep(d)).await;
+                }
+                text(args["text"].as_str().unwrap_or_default().to_owned())
+            }
             "read_card" => text("The card on file is 4111 1111 1111 1111, expiring 12/29.".into()),
             "shell" => text(format!(
                 "ran: {}",

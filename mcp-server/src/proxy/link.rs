@@ -92,8 +92,11 @@ impl Upstream {
             Link::Up(_) => {
                 tracing::warn!(upstream = %self.spec.name, "MCP upstream connection closed; reconnecting")
             }
-            Link::Connecting { attempt, since } => return Err((attempt.clone(), *since)),
-            Link::Down => {}
+            // An attempt that has ended without updating the link (its task panicked) is over.
+            Link::Connecting { attempt, since } if attempt.peek().is_none() => {
+                return Err((attempt.clone(), *since))
+            }
+            Link::Connecting { .. } | Link::Down => {}
         }
         let up = self.clone();
         // The lock is held until the attempt is stored, so the task's own update comes after.
