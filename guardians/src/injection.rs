@@ -724,6 +724,10 @@ struct Rule {
     /// (each of which contains one of the rule's keywords), counting `\s+`-style repetitions as
     /// at most [`UNBOUNDED_RUN`] long, capped at [`MAX_WINDOW`].
     window: usize,
+    /// Where the keywords sit in a match. When a side is known, windows are placed from every
+    /// occurrence of a keyword, word start or not, since the bound is about that occurrence;
+    /// when a match must begin at a keyword (`pre == Some(0)`), the regex is run anchored there.
+    place: keywords::KeywordPlace,
 }
 
 /// Unbounded repetitions in the rules (`\s+` between words) are assumed no longer than this when
@@ -791,7 +795,26 @@ impl InjectionDetector {
             let window = keywords::match_len_bound(&format!("(?i){pattern}"), UNBOUNDED_RUN)
                 .unwrap_or(MAX_WINDOW)
                 .clamp(16, MAX_WINDOW);
-            rules.push(Rule { def, regex, window });
+            // Keyword hits exist only where the words of a keyword are separated by one space,
+            // as the keywords are written, so the place is worked out with `\s+` read as one
+            // space, and other spaces counted as runs of up to `UNBOUNDED_RUN` bytes, as the
+            // window is. (The text searched is NFKC-stable, as `normalize` folds
+            // what is not, so the Unicode case folds that change a character's length, K and ſ,
+            // do not occur in it.)
+            let spaced = def
+                .pattern
+                .replace("VERBS", VERBS_IGNORE)
+                .replace(r"\s+", " ")
+                .replace(r"\b", r"(?-u:\b)")
+                .replace(r"\w", "[0-9A-Za-z_]")
+                .replace(r"\s", r"[\t\n\r ]");
+            let place = keywords::keyword_place(&spaced, def.keywords, UNBOUNDED_RUN as usize);
+            rules.push(Rule {
+                def,
+                regex,
+                window,
+                place,
+            });
         }
         let keywords = keywords::automaton(&kws, MatchKind::Standard)?;
         let re = |id: &str, p: &str| {
@@ -912,17 +935,20 @@ impl InjectionDetector {
         };
         let mut triggered: u64 = 0;
         let bytes = text.as_bytes();
-        // (rule, keyword start, keyword end), in the automaton's order
-        let mut rule_hits: Vec<(u8, usize, usize)> = Vec::new();
+        // (rule, keyword start, keyword end, at a word start), in the automaton's order
+        let mut rule_hits: Vec<(u8, usize, usize, bool)> = Vec::new();
         for m in hits {
-            // Keywords are word starts: "ai" in "said" or "act" in "contact" does not count.
+            // Keywords are word starts: "ai" in "said" or "act" in "contact" does not trigger a
+            // rule (but still places windows for rules whose keyword place is known).
             let s = m.start;
-            if bytes[s].is_ascii_alphanumeric() && s > 0 && bytes[s - 1].is_ascii_alphanumeric() {
-                continue;
-            }
+            let word_start = !(bytes[s].is_ascii_alphanumeric()
+                && s > 0
+                && bytes[s - 1].is_ascii_alphanumeric());
             for r in &self.keyword_rules[m.pattern as usize] {
-                triggered |= 1 << r;
-                rule_hits.push((*r, s, m.end));
+                if word_start {
+                    triggered |= 1 << r;
+                }
+                rule_hits.push((*r, s, m.end, word_start));
             }
         }
         if triggered == 0 {
@@ -931,28 +957,73 @@ impl InjectionDetector {
         // Searched in order of their start.
         rule_hits.sort_unstable_by_key(|h| (h.0, h.1));
         let mut windows: Vec<(usize, usize)> = Vec::new();
+        let mut push = |rule: &Rule, start: usize, end: usize| {
+            let (start, end) = map(start, end);
+            out.push(Evidence {
+                rule: rule.def.id,
+                entity: rule.def.family.entity(),
+                weight: rule.def.weight,
+                start,
+                end,
+            });
+        };
         for (i, rule) in self.rules.iter().enumerate() {
             if triggered & (1 << i) == 0 || (rule.def.untrusted_only && !untrusted) {
                 continue;
             }
-            windows.clear();
             let w = rule.window;
-            for &(_, hs, he) in rule_hits.iter().filter(|(r, _, _)| usize::from(*r) == i) {
-                // A match contains the keyword and is at most `w` long.
-                let s = floor_boundary(text, he.saturating_sub(w));
-                let e = ceil_boundary(text, (hs + w).min(text.len()));
-                keywords::push_window(&mut windows, s, e);
+            let place = rule.place;
+            let known = place.pre.is_some() || place.post.is_some();
+            let mine = rule_hits
+                .iter()
+                .filter(|h| usize::from(h.0) == i && (known || h.3));
+            if place.pre == Some(0) {
+                // Every match starts at a keyword: the leftmost-first matches a search of the
+                // whole text finds are the anchored matches at keyword starts, each taken only
+                // if it starts after the previous one ended.
+                let mut done = 0;
+                for &(_, hs, _, _) in mine {
+                    if hs < done {
+                        continue;
+                    }
+                    let e = ceil_boundary(text, (hs + w).min(text.len()));
+                    let input = Input::new(text)
+                        .range(hs..e)
+                        .anchored(regex_automata::Anchored::Yes);
+                    done = hs + 1;
+                    if let Some(m) = rule.regex.search(&input) {
+                        done = m.end().max(done);
+                        push(rule, m.start(), m.end());
+                    }
+                }
+                continue;
             }
-            for &(ws, we) in &windows {
+            windows.clear();
+            for &(_, hs, he, _) in mine {
+                // A match contains the keyword and is at most `w` long, and starts at most `pre`
+                // before it and ends at most `post` after it, when those are known.
+                let mut s = he.saturating_sub(w);
+                let mut e = hs + w;
+                if let Some(p) = place.pre {
+                    s = s.max(hs.saturating_sub(p));
+                }
+                if let Some(p) = place.post {
+                    e = e.min(he + p);
+                }
+                windows.push((
+                    floor_boundary(text, s),
+                    ceil_boundary(text, e.min(text.len())),
+                ));
+            }
+            // Starts are not monotone in the hits' order (keywords differ in length).
+            windows.sort_unstable();
+            let mut merged: Vec<(usize, usize)> = Vec::with_capacity(windows.len());
+            for &(s, e) in &windows {
+                keywords::push_window(&mut merged, s, e);
+            }
+            for &(ws, we) in &merged {
                 for m in rule.regex.find_iter(Input::new(text).range(ws..we)) {
-                    let (start, end) = map(m.start(), m.end());
-                    out.push(Evidence {
-                        rule: rule.def.id,
-                        entity: rule.def.family.entity(),
-                        weight: rule.def.weight,
-                        start,
-                        end,
-                    });
+                    push(rule, m.start(), m.end());
                 }
             }
         }
@@ -1275,6 +1346,7 @@ mod tests {
         let d = InjectionDetector::new(&InjectionConfig::default()).unwrap();
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/injection");
         let mut misses = Vec::new();
+        let mut extra = Vec::new();
         let mut texts = 0;
         for f in ["attacks", "benign", "heldout_attacks"] {
             let data = std::fs::read_to_string(format!("{dir}/{f}.jsonl")).unwrap();
@@ -1296,11 +1368,13 @@ mod tests {
                         }
                     }
                 }
+                let mut whole = Vec::new();
                 for (i, rule) in d.rules.iter().enumerate() {
                     if triggered & (1 << i) == 0 {
                         continue;
                     }
                     for m in rule.regex.find_iter(t.as_str()) {
+                        whole.push((rule.def.id, m.start(), m.end()));
                         let found = ev.iter().any(|e| {
                             e.rule == rule.def.id && e.start <= m.start() && e.end >= m.end()
                         });
@@ -1309,9 +1383,16 @@ mod tests {
                         }
                     }
                 }
+                // Nor does it find anything the whole-text search does not.
+                for e in &ev {
+                    if !whole.contains(&(e.rule, e.start, e.end)) {
+                        extra.push(format!("{}: {:?}", e.rule, &t[e.start..e.end]));
+                    }
+                }
             }
         }
         assert!(texts > 2000);
         assert!(misses.is_empty(), "{misses:#?}");
+        assert!(extra.is_empty(), "{extra:#?}");
     }
 }

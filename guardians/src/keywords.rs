@@ -14,6 +14,7 @@
 //! rebuilt from the overlapping hits ([`leftmost_longest`]).
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use regex_syntax::hir::literal::{ExtractKind, Extractor};
 use regex_syntax::hir::{Hir, HirKind};
 
 use crate::error::GuardianError;
@@ -163,6 +164,76 @@ fn bound(h: &Hir, k: u32) -> usize {
     }
 }
 
+/// Where a rule's keywords sit in its matches, when the pattern's literal prefixes or suffixes
+/// show it: `pre`, if known, bounds the bytes a match can have before the start of a keyword
+/// occurrence it contains; `post` bounds the bytes after the end of one.
+///
+/// Most injection rules start with their keyword (`\b(?:pretend|imagine|act)\b...`) or end with
+/// it (`...(?:restrictions|filters?)\b`); searching only on that side of a hit, or anchored at
+/// it, is much cheaper than a window of the rule's whole match length on both sides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct KeywordPlace {
+    pub pre: Option<usize>,
+    pub post: Option<usize>,
+}
+
+/// Computes [`KeywordPlace`] for `pattern` (matched ASCII case-insensitively, as the keywords
+/// are): every match begins with one of the pattern's literal prefixes (ends with one of its
+/// suffixes), so if each of those contains a keyword, a match begins at most that far before
+/// (ends at most that far after) a keyword occurrence the overlapping pass reports.
+///
+/// A space in a literal outside the keyword occurrence counts as `space` bytes: callers extract
+/// from their pattern with `\s+` written as one space (so that a keyword's words line up with
+/// the pattern's), and a match may have a longer run there.
+pub(crate) fn keyword_place(pattern: &str, keywords: &[&str], space: usize) -> KeywordPlace {
+    let Ok(hir) = regex_syntax::parse(pattern) else {
+        return KeywordPlace::default();
+    };
+    let kws: Vec<Vec<u8>> = keywords
+        .iter()
+        .map(|k| k.to_ascii_lowercase().into_bytes())
+        .collect();
+    // The least distance from the literal's start (or end) to a keyword occurrence in it.
+    let dist = |lit: &[u8], from_end: bool| -> Option<usize> {
+        let lit = lit.to_ascii_lowercase();
+        let mut best: Option<usize> = None;
+        for k in &kws {
+            if k.is_empty() || k.len() > lit.len() {
+                continue;
+            }
+            for j in 0..=lit.len() - k.len() {
+                if lit[j..j + k.len()] == k[..] {
+                    let outside = if from_end {
+                        &lit[j + k.len()..]
+                    } else {
+                        &lit[..j]
+                    };
+                    let spaces = outside.iter().filter(|b| **b == b' ').count();
+                    let d = outside.len() + spaces * space.saturating_sub(1);
+                    best = Some(best.map_or(d, |b| b.min(d)));
+                }
+            }
+        }
+        best
+    };
+    let side = |kind: ExtractKind, from_end: bool| -> Option<usize> {
+        let seq = Extractor::new().kind(kind).limit_total(1024).extract(&hir);
+        let lits = seq.literals()?;
+        if lits.is_empty() {
+            return None;
+        }
+        let mut worst = 0;
+        for l in lits {
+            worst = worst.max(dist(l.as_bytes(), from_end)?);
+        }
+        Some(worst)
+    };
+    KeywordPlace {
+        pre: side(ExtractKind::Prefix, false),
+        post: side(ExtractKind::Suffix, true),
+    }
+}
+
 /// Merges `[start, end)` into a list of windows sorted by start (the new one starts at or after
 /// the last one's start).
 pub(crate) fn push_window(windows: &mut Vec<(usize, usize)>, start: usize, end: usize) {
@@ -204,6 +275,46 @@ mod tests {
         assert_eq!(match_len_bound(r"a\s+b", 16), Some(50)); // \s may be 3 bytes
         assert_eq!(match_len_bound(r"(?-u:\b)x[0-9]{3,}", 2), Some(4));
         assert!(match_len_bound(r"(", 16).is_none());
+    }
+
+    #[test]
+    fn keyword_places() {
+        let p = |pat: &str, kws: &[&str]| {
+            let k = keyword_place(pat, kws, 1);
+            (k.pre, k.post)
+        };
+        assert_eq!(
+            p(
+                r"(?-u:\b)(?:pretend|act)(?-u:\b)[^.]{0,9}x",
+                &["pretend", "act"]
+            ),
+            (Some(0), None)
+        );
+        // The keyword may sit inside the literal: "play the role" starts 0 bytes in, "xact" 1.
+        assert_eq!(
+            p(r"(?:xact|play the role) y+", &["act", "play"]),
+            (Some(1), None)
+        );
+        assert_eq!(
+            p(
+                r"no\s+(?:restrictions|polic(?:y|ies)|rules)",
+                &["restriction", "polic", "rules"]
+            ),
+            (None, Some(3))
+        );
+        // A literal prefix without a keyword, or a prefix the extractor cannot bound.
+        assert_eq!(p(r"(?:take|act)s? on", &["act"]).0, None);
+        assert_eq!(p(r"[a-z]+act", &["act"]), (None, Some(0)));
+        assert_eq!(p(r"DAN mode", &["dan"]).0, Some(0));
+        // Spaces outside the keyword may be longer runs in a match.
+        let k = keyword_place(r"pay no attention", &["no attention", "attention"], 16);
+        assert_eq!(
+            k,
+            KeywordPlace {
+                pre: Some(19),
+                post: Some(0)
+            }
+        );
     }
 
     #[test]
