@@ -72,7 +72,7 @@ impl Entity {
     }
 
     /// Words that make the entity more likely when they appear near a candidate.
-    fn context(self) -> &'static [&'static str] {
+    const fn context(self) -> &'static [&'static str] {
         match self {
             Entity::Email => &["email", "mail", "e-mail", "contact", "address"],
             Entity::Phone => &[
@@ -831,6 +831,29 @@ fn street_follows(bytes: &[u8], end: usize) -> bool {
     false
 }
 
+/// For each lowercase first byte, the lengths (bit `len`) of the context, negative-context and
+/// street words starting with it. Most tokens near a candidate (numbers, identifiers) start with
+/// a byte or have a length no listed word has, and are passed over without comparing words.
+static CONTEXT_FILTER: [u16; 256] = {
+    const fn add(mut t: [u16; 256], list: &[&str]) -> [u16; 256] {
+        let mut i = 0;
+        while i < list.len() {
+            let w = list[i].as_bytes();
+            t[w[0] as usize] |= 1 << w.len();
+            i += 1;
+        }
+        t
+    }
+    let mut t = [0u16; 256];
+    let mut e = 0;
+    while e < ALL_ENTITIES.len() {
+        t = add(t, ALL_ENTITIES[e].context());
+        e += 1;
+    }
+    t = add(t, NEGATIVE_CONTEXT);
+    add(t, STREET_WORDS)
+};
+
 /// Looks at a few words before and after a span for context words.
 fn adjust_with_context(text: &str, start: usize, end: usize, e: Entity, base: f32) -> f32 {
     let bytes = text.as_bytes();
@@ -856,7 +879,10 @@ fn adjust_with_context(text: &str, start: usize, end: usize, e: Entity, base: f3
                 w = &w[1..];
             }
             i = j;
-            if w.is_empty() || w.len() > 12 {
+            if w.is_empty()
+                || w.len() > 12
+                || CONTEXT_FILTER[usize::from(w[0].to_ascii_lowercase())] & (1 << w.len()) == 0
+            {
                 continue;
             }
             let mut buf = [0u8; 12];
@@ -1243,6 +1269,28 @@ fn eth_score(s: &str) -> Option<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn context_filter_admits_every_listed_word() {
+        let lists = ALL_ENTITIES
+            .iter()
+            .map(|e| e.context())
+            .chain([NEGATIVE_CONTEXT, STREET_WORDS]);
+        for list in lists {
+            for w in list {
+                // Words longer than 12 bytes are never compared (see `adjust_with_context`).
+                assert!(w.len() <= 12 && *w == w.to_ascii_lowercase(), "{w}");
+                assert!(CONTEXT_FILTER[usize::from(w.as_bytes()[0])] & (1 << w.len()) != 0);
+            }
+        }
+        let text = "Office: 415 555 2671";
+        assert!(adjust_with_context(text, 8, text.len(), Entity::Phone, 0.0) > 0.0);
+        let text = "Officer: 415 555 2671";
+        assert_eq!(
+            adjust_with_context(text, 9, text.len(), Entity::Phone, 0.0),
+            0.0
+        );
+    }
 
     fn det() -> PiiDetector {
         PiiDetector::new(&PiiConfig::default()).unwrap()
