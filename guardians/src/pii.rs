@@ -329,7 +329,7 @@ impl PiiDetector {
                         }
                     }
                 }
-                if self.on(Entity::Ssn) && r.digits >= 9 {
+                if self.on(Entity::Ssn) && r.digits >= 9 && ssn_shaped(&bytes[rs..re_]) {
                     for m in self.ssn.find_iter(input()) {
                         if let Some(score) = ssn_score(&text[m.range()]) {
                             self.push(text, out, Entity::Ssn, m.start(), m.end(), score, "us_ssn");
@@ -390,7 +390,14 @@ impl PiiDetector {
         if self.on(Entity::Ip) || self.on(Entity::Mac) {
             for (rs, re_, colons) in hex_regions(bytes) {
                 let input = || Input::new(text).range(rs..re_);
-                if self.on(Entity::Ip) && colons >= 2 {
+                // An IPv6 candidate needs `::` or seven colons and three bytes; a MAC address
+                // is at least 14 bytes (`xxxx.xxxx.xxxx`).
+                let region = &bytes[rs..re_];
+                if self.on(Entity::Ip)
+                    && colons >= 2
+                    && region.len() >= 3
+                    && (colons >= 7 || memchr::memmem::find(region, b"::").is_some())
+                {
                     for m in self.ipv6.find_iter(input()) {
                         let (s, e) = (m.start(), m.end());
                         let cand = &text[s..e];
@@ -406,7 +413,7 @@ impl PiiDetector {
                         }
                     }
                 }
-                if self.on(Entity::Mac) {
+                if self.on(Entity::Mac) && region.len() >= 14 {
                     for m in self.mac.find_iter(input()) {
                         let c = &text[m.range()];
                         // Not all one byte repeated (00:00:00:00:00:00 is a placeholder).
@@ -608,7 +615,8 @@ impl PiiDetector {
 
 /// A run of digits and number separators holding at least four digits, extended a little to the
 /// right for phone extensions (`x123`, ` ext. 45`): the only places where cards, SSNs, IPv4
-/// addresses and phone numbers can start. Adjacent ones are merged (their counts added).
+/// addresses and phone numbers can start. Adjacent ones are merged (keeping the largest counts
+/// of any one run).
 struct NumRegion {
     start: usize,
     end: usize,
@@ -661,10 +669,13 @@ fn digit_regions(bytes: &[u8]) -> DigitRegions {
             if digits >= 4 {
                 let end = (e + 12).min(n);
                 match out.numeric.last_mut() {
+                    // Every recognizer's match lies within one run (cards, SSNs, IPv4 addresses
+                    // and the number part of a phone number are made of the run's characters),
+                    // so the region keeps the largest counts of one run, not their sum.
                     Some(last) if last.end >= s => {
                         last.end = end;
-                        last.digits += digits;
-                        last.dots += dots;
+                        last.digits = last.digits.max(digits);
+                        last.dots = last.dots.max(dots);
                     }
                     _ => out.numeric.push(NumRegion {
                         start: s,
@@ -690,6 +701,41 @@ fn digit_regions(bytes: &[u8]) -> DigitRegions {
         i = num_done.min(tok_done).max(p + 1);
     }
     out
+}
+
+/// Whether `region` could hold what the SSN pattern matches (`ddd-dd-dddd`, `ddd dd dddd`,
+/// `ddd.dd.dddd` or nine digits, each between word boundaries): a digit group of nine or more,
+/// or groups of at least three, exactly two and at least four digits joined by one and the same
+/// separator. Skips the regex on the many number runs (log lines, timestamps) that cannot.
+fn ssn_shaped(region: &[u8]) -> bool {
+    // (start, end) of each maximal digit group
+    let mut groups: Vec<(usize, usize)> = Vec::new();
+    let mut i = 0;
+    while i < region.len() {
+        if !region[i].is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        let s = i;
+        while i < region.len() && region[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i - s >= 9 {
+            return true;
+        }
+        groups.push((s, i));
+    }
+    groups.windows(3).any(|g| {
+        let (a, b, c) = (g[0], g[1], g[2]);
+        let sep = region[a.1];
+        a.1 - a.0 >= 3
+            && b.1 - b.0 == 2
+            && c.1 - c.0 >= 4
+            && b.0 == a.1 + 1
+            && c.0 == b.1 + 1
+            && matches!(sep, b'-' | b' ' | b'.')
+            && region[b.1] == sep
+    })
 }
 
 /// Maximal runs of hex digits, `:`, `-` and `.` that could hold a MAC or IPv6 address, with the
@@ -1269,6 +1315,30 @@ fn eth_score(s: &str) -> Option<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ssn_shape_admits_every_ssn_match() {
+        use rand::{Rng, SeedableRng};
+        let d = det();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let alphabet = b"0123456789012345678901234567890123456789 -.-. x";
+        let (mut shaped, mut matched) = (0, 0);
+        for _ in 0..100_000 {
+            let len = rng.random_range(0..24);
+            let t: String = (0..len)
+                .map(|_| char::from(alphabet[rng.random_range(0..alphabet.len())]))
+                .collect();
+            let m = d.ssn.is_match(Input::new(&t));
+            shaped += usize::from(ssn_shaped(t.as_bytes()));
+            matched += usize::from(m);
+            assert!(!m || ssn_shaped(t.as_bytes()), "{t:?}");
+        }
+        // The check must also reject most texts, or it saves nothing.
+        assert!(matched > 100 && shaped < 50_000, "{matched} {shaped}");
+        assert!(!ssn_shaped(b"48213 200 14ms host=10.0.3.17"));
+        assert!(ssn_shaped(b"078-05-1120") && ssn_shaped(b"078051120"));
+        assert!(!ssn_shaped(b"078-05.1120"));
+    }
 
     #[test]
     fn context_filter_admits_every_listed_word() {
