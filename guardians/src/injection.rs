@@ -944,11 +944,17 @@ impl InjectionDetector {
             let word_start = !(bytes[s].is_ascii_alphanumeric()
                 && s > 0
                 && bytes[s - 1].is_ascii_alphanumeric());
-            for r in &self.keyword_rules[m.pattern as usize] {
+            for &r in &self.keyword_rules[m.pattern as usize] {
+                let rule = &self.rules[usize::from(r)];
+                if rule.def.untrusted_only && !untrusted {
+                    continue;
+                }
                 if word_start {
                     triggered |= 1 << r;
+                } else if rule.place.pre.is_none() && rule.place.post.is_none() {
+                    continue;
                 }
-                rule_hits.push((*r, s, m.end, word_start));
+                rule_hits.push((r, s, m.end, word_start));
             }
         }
         if triggered == 0 {
