@@ -238,8 +238,10 @@ impl Ledger {
     /// for a hundred (a transaction, a signed checkpoint, an fsync), so under load a pause of a
     /// millisecond or two lets batches grow and saves most of that cost, at up to this much
     /// latency per append. Only while batches hold more than one record: a lone appender that
-    /// waits for each receipt is not paced, and after a quiet spell the next commit starts at
-    /// once (unlike `batch_wait`). Takes effect from the next batch. SQLite only: a PostgreSQL
+    /// waits for each receipt is not paced, a batch that already holds about as many records
+    /// as the recent peak is committed at once (so appenders that each wait for their receipt
+    /// are not slowed down), and after a quiet spell the next commit starts at once (unlike
+    /// `batch_wait`). Takes effect from the next batch. SQLite only: a PostgreSQL
     /// ledger ignores it.
     pub fn set_commit_interval(&self, interval: Duration) {
         let us = u64::try_from(interval.as_micros()).unwrap_or(u64::MAX);

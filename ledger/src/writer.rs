@@ -115,6 +115,12 @@ const PEAK_DECAY: f64 = 0.98;
 /// The estimate of active appenders from which commits are paced (see `Writer::pace`).
 const PACE_PEAK: f64 = 1.5;
 
+/// The share of the recent peak at which a paced batch counts as full.
+const PACE_FULL: f64 = 0.9;
+
+/// How often a paced writer looks whether its batch is full.
+const PACE_POLL: Duration = Duration::from_micros(200);
+
 /// Batches committed but not yet synced, shared by the writer and the syncer.
 #[derive(Default)]
 pub(crate) struct Unsynced {
@@ -232,7 +238,7 @@ impl Writer {
             // Paced only while batches hold more than one record: a lone appender that waits
             // for each receipt before the next append would only be slowed down.
             if !stopping && peak >= PACE_PEAK {
-                stopping = self.pace(&mut rx, &mut batch, last_commit);
+                stopping = self.pace(&mut rx, &mut batch, last_commit, peak);
             }
             // Gather, but only while it is free: a batch is committed as soon as it holds half
             // of the recent peak (so under load one batch is written while the previous one
@@ -284,12 +290,15 @@ impl Writer {
     /// takes what queued meanwhile; true when a shutdown was among it. A commit costs about the
     /// same for one record as for a hundred (a transaction, a signed checkpoint, an fsync), so
     /// under load this turns many small batches into a few large ones. After a quiet spell the
-    /// interval has long passed and nothing waits.
+    /// interval has long passed and nothing waits. Nor does a batch that already holds about as
+    /// many records as the recent peak: appenders that each wait for their receipt before the
+    /// next append are then all in it, and waiting longer would only slow them down.
     fn pace(
         &self,
         rx: &mut mpsc::Receiver<Request>,
         batch: &mut Vec<Queued>,
         last_commit: Option<std::time::Instant>,
+        peak: f64,
     ) -> bool {
         let interval = Duration::from_micros(
             self.commit_interval
@@ -298,12 +307,18 @@ impl Writer {
         let Some(due) = last_commit.map(|t| t + interval) else {
             return false;
         };
-        let now = std::time::Instant::now();
-        if now >= due {
-            return false;
+        // Nearly the peak: one late appender does not hold the rest.
+        let full = ((peak * PACE_FULL).ceil() as usize).clamp(1, self.batch_max);
+        loop {
+            if drain(rx, batch, self.batch_max) {
+                return true;
+            }
+            let now = std::time::Instant::now();
+            if now >= due || batch.len() >= full {
+                return false;
+            }
+            std::thread::sleep((due - now).min(PACE_POLL));
         }
-        std::thread::sleep(due - now);
-        drain(rx, batch, self.batch_max)
     }
 
     fn commit(&mut self, batch: &mut Vec<Queued>) {
