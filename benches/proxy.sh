@@ -6,6 +6,9 @@
 #
 #   benches/proxy.sh [SECONDS]      (default 10 s per run)
 #
+# WARDEN_BENCH_BIN=DIR runs the binaries in DIR (warden, mock-upstream, loadgen) instead of
+# building them: keep a copy of an earlier build there to compare before and after in one session.
+#
 # Needs `taskset` (util-linux) and 2+ cores. Builds release binaries first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,8 +16,12 @@ SECS="${1:-10}"
 WARDEN_CPU=0
 OTHER_CPU=1
 
-cargo build --release -p warden -p warden-testkit >&2
-BIN=target/release
+if [ -n "${WARDEN_BENCH_BIN:-}" ]; then
+  BIN=$WARDEN_BENCH_BIN
+else
+  cargo build --release -p warden -p warden-testkit >&2
+  BIN=target/release
+fi
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 use warden_config::{Config, ProcessEnv};
-use warden_ledger::{keys, Entry, Ledger};
+use warden_ledger::{keys, Entry};
 
 use crate::cli::{KeygenArgs, KeysCommand, LedgerCommand};
 
@@ -145,9 +145,8 @@ fn append(
         Ok(rt) => rt,
         Err(e) => return fail(e),
     };
-    let opts = crate::stores::ledger_options(config, pg);
     rt.block_on(async move {
-        let ledger = match Ledger::open(opts) {
+        let ledger = match crate::stores::open_ledger(config, pg) {
             Ok(l) => Arc::new(l),
             Err(e) => return fail(e),
         };

@@ -54,8 +54,8 @@ async fn stdio(config: Config, key: Option<String>) -> anyhow::Result<()> {
     })
     .await??;
     let ledger = tokio::task::spawn_blocking({
-        let opts = crate::stores::ledger_options(&config, pg.clone());
-        move || Ledger::open(opts)
+        let (config, pg) = (config.clone(), pg.clone());
+        move || crate::stores::open_ledger(&config, pg)
     })
     .await??;
     let store = tokio::task::spawn_blocking({

@@ -63,8 +63,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     })
     .await??;
     let ledger = tokio::task::spawn_blocking({
-        let opts = crate::stores::ledger_options(&config, pg.clone());
-        move || Ledger::open(opts)
+        let (config, pg) = (config.clone(), pg.clone());
+        move || crate::stores::open_ledger(&config, pg)
     })
     .await??;
     if ledger.key_created() {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use warden_config::Config;
 use warden_governance::{Store, StoreError};
-use warden_ledger::{LedgerError, LedgerOptions, LedgerReader};
+use warden_ledger::{Ledger, LedgerError, LedgerOptions, LedgerReader};
 use warden_pg::{Pg, PgError};
 
 /// The PostgreSQL pool when `store.url` is set; blocks for the first connection.
@@ -29,6 +29,13 @@ pub fn ledger_options(config: &Config, pg: Option<Arc<Pg>>) -> LedgerOptions {
         batch_max: config.ledger.batch_max,
         batch_wait: config.ledger.batch_wait,
     }
+}
+
+/// Opens the ledger the configuration describes, with its fsync pacing.
+pub fn open_ledger(config: &Config, pg: Option<Arc<Pg>>) -> Result<Ledger, LedgerError> {
+    let ledger = Ledger::open(ledger_options(config, pg))?;
+    ledger.set_commit_interval(config.ledger.commit_interval);
+    Ok(ledger)
 }
 
 pub fn open_store(config: &Config, pg: Option<&Arc<Pg>>) -> Result<Store, StoreError> {

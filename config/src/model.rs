@@ -128,6 +128,13 @@ pub struct LedgerConfig {
     /// How long the writer waits for more appends before committing a batch, at most 1 second.
     /// Default 0 (commit as soon as the writer is free).
     pub batch_wait: Duration,
+    /// The shortest time between the starts of two batch commits while several appenders are
+    /// active, at most 100ms. Under load, larger batches for fewer transactions, signed
+    /// checkpoints and fsyncs, at up to this much latency per append; unlike `batch_wait`, a
+    /// lone appender and an append after a quiet spell are not delayed. Default 2ms (about a
+    /// quarter less CPU per proxied call at 1,000 calls/s); 0 commits as soon as the writer is
+    /// free.
+    pub commit_interval: Duration,
     /// When a governed call's response may be released. Default [`Durability::Sync`].
     pub durability: Durability,
     /// The Ed25519 signing key file; `None` means `<data_dir>/keys/ledger.key`
@@ -141,6 +148,7 @@ impl Default for LedgerConfig {
             origin: "warden".to_owned(),
             batch_max: 4096,
             batch_wait: Duration::ZERO,
+            commit_interval: Duration::from_millis(2),
             durability: Durability::Sync,
             signing_key: None,
         }

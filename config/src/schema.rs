@@ -96,6 +96,14 @@ pub(crate) static FIELDS: &[Field] = &[
         },
     },
     Field {
+        path: "ledger.commit_interval",
+        default: "2ms",
+        set: |c, v| {
+            c.ledger.commit_interval = duration(v, Duration::from_millis(100))?;
+            Ok(())
+        },
+    },
+    Field {
         path: "ledger.durability",
         default: "sync",
         set: |c, v| {
@@ -1124,6 +1132,7 @@ mod tests {
                 origin: "other".into(),
                 batch_max: 1,
                 batch_wait: Duration::from_millis(5),
+                commit_interval: Duration::from_millis(3),
                 durability: Durability::Batched,
                 signing_key: Some(Path::new("/k").into()),
             },
@@ -1221,6 +1230,7 @@ mod tests {
                 "origin",
                 "batch_max",
                 "batch_wait",
+                "commit_interval",
                 "durability",
                 "signing_key"
             ]

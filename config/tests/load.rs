@@ -158,6 +158,7 @@ ledger:
   origin: example.com/warden
   batch_max: 1
   batch_wait: 250ms
+  commit_interval: 1500us
   signing_key: /etc/warden/ledger.key
 log:
   format: json
@@ -173,6 +174,7 @@ log:
     assert_eq!(config.ledger.origin, "example.com/warden");
     assert_eq!(config.ledger.batch_max, 1);
     assert_eq!(config.ledger.batch_wait, Duration::from_millis(250));
+    assert_eq!(config.ledger.commit_interval, Duration::from_micros(1500));
     assert_eq!(
         config.ledger.signing_key.as_deref(),
         Some(Path::new("/etc/warden/ledger.key"))
@@ -206,10 +208,18 @@ log:
         [
             "warden.yaml:2:11: server.listen: expected a socket address like 127.0.0.1:8080 or [::1]:8080, found string \"localhost\"",
             "warden.yaml:4:14: ledger.batch_max: expected an integer from 1 to 65536, found string \"lots\"",
-            "warden.yaml:5:3: ledger.bacth_max: unknown field `bacth_max`, expected one of `origin`, `batch_max`, `batch_wait`, `durability`, `signing_key`",
+            "warden.yaml:5:3: ledger.bacth_max: unknown field `bacth_max`, expected one of `origin`, `batch_max`, `batch_wait`, `commit_interval`, `durability`, `signing_key`",
             "warden.yaml:6:15: ledger.batch_wait: expected a duration of at most 1s, found string \"2s\"",
             "warden.yaml:8:11: log.format: expected one of `text`, `json`, found string \"xml\"",
         ]
+    );
+}
+
+#[test]
+fn a_commit_interval_past_100ms_is_refused() {
+    assert_eq!(
+        problems("ledger:\n  commit_interval: 1s\n"),
+        ["warden.yaml:2:20: ledger.commit_interval: expected a duration of at most 100ms, found string \"1s\""]
     );
 }
 
@@ -399,6 +409,7 @@ fn every_setting_has_a_working_env_var() {
         ("ledger.origin", "o"),
         ("ledger.batch_max", "7"),
         ("ledger.batch_wait", "5ms"),
+        ("ledger.commit_interval", "2ms"),
         ("ledger.durability", "batched"),
         ("ledger.signing_key", "/k"),
         ("store.url", "postgres://warden:pw@db:5432/warden"),
@@ -476,6 +487,7 @@ fn every_setting_has_a_working_env_var() {
                 origin: "o".into(),
                 batch_max: 7,
                 batch_wait: Duration::from_millis(5),
+                commit_interval: Duration::from_millis(2),
                 durability: warden_config::Durability::Batched,
                 signing_key: Some("/k".into()),
             },
@@ -639,7 +651,7 @@ fn unknown_env_field_in_a_known_section_is_reported() {
         problems.0,
         [Problem {
             path: "ledger.nope".into(),
-            message: "unknown field `nope`, expected one of `origin`, `batch_max`, `batch_wait`, `durability`, `signing_key`".into(),
+            message: "unknown field `nope`, expected one of `origin`, `batch_max`, `batch_wait`, `commit_interval`, `durability`, `signing_key`".into(),
             origin: ProblemOrigin::Env {
                 var: "WARDEN_LEDGER__NOPE".into()
             },

@@ -1,6 +1,7 @@
 //! Where an append's CPU time goes: runs 64 concurrent writers and prints the CPU time of the
 //! writer thread and of the whole process per append (steadier than wall time on a busy box).
-//! `cargo run --release -p warden-ledger --example append_profile [appends]`
+//! `cargo run --release -p warden-ledger --example append_profile [appends]` (set `WRITERS`,
+//! `BATCH_WAIT_US`, `COMMIT_INTERVAL_US`)
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -53,6 +54,12 @@ fn main() {
         })
         .unwrap(),
     );
+    ledger.set_commit_interval(Duration::from_micros(
+        std::env::var("COMMIT_INTERVAL_US")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+    ));
     // The thread names itself just after it starts.
     let wstat = (0..100)
         .find_map(|_| {

@@ -57,6 +57,9 @@ pub(crate) struct Writer {
     pub tip: Tip,
     pub batch_max: usize,
     pub batch_wait: Duration,
+    /// The shortest time between the starts of two commits, in µs (see
+    /// [`crate::Ledger::set_commit_interval`]).
+    pub commit_interval: std::sync::Arc<std::sync::atomic::AtomicU64>,
     pub sync_tx: Option<std::sync::mpsc::Sender<Vec<(Reply, Settled)>>>,
     pub unsynced: std::sync::Arc<Unsynced>,
 }
@@ -108,6 +111,15 @@ const SYNC_POLL: Duration = Duration::from_micros(100);
 
 /// How fast the estimate of active appenders forgets a burst (per batch).
 const PEAK_DECAY: f64 = 0.98;
+
+/// The estimate of active appenders from which commits are paced (see `Writer::pace`).
+const PACE_PEAK: f64 = 1.5;
+
+/// The share of the recent peak at which a paced batch counts as full.
+const PACE_FULL: f64 = 0.9;
+
+/// How often a paced writer looks whether its batch is full.
+const PACE_POLL: Duration = Duration::from_micros(200);
 
 /// Batches committed but not yet synced, shared by the writer and the syncer.
 #[derive(Default)]
@@ -215,6 +227,7 @@ impl Writer {
         let mut batch = Vec::with_capacity(self.batch_max);
         let mut stopping = false;
         let mut last_batch = 0usize;
+        let mut last_commit: Option<std::time::Instant> = None;
         // Recent largest batch, decaying: how many appenders are active.
         let mut peak = 1.0f64;
         while !stopping {
@@ -222,6 +235,11 @@ impl Writer {
                 break;
             };
             stopping = stop;
+            // Paced only while batches hold more than one record: a lone appender that waits
+            // for each receipt before the next append would only be slowed down.
+            if !stopping && peak >= PACE_PEAK {
+                stopping = self.pace(&mut rx, &mut batch, last_commit, peak);
+            }
             // Gather, but only while it is free: a batch is committed as soon as it holds half
             // of the recent peak (so under load one batch is written while the previous one
             // is being synced); short of that, the writer waits while a sync runs (a batch
@@ -254,6 +272,7 @@ impl Writer {
                 if !batch.is_empty() {
                     last_batch = batch.len();
                     peak = (peak * PEAK_DECAY).max(last_batch as f64);
+                    last_commit = Some(std::time::Instant::now());
                     self.commit(&mut batch);
                 }
                 if !stopping || rx.is_empty() {
@@ -265,6 +284,41 @@ impl Writer {
         self.sync_tx = None;
         let _ = syncer.join();
         tracing::debug!(size = self.tip.frontier.size(), "ledger writer stopped");
+    }
+
+    /// Holds the batch until `commit_interval` has passed since the last commit began, then
+    /// takes what queued meanwhile; true when a shutdown was among it. A commit costs about the
+    /// same for one record as for a hundred (a transaction, a signed checkpoint, an fsync), so
+    /// under load this turns many small batches into a few large ones. After a quiet spell the
+    /// interval has long passed and nothing waits. Nor does a batch that already holds about as
+    /// many records as the recent peak: appenders that each wait for their receipt before the
+    /// next append are then all in it, and waiting longer would only slow them down.
+    fn pace(
+        &self,
+        rx: &mut mpsc::Receiver<Request>,
+        batch: &mut Vec<Queued>,
+        last_commit: Option<std::time::Instant>,
+        peak: f64,
+    ) -> bool {
+        let interval = Duration::from_micros(
+            self.commit_interval
+                .load(std::sync::atomic::Ordering::Relaxed),
+        );
+        let Some(due) = last_commit.map(|t| t + interval) else {
+            return false;
+        };
+        // Nearly the peak: one late appender does not hold the rest.
+        let full = ((peak * PACE_FULL).ceil() as usize).clamp(1, self.batch_max);
+        loop {
+            if drain(rx, batch, self.batch_max) {
+                return true;
+            }
+            let now = std::time::Instant::now();
+            if now >= due || batch.len() >= full {
+                return false;
+            }
+            std::thread::sleep((due - now).min(PACE_POLL));
+        }
     }
 
     fn commit(&mut self, batch: &mut Vec<Queued>) {

@@ -574,6 +574,70 @@ async fn settle_gives_the_place_sequenced_or_durable(b: Fixture) {
 }
 test_on_both!(async Fixture, settle_gives_the_place_sequenced_or_durable);
 
+/// With a commit interval, a lone appender waiting for each receipt is not held; once several
+/// append at once, appends that trickle in soon after a commit wait and share the next batch.
+#[tokio::test]
+async fn a_commit_interval_paces_concurrent_appends_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = || Keyring::from_dir(&dir.path().join("keys")).unwrap();
+    let ledger = Arc::new(Ledger::open(options(dir.path())).unwrap());
+    let interval = Duration::from_secs(1);
+    ledger.set_commit_interval(interval);
+    let started = std::time::Instant::now();
+    for i in 0..5 {
+        let r = ledger
+            .append(Entry::new("t", "default", json!({"i": i})))
+            .await
+            .unwrap();
+        assert_eq!(r.checkpoint.tree_size, i + 1, "one batch per append");
+    }
+    assert!(
+        started.elapsed() < interval,
+        "five lone appends took {:?}",
+        started.elapsed()
+    );
+    // A burst: several appenders at once.
+    let burst: Vec<_> = (0..50)
+        .map(|i| {
+            ledger
+                .enqueue(Entry::new("t", "default", json!({"b": i})))
+                .unwrap()
+        })
+        .collect();
+    for a in burst {
+        a.durable().await.unwrap();
+    }
+    let after_burst = std::time::Instant::now();
+    let mut trickle = Vec::new();
+    for i in 0..10 {
+        trickle.push(
+            ledger
+                .enqueue(Entry::new("t", "default", json!({"t": i})))
+                .unwrap(),
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut sizes = std::collections::BTreeSet::new();
+    for a in trickle {
+        let r = a.durable().await.unwrap();
+        r.verify(&keys()).unwrap();
+        sizes.insert(r.checkpoint.tree_size);
+    }
+    assert_eq!(sizes.into_iter().collect::<Vec<_>>(), [65], "one batch");
+    assert!(
+        after_burst.elapsed() >= interval / 2,
+        "the trickle was not held"
+    );
+    ledger.shutdown().await;
+    let mut out = Vec::new();
+    LedgerReader::open(&dir.path().join("ledger"))
+        .unwrap()
+        .export(&mut out)
+        .unwrap();
+    let summary = verify(std::str::from_utf8(&out).unwrap(), &keys()).unwrap();
+    assert_eq!(summary.records, 65);
+}
+
 /// Two writers (two pools, as two processes would have) appending at once to one PostgreSQL
 /// ledger: one gap-free chain, every receipt verifies and is in the export exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
