@@ -638,6 +638,43 @@ async fn a_commit_interval_paces_concurrent_appends_only() {
     assert_eq!(summary.records, 65);
 }
 
+/// Appenders that each wait for their receipt before appending again are all in the batch
+/// once it holds about the recent peak: pacing must not hold such a batch for the interval.
+#[tokio::test]
+async fn a_commit_interval_does_not_hold_a_batch_that_is_already_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Arc::new(Ledger::open(options(dir.path())).unwrap());
+    let interval = Duration::from_secs(2);
+    ledger.set_commit_interval(interval);
+    let round = |r: usize| {
+        let appends: Vec<_> = (0..8)
+            .map(|i| {
+                ledger
+                    .enqueue(Entry::new("t", "default", json!({"r": r, "i": i})))
+                    .unwrap()
+            })
+            .collect();
+        async move {
+            for a in appends {
+                a.durable().await.unwrap();
+            }
+        }
+    };
+    // Two rounds teach the writer that eight appenders are active.
+    round(0).await;
+    round(1).await;
+    let started = std::time::Instant::now();
+    for r in 2..7 {
+        round(r).await;
+    }
+    assert!(
+        started.elapsed() < interval,
+        "five full rounds took {:?}: a full batch was held for the interval",
+        started.elapsed()
+    );
+    ledger.shutdown().await;
+}
+
 /// Two writers (two pools, as two processes would have) appending at once to one PostgreSQL
 /// ledger: one gap-free chain, every receipt verifies and is in the export exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
