@@ -476,9 +476,7 @@ mod tests {
     fn engine_index_and_texts() -> (KeywordIndex, Vec<String>) {
         let g = crate::Guardians::new(crate::GuardianConfig::default()).unwrap();
         let idx = g.keywords;
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata");
-        let mut texts = Vec::new();
-        for f in [
+        let mut texts = crate::labelled_texts(&[
             "content/content.jsonl",
             "injection/attacks.jsonl",
             "injection/benign.jsonl",
@@ -487,13 +485,7 @@ mod tests {
             "secrets/benign.jsonl",
             "secrets/generated.jsonl",
             "secrets/providers.jsonl",
-        ] {
-            let data = std::fs::read_to_string(format!("{dir}/{f}")).unwrap();
-            for line in data.lines().filter(|l| !l.trim().is_empty()) {
-                let v: serde_json::Value = serde_json::from_str(line).unwrap();
-                texts.push(v["text"].as_str().unwrap().to_string());
-            }
-        }
+        ]);
         let all: Vec<u8> = (0u8..=255).chain((0u8..=255).rev()).collect();
         texts.push(String::from_utf8_lossy(&all).into_owned());
         texts.push(texts.concat());

@@ -221,6 +221,35 @@ impl KeywordStart {
     }
 }
 
+/// The starts of the occurrences of the keywords numbered `mine`, ascending, each once.
+fn keyword_starts(hits: &[Hit], mine: &[u32]) -> Vec<usize> {
+    let mut starts: Vec<usize> = hits
+        .iter()
+        .filter(|h| mine.contains(&h.pattern))
+        .map(|h| h.start)
+        .collect();
+    starts.sort_unstable();
+    starts.dedup();
+    starts
+}
+
+/// The secret in a match, as gitleaks picks it: the rule's `secretGroup`, else the first
+/// non-empty group, else the whole match.
+fn secret_of<'h>(caps: &regex::Captures<'h>, group: Option<usize>) -> Option<regex::Match<'h>> {
+    let whole = caps.get(0)?;
+    Some(
+        match group {
+            Some(g) => caps.get(g),
+            None => caps
+                .iter()
+                .skip(1)
+                .flatten()
+                .find(|m| !m.as_str().is_empty()),
+        }
+        .unwrap_or(whole),
+    )
+}
+
 struct Rule {
     id: Cow<'static, str>,
     regex: Regex,
@@ -527,13 +556,7 @@ impl SecretsDetector {
             }
             if let Some((k, mine)) = &rule.keyword_start {
                 if KeywordStart::applies(text) {
-                    let mut starts: Vec<usize> = hits
-                        .iter()
-                        .filter(|h| mine.contains(&h.pattern))
-                        .map(|h| h.start)
-                        .collect();
-                    starts.sort_unstable();
-                    starts.dedup();
+                    let starts = keyword_starts(hits, mine);
                     k.matches(text, &starts, rule.secret_group, |(ws, we), (ss, se)| {
                         self.consider(text, rule, ws, we, ss, se, out);
                     });
@@ -542,16 +565,11 @@ impl SecretsDetector {
             }
             if rule.has_groups {
                 for caps in rule.regex.captures_iter(text) {
-                    let Some(whole) = caps.get(0) else { continue };
-                    let secret = match rule.secret_group {
-                        Some(g) => caps.get(g),
-                        None => caps
-                            .iter()
-                            .skip(1)
-                            .flatten()
-                            .find(|m| !m.as_str().is_empty()),
-                    }
-                    .unwrap_or(whole);
+                    let (Some(whole), Some(secret)) =
+                        (caps.get(0), secret_of(&caps, rule.secret_group))
+                    else {
+                        continue;
+                    };
                     self.consider(
                         text,
                         rule,
@@ -685,22 +703,14 @@ mod tests {
             d.keyword_list().to_vec(),
         )])
         .unwrap();
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata");
-        let mut texts = Vec::new();
-        for f in [
+        let mut texts = crate::labelled_texts(&[
             "secrets/benign.jsonl",
             "secrets/generated.jsonl",
             "secrets/providers.jsonl",
             "injection/attacks.jsonl",
             "injection/benign.jsonl",
             "pii/presidio_sentences.jsonl",
-        ] {
-            let data = std::fs::read_to_string(format!("{dir}/{f}")).unwrap();
-            for line in data.lines().filter(|l| !l.trim().is_empty()) {
-                let v: serde_json::Value = serde_json::from_str(line).unwrap();
-                texts.push(v["text"].as_str().unwrap().to_string());
-            }
-        }
+        ]);
         // Joined, so that matches meet keywords of neighbouring texts, runs of `[\w.-]` longer
         // than the prefix, and the end of the text.
         let plain: Vec<String> = texts
@@ -718,14 +728,7 @@ mod tests {
                 continue; // the whole-text search runs there
             }
             let hits = kw.scan(t);
-            let mut starts: Vec<usize> = hits
-                .of(crate::keywords::Owner::Secrets)
-                .iter()
-                .filter(|h| mine.contains(&h.pattern))
-                .map(|h| h.start)
-                .collect();
-            starts.sort_unstable();
-            starts.dedup();
+            let starts = keyword_starts(hits.of(crate::keywords::Owner::Secrets), mine);
             let mut got = Vec::new();
             k.matches(t, &starts, rule.secret_group, |w, s| got.push((w, s)));
             let want: Vec<_> = rule
@@ -733,11 +736,7 @@ mod tests {
                 .captures_iter(t)
                 .map(|c| {
                     let w = c.get(0).unwrap();
-                    let s = match rule.secret_group {
-                        Some(g) => c.get(g),
-                        None => c.iter().skip(1).flatten().find(|m| !m.as_str().is_empty()),
-                    }
-                    .unwrap_or(w);
+                    let s = secret_of(&c, rule.secret_group).unwrap();
                     ((w.start(), w.end()), (s.start(), s.end()))
                 })
                 .collect();
