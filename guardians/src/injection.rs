@@ -771,8 +771,16 @@ impl InjectionDetector {
                 .replace(r"\b", r"(?-u:\b)")
                 .replace(r"\w", "[0-9A-Za-z_]")
                 .replace(r"\s", r"[\t\n\r ]");
+            // No literal prefilter: the rules are searched in windows of tens to hundreds of
+            // bytes or anchored at a keyword, where starting a prefilter (Teddy) costs more than
+            // the lazy DFA's pass over the window (measured: `match_rules` 1.05 M -> 0.49 M
+            // instructions per 64 KiB scan).
             let regex = meta::Regex::builder()
-                .configure(meta::Config::new().hybrid_cache_capacity(16 << 20))
+                .configure(
+                    meta::Config::new()
+                        .hybrid_cache_capacity(16 << 20)
+                        .auto_prefilter(false),
+                )
                 .build(&format!("(?i){pattern}"))
                 .map_err(|e| {
                     GuardianError::Config(format!(

@@ -52,9 +52,154 @@ impl Hits {
 }
 
 pub(crate) struct KeywordIndex {
+    /// The automaton as aho-corasick runs it; kept for the test that checks [`Table`] against it.
+    #[cfg_attr(not(test), allow(dead_code))]
     ac: AhoCorasick,
+    /// The same DFA as one flat transition table, which [`KeywordIndex::scan`] walks.
+    table: Table,
     /// For each pattern of `ac`, its number in each owner's list (`NONE` when absent).
     local: Vec<[u32; OWNERS]>,
+}
+
+/// An overlapping Aho-Corasick DFA as a flat table: `next[state + class[byte]]` is the next
+/// state, premultiplied by the number of classes, and states at or past `first_match` report
+/// keywords.
+///
+/// Why not aho-corasick's own search: its overlapping iterator keeps its position in a state
+/// struct and rechecks the input's bounds and anchoring on every byte, about 20 instructions a
+/// byte here; this loop is a table load, a class load and a compare (about 8). The table is
+/// read out of aho-corasick's DFA (through its public `Automaton` trait) by walking every
+/// state reachable from the unanchored start state over every byte, so it has the same
+/// transitions and reports the same matches in the same order.
+struct Table {
+    class: [u8; 256],
+    stride: usize,
+    next: Vec<u32>,
+    start: u32,
+    first_match: u32,
+    /// For each match state (index `state / stride - first_match / stride`), the range of
+    /// `matches` it reports.
+    match_ranges: Vec<(u32, u32)>,
+    /// (pattern, length) of each match, in the order aho-corasick reports them.
+    matches: Vec<(u32, u32)>,
+}
+
+impl Table {
+    fn new(dfa: &aho_corasick::dfa::DFA) -> Result<Table, GuardianError> {
+        use aho_corasick::automaton::Automaton;
+        use aho_corasick::Anchored;
+        let bad = |what: &str| GuardianError::Config(format!("keyword automaton: {what}"));
+        let start = dfa
+            .start_state(Anchored::No)
+            .map_err(|e| bad(&e.to_string()))?;
+        // Every state reachable from the start, breadth first, with its transitions.
+        let mut ids = std::collections::HashMap::new();
+        let mut order = vec![start];
+        ids.insert(start, 0usize);
+        let mut rows: Vec<[usize; 256]> = Vec::new();
+        let mut i = 0;
+        while i < order.len() {
+            let sid = order[i];
+            let mut row = [0usize; 256];
+            for (b, slot) in row.iter_mut().enumerate() {
+                let to = dfa.next_state(Anchored::No, sid, b as u8);
+                if dfa.is_dead(to) {
+                    return Err(bad("an unanchored search reached the dead state"));
+                }
+                let n = ids.len();
+                *slot = *ids.entry(to).or_insert_with(|| {
+                    order.push(to);
+                    n
+                });
+            }
+            rows.push(row);
+            i += 1;
+        }
+        // Bytes with the same column in every state share a class.
+        let mut class = [0u8; 256];
+        let mut columns: Vec<Vec<usize>> = Vec::new();
+        for (b, c) in class.iter_mut().enumerate() {
+            let col: Vec<usize> = rows.iter().map(|r| r[b]).collect();
+            let k = match columns.iter().position(|x| *x == col) {
+                Some(k) => k,
+                None => {
+                    columns.push(col);
+                    columns.len() - 1
+                }
+            };
+            *c = u8::try_from(k).map_err(|_| bad("too many byte classes"))?;
+        }
+        let stride = columns.len();
+        // Renumber: states without matches first, then match states.
+        let is_match: Vec<bool> = order.iter().map(|s| dfa.is_match(*s)).collect();
+        let mut new_id = vec![0usize; order.len()];
+        let mut n = 0;
+        for want in [false, true] {
+            for (old, m) in is_match.iter().enumerate() {
+                if *m == want {
+                    new_id[old] = n;
+                    n += 1;
+                }
+            }
+        }
+        let first_match = is_match.iter().filter(|m| !**m).count();
+        let premul = |s: usize| u32::try_from(s * stride).map_err(|_| bad("too many states"));
+        let mut next = vec![0u32; order.len() * stride];
+        let mut match_ranges = vec![(0u32, 0u32); order.len() - first_match];
+        let mut matches = Vec::new();
+        for (old, sid) in order.iter().enumerate() {
+            let row = new_id[old] * stride;
+            for (b, to) in rows[old].iter().enumerate() {
+                next[row + usize::from(class[b])] = premul(new_id[*to])?;
+            }
+            if is_match[old] {
+                let from = u32::try_from(matches.len()).map_err(|_| bad("too many matches"))?;
+                for k in 0..dfa.match_len(*sid) {
+                    let p = dfa.match_pattern(*sid, k);
+                    let len = u32::try_from(dfa.pattern_len(p)).map_err(|_| bad("long keyword"))?;
+                    matches.push((p.as_u32(), len));
+                }
+                let to = u32::try_from(matches.len()).map_err(|_| bad("too many matches"))?;
+                match_ranges[new_id[old] - first_match] = (from, to);
+            }
+        }
+        Ok(Table {
+            class,
+            stride,
+            next,
+            start: premul(new_id[0])?,
+            first_match: premul(first_match)?,
+            match_ranges,
+            matches,
+        })
+    }
+
+    /// Calls `hit(pattern, start, end)` for every keyword occurrence, by end, as aho-corasick's
+    /// overlapping search reports them.
+    fn scan(&self, text: &[u8], mut hit: impl FnMut(u32, usize, usize)) {
+        let (mut at, mut s) = (0, self.start);
+        while let Some((end, m)) = self.to_match(text, at, s) {
+            let (from, to) = self.match_ranges[(m - self.first_match) as usize / self.stride];
+            for &(p, len) in &self.matches[from as usize..to as usize] {
+                hit(p, end - len as usize, end);
+            }
+            (at, s) = (end, m);
+        }
+    }
+
+    /// Runs from state `s` at `text[at]` to the next match state: the end of the matches and the
+    /// state. Kept apart from the match handling so that the loop keeps everything in registers.
+    #[inline(never)]
+    fn to_match(&self, text: &[u8], at: usize, mut s: u32) -> Option<(usize, u32)> {
+        let (next, class, first_match) = (&self.next[..], &self.class, self.first_match);
+        for (i, &b) in text.iter().enumerate().skip(at) {
+            s = next[s as usize + usize::from(class[usize::from(b)])];
+            if s >= first_match {
+                return Some((i + 1, s));
+            }
+        }
+        None
+    }
 }
 
 impl KeywordIndex {
@@ -85,24 +230,33 @@ impl KeywordIndex {
             .match_kind(MatchKind::Standard)
             .kind(Some(AhoCorasickKind::DFA))
             .build(&patterns)?;
-        Ok(KeywordIndex { ac, local })
+        let dfa = aho_corasick::dfa::DFA::builder()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .start_kind(aho_corasick::StartKind::Unanchored)
+            .build(&patterns)?;
+        Ok(KeywordIndex {
+            ac,
+            table: Table::new(&dfa)?,
+            local,
+        })
     }
 
     /// One overlapping pass over `text`.
     pub(crate) fn scan(&self, text: &str) -> Hits {
         let mut hits = Hits::default();
-        for m in self.ac.find_overlapping_iter(text) {
-            let ids = &self.local[m.pattern().as_usize()];
+        self.table.scan(text.as_bytes(), |p, start, end| {
+            let ids = &self.local[p as usize];
             for (o, id) in ids.iter().enumerate() {
                 if *id != NONE {
                     hits.by[o].push(Hit {
                         pattern: *id,
-                        start: m.start(),
-                        end: m.end(),
+                        start,
+                        end,
                     });
                 }
             }
-        }
+        });
         hits
     }
 }
@@ -315,6 +469,46 @@ mod tests {
                 post: Some(0)
             }
         );
+    }
+
+    /// The engine's keyword lists, and texts: every labelled text, the bench's mixed text, and
+    /// runs of every byte value.
+    fn engine_index_and_texts() -> (KeywordIndex, Vec<String>) {
+        let g = crate::Guardians::new(crate::GuardianConfig::default()).unwrap();
+        let idx = g.keywords;
+        let mut texts = crate::labelled_texts(&[
+            "content/content.jsonl",
+            "injection/attacks.jsonl",
+            "injection/benign.jsonl",
+            "injection/heldout_attacks.jsonl",
+            "pii/presidio_sentences.jsonl",
+            "secrets/benign.jsonl",
+            "secrets/generated.jsonl",
+            "secrets/providers.jsonl",
+        ]);
+        let all: Vec<u8> = (0u8..=255).chain((0u8..=255).rev()).collect();
+        texts.push(String::from_utf8_lossy(&all).into_owned());
+        texts.push(texts.concat());
+        (idx, texts)
+    }
+
+    #[test]
+    fn table_reports_what_aho_corasick_reports() {
+        let (idx, texts) = engine_index_and_texts();
+        let mut total = 0;
+        for t in &texts {
+            let want: Vec<(u32, usize, usize)> = idx
+                .ac
+                .find_overlapping_iter(t.as_str())
+                .map(|m| (m.pattern().as_u32(), m.start(), m.end()))
+                .collect();
+            let mut got = Vec::new();
+            idx.table.scan(t.as_bytes(), |p, s, e| got.push((p, s, e)));
+            assert_eq!(got, want, "{t:?}");
+            total += want.len();
+        }
+        // Enough hits that a wrong table would show.
+        assert!(total > 50_000, "{total}");
     }
 
     #[test]

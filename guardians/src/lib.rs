@@ -337,6 +337,21 @@ pub(crate) fn verdict(evidence: &[Evidence], score: f32) -> InjectionVerdict {
     }
 }
 
+/// The `text` of every line of the labelled sets under `testdata/` named by `files`.
+#[cfg(test)]
+pub(crate) fn labelled_texts(files: &[&str]) -> Vec<String> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata");
+    let mut texts = Vec::new();
+    for f in files {
+        let data = std::fs::read_to_string(format!("{dir}/{f}")).unwrap();
+        for line in data.lines().filter(|l| !l.trim().is_empty()) {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            texts.push(v["text"].as_str().unwrap().to_string());
+        }
+    }
+    texts
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

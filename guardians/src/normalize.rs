@@ -137,6 +137,12 @@ fn already_normal(text: &str) -> bool {
         while i < bytes.len() && !bytes[i].is_ascii() {
             i += 1;
         }
+        // Accented Latin letters (U+00C0..U+00FF, `C3 xx` in UTF-8) are the usual non-ASCII
+        // text: none is invisible or a confusable, none has a compatibility decomposition, and a
+        // run of them holds no combining mark, so such a run is normal as it stands.
+        if (i - s) % 2 == 0 && bytes[s..i].iter().step_by(2).all(|b| *b == 0xC3) {
+            continue;
+        }
         // ASCII bytes never occur inside a UTF-8 sequence, so `s..i` are whole characters.
         let run = &text[s..i];
         let suspicious = run.chars().any(|c| {
@@ -264,6 +270,23 @@ mod tests {
             "ﬁ ligature",
         ] {
             assert_eq!(already_normal(t), whole(t), "{t:?}");
+        }
+        // Every character of the `C3 xx` fast path, alone, in pairs, and before a combining
+        // mark or another non-ASCII character that ends the fast path.
+        let latin: Vec<char> = ('\u{C0}'..='\u{FF}').collect();
+        for a in &latin {
+            for t in [
+                format!("x{a}y"),
+                format!("{a}\u{301}"),
+                format!("{a}\u{A0}"),
+                format!("{a}\u{200B}"),
+            ] {
+                assert_eq!(already_normal(&t), whole(&t), "{t:?}");
+            }
+            for b in &latin {
+                let t = format!("{a}{b} ");
+                assert_eq!(already_normal(&t), whole(&t), "{t:?}");
+            }
         }
     }
 }

@@ -177,8 +177,12 @@ fn re(id: &str, pattern: &str) -> Result<Regex, GuardianError> {
     Regex::new(pattern).map_err(|e| GuardianError::pattern(format!("pii.{id}"), e))
 }
 
+/// A pattern searched only inside candidate regions, a few bytes each: without a literal
+/// prefilter, whose start-up costs more there than the lazy DFA's pass over the region.
 fn mre(id: &str, pattern: &str) -> Result<meta::Regex, GuardianError> {
-    meta::Regex::new(pattern)
+    meta::Regex::builder()
+        .configure(meta::Config::new().auto_prefilter(false))
+        .build(pattern)
         .map_err(|e| GuardianError::Config(format!("pattern pii.{id} does not compile: {e}")))
 }
 
@@ -376,12 +380,15 @@ impl PiiDetector {
                         if street_follows(bytes, e) {
                             continue;
                         }
-                        let with_context =
-                            || adjust_with_context(text, s, e, Entity::Phone, 0.0) > 0.0;
+                        // The context words are looked up once per candidate: `phone_score`
+                        // may ask twice and the finding's score needs them again.
+                        let ctx = std::cell::OnceCell::new();
+                        let ctx = || *ctx.get_or_init(|| context(text, s, e, Entity::Phone));
                         if let Some(score) =
-                            self.phone_score(&text[s..e], with_context, self.min_score)
+                            self.phone_score(&text[s..e], || ctx().positive, self.min_score)
                         {
-                            self.push(text, out, Entity::Phone, s, e, score, "phone");
+                            let score = ctx().adjust(score);
+                            self.push_scored(out, Entity::Phone, s, e, score, "phone");
                         }
                     }
                 }
@@ -494,6 +501,19 @@ impl PiiDetector {
         rule: &'static str,
     ) {
         let score = adjust_with_context(text, start, end, e, base);
+        self.push_scored(out, e, start, end, score, rule);
+    }
+
+    /// Appends a finding whose score already includes its context.
+    fn push_scored(
+        &self,
+        out: &mut Vec<Finding>,
+        e: Entity,
+        start: usize,
+        end: usize,
+        score: f32,
+        rule: &'static str,
+    ) {
         if score < self.min_score {
             return;
         }
@@ -900,15 +920,55 @@ static CONTEXT_FILTER: [u16; 256] = {
     add(t, STREET_WORDS)
 };
 
+/// The bytes of a word for [`context`]: ASCII letters, digits and `-` (one table load per byte
+/// instead of three range checks).
+static CONTEXT_TOKEN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || c == b'-';
+        b += 1;
+    }
+    t
+};
+
+/// Whether context words of the entity (`positive`) or negative-context words (`negative`) stand
+/// near a span.
+#[derive(Clone, Copy)]
+struct Context {
+    positive: bool,
+    negative: bool,
+}
+
+impl Context {
+    /// A base score raised by positive context, or lowered by negative context alone.
+    fn adjust(self, base: f32) -> f32 {
+        let mut score = base;
+        if self.positive {
+            score = (score + 0.35).clamp(0.6, 1.0);
+        }
+        if self.negative && !self.positive {
+            score -= 0.3;
+        }
+        score
+    }
+}
+
 /// Looks at a few words before and after a span for context words.
 fn adjust_with_context(text: &str, start: usize, end: usize, e: Entity, base: f32) -> f32 {
+    context(text, start, end, e).adjust(base)
+}
+
+/// The context words a few words before and after a span.
+fn context(text: &str, start: usize, end: usize, e: Entity) -> Context {
     let bytes = text.as_bytes();
     let lo = floor_boundary(text, start.saturating_sub(48));
     let hi = ceil_boundary(text, (end + 24).min(bytes.len()));
     let mut positive = false;
     let mut negative = false;
     for (part, after) in [(&bytes[lo..start], false), (&bytes[end..hi], true)] {
-        let tok = |b: u8| b.is_ascii_alphanumeric() || b == b'-';
+        let tok = |b: u8| CONTEXT_TOKEN[usize::from(b)];
         let mut i = 0;
         while i < part.len() {
             if !tok(part[i]) {
@@ -936,23 +996,23 @@ fn adjust_with_context(text: &str, start: usize, end: usize, e: Entity, base: f3
                 *d = s.to_ascii_lowercase();
             }
             let w = &buf[..w.len()];
-            if e.context().iter().any(|c| c.as_bytes() == w) {
+            if listed(e.context(), w) {
                 positive = true;
-            } else if NEGATIVE_CONTEXT.iter().any(|c| c.as_bytes() == w)
-                || (after && e == Entity::Phone && STREET_WORDS.iter().any(|c| c.as_bytes() == w))
+            } else if listed(NEGATIVE_CONTEXT, w)
+                || (after && e == Entity::Phone && listed(STREET_WORDS, w))
             {
                 negative = true;
             }
         }
     }
-    let mut score = base;
-    if positive {
-        score = (score + 0.35).clamp(0.6, 1.0);
-    }
-    if negative && !positive {
-        score -= 0.3;
-    }
-    score
+    Context { positive, negative }
+}
+
+/// Whether the lowercase word `w` is in `list`; the length and first byte are compared first,
+/// which rejects almost every listed word without a slice comparison.
+fn listed(list: &[&str], w: &[u8]) -> bool {
+    list.iter()
+        .any(|c| c.len() == w.len() && c.as_bytes()[0] == w[0] && c.as_bytes() == w)
 }
 
 pub(crate) fn floor_boundary(text: &str, mut i: usize) -> usize {

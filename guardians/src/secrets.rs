@@ -21,6 +21,7 @@
 use std::borrow::Cow;
 
 use regex::{Regex, RegexBuilder};
+use regex_automata::{meta, Input};
 use serde::Deserialize;
 
 use crate::error::GuardianError;
@@ -145,9 +146,116 @@ impl Allowlist {
     }
 }
 
+/// gitleaks' `generic-api-key` pattern, for which [`KeywordStart`] applies (checked on the exact
+/// text, so a changed rule file falls back to the whole-text search).
+const GENERIC_API_KEY: &str = r#"(?i)[\w.-]{0,50}?(?:access|auth|(?-i:[Aa]pi|API)|credential|creds|key|passw(?:or)?d|secret|token)(?:[ \t\w.-]{0,20})[\s'"]{0,3}(?:=|>|:{1,3}=|\|\||:|=>|\?=|,)[\x60'"\s=]{0,5}([\w.=-]{10,150}|[a-z0-9][a-z0-9+/]{11,}={0,3})(?:[\x60'"\s;]|\\[nr]|$)"#;
+
+/// How many bytes of `[\w.-]` may stand before the keyword in a [`GENERIC_API_KEY`] match.
+const GENERIC_PREFIX: usize = 50;
+
+/// A search for a rule whose matches are at most [`GENERIC_PREFIX`] bytes of `[0-9A-Za-z_.-]`
+/// followed by one of the rule's keywords (then anything): anchored searches from the earliest
+/// start each keyword occurrence allows, instead of a lazy DFA over the whole text.
+///
+/// Why it finds what the whole-text search finds: a match starting at `q` has its keyword at
+/// some `j` with `q <= j <= q + 50` and only `[\w.-]` bytes between, so the earliest start `j`
+/// allows (not before the previous match's end `at`) is `p(j) = max(at, j - 50, start of the
+/// [\w.-] run ending at j)`, and every start from `p(j)` to `j` works for `j`. `p(j)` does not
+/// decrease with `j`, so the leftmost match starts at `p(j)` for the first keyword occurrence
+/// whose anchored search succeeds, and the anchored search there picks the same match (same
+/// start, same preference) as the leftmost-first whole-text search. Texts holding `ſ` (U+017F)
+/// or the Kelvin sign (U+212A) take the whole-text search: `(?i)` folds them into `s` and `k`,
+/// so a match could then hold no ASCII keyword, or a longer prefix.
+struct KeywordStart {
+    regex: meta::Regex,
+}
+
+impl KeywordStart {
+    fn applies(text: &str) -> bool {
+        text.is_ascii() || !(text.contains('\u{17F}') || text.contains('\u{212A}'))
+    }
+
+    /// The matches (whole span, secret span) a leftmost-first search of the whole text finds,
+    /// given the starts of the rule's keyword occurrences in ascending order.
+    fn matches(
+        &self,
+        text: &str,
+        starts: &[usize],
+        secret_group: Option<usize>,
+        mut found: impl FnMut((usize, usize), (usize, usize)),
+    ) {
+        let bytes = text.as_bytes();
+        let word = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-');
+        let mut caps = self.regex.create_captures();
+        let mut at = 0;
+        let mut tried = None;
+        for &j in starts {
+            if j < at {
+                continue;
+            }
+            let mut p = j;
+            while p > at && j - p < GENERIC_PREFIX && word(bytes[p - 1]) {
+                p -= 1;
+            }
+            if tried == Some(p) {
+                continue;
+            }
+            tried = Some(p);
+            let input = Input::new(text)
+                .range(p..)
+                .anchored(regex_automata::Anchored::Yes);
+            self.regex.search_captures(&input, &mut caps);
+            let Some(whole) = caps.get_match() else {
+                continue;
+            };
+            let secret = match secret_group {
+                Some(g) => caps.get_group(g),
+                None => (1..caps.group_len())
+                    .filter_map(|g| caps.get_group(g))
+                    .find(|m| !m.is_empty()),
+            }
+            .unwrap_or(whole.span());
+            found((whole.start(), whole.end()), (secret.start, secret.end));
+            at = whole.end();
+        }
+    }
+}
+
+/// The starts of the occurrences of the keywords numbered `mine`, ascending, each once.
+fn keyword_starts(hits: &[Hit], mine: &[u32]) -> Vec<usize> {
+    let mut starts: Vec<usize> = hits
+        .iter()
+        .filter(|h| mine.contains(&h.pattern))
+        .map(|h| h.start)
+        .collect();
+    starts.sort_unstable();
+    starts.dedup();
+    starts
+}
+
+/// The secret in a match, as gitleaks picks it: the rule's `secretGroup`, else the first
+/// non-empty group, else the whole match.
+fn secret_of<'h>(caps: &regex::Captures<'h>, group: Option<usize>) -> Option<regex::Match<'h>> {
+    let whole = caps.get(0)?;
+    Some(
+        match group {
+            Some(g) => caps.get(g),
+            None => caps
+                .iter()
+                .skip(1)
+                .flatten()
+                .find(|m| !m.as_str().is_empty()),
+        }
+        .unwrap_or(whole),
+    )
+}
+
 struct Rule {
     id: Cow<'static, str>,
     regex: Regex,
+    /// Set when the rule's matches start at most a few bytes before a keyword (see
+    /// [`KeywordStart`]), with the rule's keyword numbers.
+    keyword_start: Option<(KeywordStart, Vec<u32>)>,
     has_groups: bool,
     secret_group: Option<usize>,
     entropy: Option<f64>,
@@ -329,6 +437,14 @@ impl SecretsDetector {
                 continue;
             }
             let regex = compile_go(pattern, &raw.id)?;
+            let keyword_start = if pattern == GENERIC_API_KEY {
+                let regex = meta::Regex::new(&go_to_rust(pattern)).map_err(|e| {
+                    GuardianError::Config(format!("pattern {} does not compile: {e}", raw.id))
+                })?;
+                Some(KeywordStart { regex })
+            } else {
+                None
+            };
             let idx = u16::try_from(rules.len())
                 .map_err(|_| GuardianError::Config("too many secret rules".into()))?;
             for k in &raw.keywords {
@@ -346,7 +462,19 @@ impl SecretsDetector {
                 .iter()
                 .map(|a| Allowlist::compile(a, &raw.id))
                 .collect::<Result<Vec<_>, _>>()?;
+            let keyword_start = keyword_start.map(|k| {
+                let mine = raw
+                    .keywords
+                    .iter()
+                    .filter_map(|w| {
+                        let w = w.to_ascii_lowercase();
+                        kw_index.iter().position(|x| *x == w).map(|p| p as u32)
+                    })
+                    .collect();
+                (k, mine)
+            });
             rules.push(Rule {
+                keyword_start,
                 has_groups: regex.captures_len() > 1,
                 generic: raw.id.starts_with("generic"),
                 id: Cow::Owned(raw.id),
@@ -426,18 +554,22 @@ impl SecretsDetector {
             if triggered[i / 64] & (1 << (i % 64)) == 0 {
                 continue;
             }
+            if let Some((k, mine)) = &rule.keyword_start {
+                if KeywordStart::applies(text) {
+                    let starts = keyword_starts(hits, mine);
+                    k.matches(text, &starts, rule.secret_group, |(ws, we), (ss, se)| {
+                        self.consider(text, rule, ws, we, ss, se, out);
+                    });
+                    continue;
+                }
+            }
             if rule.has_groups {
                 for caps in rule.regex.captures_iter(text) {
-                    let Some(whole) = caps.get(0) else { continue };
-                    let secret = match rule.secret_group {
-                        Some(g) => caps.get(g),
-                        None => caps
-                            .iter()
-                            .skip(1)
-                            .flatten()
-                            .find(|m| !m.as_str().is_empty()),
-                    }
-                    .unwrap_or(whole);
+                    let (Some(whole), Some(secret)) =
+                        (caps.get(0), secret_of(&caps, rule.secret_group))
+                    else {
+                        continue;
+                    };
                     self.consider(
                         text,
                         rule,
@@ -553,6 +685,69 @@ mod tests {
             go_to_rust(r"\${{[^}]+}}a{2,}b{3}"),
             r"\$\{\{[^}]+\}\}a{2,}b{3}"
         );
+    }
+
+    #[test]
+    fn keyword_start_finds_what_the_whole_text_search_finds() {
+        let d = SecretsDetector::new(&[]).unwrap();
+        let (i, rule) = d
+            .rules
+            .iter()
+            .enumerate()
+            .find(|(_, r)| r.keyword_start.is_some())
+            .expect("generic-api-key has the keyword-start search");
+        assert_eq!(rule.id, "generic-api-key");
+        let (k, mine) = rule.keyword_start.as_ref().unwrap();
+        let kw = crate::keywords::KeywordIndex::new(&[(
+            crate::keywords::Owner::Secrets,
+            d.keyword_list().to_vec(),
+        )])
+        .unwrap();
+        let mut texts = crate::labelled_texts(&[
+            "secrets/benign.jsonl",
+            "secrets/generated.jsonl",
+            "secrets/providers.jsonl",
+            "injection/attacks.jsonl",
+            "injection/benign.jsonl",
+            "pii/presidio_sentences.jsonl",
+        ]);
+        // Joined, so that matches meet keywords of neighbouring texts, runs of `[\w.-]` longer
+        // than the prefix, and the end of the text.
+        let plain: Vec<String> = texts
+            .iter()
+            .filter(|t| KeywordStart::applies(t))
+            .cloned()
+            .collect();
+        for sep in ["", " ", "_", "\n", "api"] {
+            texts.push(plain.join(sep));
+        }
+        texts.push(format!("{}token={}", "a".repeat(60), "b1".repeat(100)));
+        let mut matches = 0;
+        for t in &texts {
+            if !KeywordStart::applies(t) {
+                continue; // the whole-text search runs there
+            }
+            let hits = kw.scan(t);
+            let starts = keyword_starts(hits.of(crate::keywords::Owner::Secrets), mine);
+            let mut got = Vec::new();
+            k.matches(t, &starts, rule.secret_group, |w, s| got.push((w, s)));
+            let want: Vec<_> = rule
+                .regex
+                .captures_iter(t)
+                .map(|c| {
+                    let w = c.get(0).unwrap();
+                    let s = secret_of(&c, rule.secret_group).unwrap();
+                    ((w.start(), w.end()), (s.start(), s.end()))
+                })
+                .collect();
+            assert_eq!(got, want, "rule {i} on {t:?}");
+            matches += want.len();
+        }
+        assert!(matches > 1_000, "{matches}");
+        // The texts it leaves to the whole-text search.
+        assert!(!KeywordStart::applies("\u{17F}ecret=abcdefghij1234"));
+        assert!(!KeywordStart::applies("\u{212A}ey=abcdefghij1234"));
+        assert!(KeywordStart::applies("clé=abcdefghij1234"));
     }
 
     #[test]
