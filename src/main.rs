@@ -4,6 +4,7 @@ mod cli;
 mod commands;
 mod inject;
 mod mcp;
+mod memory;
 mod metrics;
 mod policy;
 mod scan;

@@ -149,6 +149,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     } else {
         tracing::info!(upstreams = ?plane.upstream_names(), "OpenAI-compatible proxy ready");
     }
+    // Everything built at start-up is built: what it freed can go back.
+    crate::memory::spawn_trim();
     let state = Arc::new(AppState {
         metrics: crate::metrics::Sources {
             handle: metrics_handle,

@@ -21,7 +21,7 @@ use crate::merkle::{self, Frontier, NodeId, NodeSource};
 use crate::receipt::{ConsistencyClaim, Receipt};
 use crate::record::{Entry, Record};
 use crate::store::{self, Nodes, Source, Tables};
-use crate::writer::{Request, Tip, Writer};
+use crate::writer::{Doorbell, Request, Tip, Unsynced, Writer};
 
 /// How to open a ledger for writing.
 #[derive(Clone, Debug)]
@@ -48,6 +48,8 @@ pub struct Ledger {
     key_created: bool,
     /// The writer's pause between commits, in µs (see [`Ledger::set_commit_interval`]).
     commit_interval: Arc<std::sync::atomic::AtomicU64>,
+    /// Told of every append queued, to wake a writer that waits for them.
+    bell: Arc<Doorbell>,
     _lock: Option<File>,
 }
 
@@ -89,12 +91,14 @@ impl Ledger {
         tracing::info!(records = tip.frontier.size(), path = %path.display(), "ledger opened");
 
         let commit_interval = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let bell = Arc::new(Doorbell::default());
         let writer = Writer {
             conn,
             commit_interval: commit_interval.clone(),
             wal: opts.dir.join(format!("{}-wal", store::DB_FILE)),
             sync_tx: None,
-            unsynced: Default::default(),
+            unsynced: Arc::new(Unsynced::new(bell.clone())),
+            bell: bell.clone(),
             path,
             key: key.clone(),
             origin: opts.origin.clone(),
@@ -112,6 +116,7 @@ impl Ledger {
             Some(lock),
         )?;
         ledger.commit_interval = commit_interval;
+        ledger.bell = bell;
         Ok(ledger)
     }
 
@@ -163,6 +168,7 @@ impl Ledger {
             verifying_key: key.verifying_key(),
             key_created,
             commit_interval: Default::default(),
+            bell: Default::default(),
             _lock: lock,
         })
     }
@@ -176,6 +182,7 @@ impl Ledger {
             .send(Request::Append(prepared, reply, None))
             .await
             .map_err(|_| LedgerError::Closed)?;
+        self.bell.queued();
         let receipt = rx
             .await
             .map_err(|_| LedgerError::Closed)?
@@ -200,14 +207,16 @@ impl Ledger {
             .tx
             .try_send(Request::Append(prepared, reply, Some(seq)))
         {
-            Ok(()) => {}
+            Ok(()) => self.bell.queued(),
             Err(mpsc::error::TrySendError::Closed(_)) => return Err(LedgerError::Closed),
             Err(mpsc::error::TrySendError::Full(req)) => {
                 // The queue is bounded to push back on runaway producers; this caller cannot
                 // wait here, so a helper task waits for room instead.
-                let tx = self.tx.clone();
+                let (tx, bell) = (self.tx.clone(), self.bell.clone());
                 tokio::spawn(async move {
-                    let _ = tx.send(req).await;
+                    if tx.send(req).await.is_ok() {
+                        bell.queued();
+                    }
                 });
             }
         }
@@ -259,6 +268,7 @@ impl Ledger {
     pub fn shutdown_blocking(&self) {
         // A full queue means the writer is busy; it will see the request after the backlog.
         let _ = self.tx.blocking_send(Request::Shutdown);
+        self.bell.ring();
         if let Some(t) = self.thread.lock().expect("not poisoned").take() {
             let _ = t.join();
         }
@@ -267,6 +277,7 @@ impl Ledger {
     /// [`Ledger::shutdown_blocking`] for async callers.
     pub async fn shutdown(&self) {
         let _ = self.tx.send(Request::Shutdown).await;
+        self.bell.ring();
         let thread = self.thread.lock().expect("not poisoned").take();
         if let Some(t) = thread {
             let _ = tokio::task::spawn_blocking(move || t.join()).await;
@@ -278,6 +289,7 @@ impl Drop for Ledger {
     fn drop(&mut self) {
         if let Some(t) = self.thread.get_mut().expect("not poisoned").take() {
             let _ = self.tx.try_send(Request::Shutdown);
+            self.bell.ring();
             let _ = t.join();
         }
     }

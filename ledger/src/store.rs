@@ -158,8 +158,13 @@ pub(crate) fn open_writer(dir: &Path, origin: &str) -> Result<Connection, Ledger
     let path = db_path(dir);
     let err = LedgerError::store(&path);
     let conn = Connection::open(&path).map_err(&err)?;
+    // The writer only appends: it needs the pages on the right edge of two b-trees and room
+    // for one large batch's dirty pages (4 MiB holds about 3,000 records before SQLite spills
+    // them to the log early, which is still one transaction). Every page it writes stays in
+    // the cache until the cap, so a larger cap only grows the process by that much under
+    // load (64 MiB did: the proxy's RSS rose with the ledger), with no measured speed-up.
     conn.execute_batch(
-        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0; PRAGMA cache_size=-65536;",
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0; PRAGMA cache_size=-4096;",
     )
     .map_err(&err)?;
     conn.execute_batch(META).map_err(&err)?;

@@ -20,7 +20,8 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
 use rusqlite::{params, Connection};
@@ -62,6 +63,7 @@ pub(crate) struct Writer {
     pub commit_interval: std::sync::Arc<std::sync::atomic::AtomicU64>,
     pub sync_tx: Option<std::sync::mpsc::Sender<Vec<(Reply, Settled)>>>,
     pub unsynced: std::sync::Arc<Unsynced>,
+    pub bell: std::sync::Arc<Doorbell>,
 }
 
 /// The longest the writer waits for the appenders of its last batch to come back.
@@ -106,8 +108,9 @@ pub(crate) fn first(
     Some(stopping)
 }
 
-/// How often the writer looks at the queue while it waits for a sync to end.
-const SYNC_POLL: Duration = Duration::from_micros(100);
+/// The longest the writer sleeps while a sync runs before it looks again (it is woken when the
+/// sync ends or its batch fills; this only bounds a missed wake-up).
+const SYNC_WAIT_MAX: Duration = Duration::from_millis(5);
 
 /// How fast the estimate of active appenders forgets a burst (per batch).
 const PEAK_DECAY: f64 = 0.98;
@@ -118,17 +121,22 @@ const PACE_PEAK: f64 = 1.5;
 /// The share of the recent peak at which a paced batch counts as full.
 const PACE_FULL: f64 = 0.9;
 
-/// How often a paced writer looks whether its batch is full.
-const PACE_POLL: Duration = Duration::from_micros(200);
-
 /// Batches committed but not yet synced, shared by the writer and the syncer.
 #[derive(Default)]
 pub(crate) struct Unsynced {
     count: std::sync::Mutex<usize>,
-    synced: std::sync::Condvar,
+    /// Rung when the last unsynced batch is synced.
+    bell: std::sync::Arc<Doorbell>,
 }
 
 impl Unsynced {
+    pub(crate) fn new(bell: std::sync::Arc<Doorbell>) -> Unsynced {
+        Unsynced {
+            count: Default::default(),
+            bell,
+        }
+    }
+
     fn add(&self) {
         *self.count.lock().expect("not poisoned") += 1;
     }
@@ -137,20 +145,65 @@ impl Unsynced {
         let mut c = self.count.lock().expect("not poisoned");
         *c = c.saturating_sub(batches);
         if *c == 0 {
-            self.synced.notify_all();
+            drop(c);
+            self.bell.ring();
         }
     }
 
     fn is_syncing(&self) -> bool {
         *self.count.lock().expect("not poisoned") > 0
     }
+}
 
-    fn wait_until_synced(&self, limit: Duration) {
-        let c = self.count.lock().expect("not poisoned");
-        let _ = self
-            .synced
-            .wait_timeout_while(c, limit, |c| *c > 0)
-            .expect("not poisoned");
+/// Wakes the writer when the appends it waits for have been queued, or a sync has ended, so
+/// that a writer holding a batch sleeps until then rather than polling the queue: each poll
+/// woke a thread that, on a proxy pinned to one core, preempted the request path (about ten
+/// wake-ups per batch at the default commit interval).
+pub(crate) struct Doorbell {
+    /// Appends queued since the ledger opened, counted once each is in the queue.
+    sent: AtomicU64,
+    /// Ring when `sent` reaches this; `u64::MAX` while the writer waits for no appends.
+    ring_at: AtomicU64,
+    writer: std::sync::OnceLock<std::thread::Thread>,
+}
+
+impl Default for Doorbell {
+    fn default() -> Doorbell {
+        Doorbell {
+            sent: AtomicU64::new(0),
+            ring_at: AtomicU64::new(u64::MAX),
+            writer: std::sync::OnceLock::new(),
+        }
+    }
+}
+
+impl Doorbell {
+    /// Counts one append that is now in the queue.
+    pub(crate) fn queued(&self) {
+        let sent = self.sent.fetch_add(1, Ordering::SeqCst) + 1;
+        if sent >= self.ring_at.load(Ordering::SeqCst) {
+            self.ring();
+        }
+    }
+
+    /// Wakes the writer if it sleeps (a shutdown, an ended sync); harmless if it does not.
+    pub(crate) fn ring(&self) {
+        if let Some(t) = self.writer.get() {
+            t.unpark();
+        }
+    }
+
+    /// Sleeps until `total` appends have been queued since the ledger opened, the bell rings,
+    /// or `until`. May return early; callers look again.
+    fn wait(&self, total: u64, until: Instant) {
+        self.ring_at.store(total, Ordering::SeqCst);
+        if self.sent.load(Ordering::SeqCst) < total {
+            let now = Instant::now();
+            if now < until {
+                std::thread::park_timeout(until - now);
+            }
+        }
+        self.ring_at.store(u64::MAX, Ordering::SeqCst);
     }
 }
 
@@ -224,8 +277,12 @@ impl Writer {
             .spawn(move || sync_loop(&wal, sync_rx, &unsynced))
             .expect("the syncer thread starts");
         self.sync_tx = Some(sync_tx);
+        let _ = self.bell.writer.set(std::thread::current());
         let mut batch = Vec::with_capacity(self.batch_max);
         let mut stopping = false;
+        // Appends taken into committed (or failed) batches: with the batch in hand, how many
+        // the writer has received, which the doorbell compares with how many were queued.
+        let mut taken = 0u64;
         let mut last_batch = 0usize;
         let mut last_commit: Option<std::time::Instant> = None;
         // Recent largest batch, decaying: how many appenders are active.
@@ -238,7 +295,7 @@ impl Writer {
             // Paced only while batches hold more than one record: a lone appender that waits
             // for each receipt before the next append would only be slowed down.
             if !stopping && peak >= PACE_PEAK {
-                stopping = self.pace(&mut rx, &mut batch, last_commit, peak);
+                stopping = self.pace(&mut rx, &mut batch, last_commit, peak, taken);
             }
             // Gather, but only while it is free: a batch is committed as soon as it holds half
             // of the recent peak (so under load one batch is written while the previous one
@@ -252,27 +309,28 @@ impl Writer {
                 if stopping || batch.len() >= target {
                     break;
                 }
+                let want = taken + target as u64;
                 if self.unsynced.is_syncing() {
-                    self.unsynced.wait_until_synced(SYNC_POLL);
+                    self.bell.wait(want, Instant::now() + SYNC_WAIT_MAX);
                     continue;
                 }
                 if last_batch <= 1 {
                     break;
                 }
-                let until =
-                    *stragglers_until.get_or_insert_with(|| std::time::Instant::now() + STRAGGLERS);
-                if std::time::Instant::now() >= until {
+                let until = *stragglers_until.get_or_insert_with(|| Instant::now() + STRAGGLERS);
+                if Instant::now() >= until {
                     break;
                 }
-                std::thread::sleep(Duration::from_micros(20));
+                self.bell.wait(want, until);
             }
             // Take what is queued; on shutdown, everything that was queued before it.
             loop {
                 stopping |= drain(&mut rx, &mut batch, self.batch_max);
                 if !batch.is_empty() {
                     last_batch = batch.len();
+                    taken += last_batch as u64;
                     peak = (peak * PEAK_DECAY).max(last_batch as f64);
-                    last_commit = Some(std::time::Instant::now());
+                    last_commit = Some(Instant::now());
                     self.commit(&mut batch);
                 }
                 if !stopping || rx.is_empty() {
@@ -297,8 +355,9 @@ impl Writer {
         &self,
         rx: &mut mpsc::Receiver<Request>,
         batch: &mut Vec<Queued>,
-        last_commit: Option<std::time::Instant>,
+        last_commit: Option<Instant>,
         peak: f64,
+        taken: u64,
     ) -> bool {
         let interval = Duration::from_micros(
             self.commit_interval
@@ -313,11 +372,10 @@ impl Writer {
             if drain(rx, batch, self.batch_max) {
                 return true;
             }
-            let now = std::time::Instant::now();
-            if now >= due || batch.len() >= full {
+            if Instant::now() >= due || batch.len() >= full {
                 return false;
             }
-            std::thread::sleep((due - now).min(PACE_POLL));
+            self.bell.wait(taken + full as u64, due);
         }
     }
 
@@ -538,6 +596,9 @@ fn sync_loop(
         .map_err(|e| tracing::warn!(error = %e, "no WAL checkpointer; the log will grow"))
         .ok();
     let mut last_checkpoint = std::time::Instant::now();
+    // Kept open between syncs (the writer's connection keeps the log file in place while it
+    // runs); opened again after a failure.
+    let mut log: Option<std::fs::File> = None;
     while let Ok(first) = rx.recv() {
         // Every batch queued now was committed before this fsync starts, so it covers them all.
         let mut ready = vec![first];
@@ -545,7 +606,15 @@ fn sync_loop(
             ready.push(more);
         }
         let started = std::time::Instant::now();
-        let mut result = std::fs::File::open(wal).and_then(|f| f.sync_data());
+        let file = match log.take() {
+            Some(f) => Ok(f),
+            None => std::fs::File::open(wal),
+        };
+        let mut result = file.and_then(|f| {
+            f.sync_data()?;
+            log = Some(f);
+            Ok(())
+        });
         metrics::histogram!("warden_ledger_fsync_duration_seconds")
             .record(started.elapsed().as_secs_f64());
         if result.is_ok() && !dir_synced {

@@ -358,7 +358,7 @@ async fn govern_inner(
         }
         _ => {}
     }
-    let Some(upstream) = super::upstream::route(&p.upstreams, &model).cloned() else {
+    let Some(upstream) = super::upstream::route(&p.upstreams, &model) else {
         return Err(if p.upstreams.is_empty() {
             OpenAiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -718,8 +718,8 @@ async fn govern_inner(
         &judged.reasons,
         escalation_thread.as_deref(),
     ));
-    let sent = send(&p, &upstream, route.path(), &headers, out, stream)
-        .instrument(trace::upstream_span(&upstream.name, &upstream.base_url))
+    let sent = send(&p, upstream, route, &headers, out, stream)
+        .instrument(trace::upstream_span(&upstream.name, &upstream.address))
         .await;
     let recorded = match ledger_wait(&p, appending)
         .instrument(trace::step("ledger.append"))
@@ -747,7 +747,7 @@ async fn govern_inner(
     };
     let mut response = match sent {
         Err(e) => {
-            let (status, ending, err) = upstream_failure(&upstream, &e);
+            let (status, ending, err) = upstream_failure(upstream, &e);
             end.finish(status.as_u16(), ending, None, &Findings::default(), &[]);
             err.into_response()
         }
@@ -903,14 +903,18 @@ pub(crate) fn copy_headers(from: &reqwest::header::HeaderMap, to: &mut HeaderMap
 async fn send(
     p: &Plane,
     upstream: &Upstream,
-    path: &str,
+    route: Route,
     headers: &HeaderMap,
     body: Bytes,
     stream: bool,
 ) -> Result<reqwest::Response, reqwest::Error> {
-    let mut req = p
-        .client
-        .post(format!("{}{path}", upstream.base_url))
+    let post = match upstream.endpoint(route) {
+        Some(url) => p.client.post(url.clone()),
+        None => p
+            .client
+            .post(format!("{}{}", upstream.base_url, route.path())),
+    };
+    let mut req = post
         .timeout(upstream.timeout)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         // Warden must read what it relays: no compressed bodies.
@@ -1004,13 +1008,13 @@ async fn complete(end: CallEnd, resp: reqwest::Response) -> Response {
                 ),
                 ReadError::Http(e) => {
                     let (s, ending, err) = upstream_failure(
-                        &Upstream {
-                            name: "upstream".into(),
-                            base_url: String::new(),
-                            authorization: None,
-                            models: Vec::new(),
-                            timeout: std::time::Duration::ZERO,
-                        },
+                        &Upstream::new(
+                            "upstream".into(),
+                            String::new(),
+                            None,
+                            Vec::new(),
+                            std::time::Duration::ZERO,
+                        ),
                         &e,
                     );
                     (s, ending, err)

@@ -69,12 +69,8 @@ pub(crate) fn step(name: &'static str) -> tracing::Span {
     tracing::info_span!(target: OTEL_TARGET, "step", otel.name = name, warden.outcome = Empty)
 }
 
-/// The provider call's span.
-pub(crate) fn upstream_span(upstream: &str, url: &str) -> tracing::Span {
-    let address = reqwest::Url::parse(url)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_owned))
-        .unwrap_or_default();
+/// The provider call's span; `address` is the upstream's host.
+pub(crate) fn upstream_span(upstream: &str, address: &str) -> tracing::Span {
     tracing::info_span!(
         target: OTEL_TARGET,
         "upstream",
