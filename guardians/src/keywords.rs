@@ -52,8 +52,9 @@ impl Hits {
 }
 
 pub(crate) struct KeywordIndex {
-    /// The automaton as aho-corasick runs it; kept for the test that checks [`Table`] against it.
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// The automaton as aho-corasick runs it, for the test that checks [`Table`] against it
+    /// (built only in tests: a second DFA over 570 keywords is memory and start-up time).
+    #[cfg(test)]
     ac: AhoCorasick,
     /// The same DFA as one flat transition table, which [`KeywordIndex::scan`] walks.
     table: Table,
@@ -225,6 +226,7 @@ impl KeywordIndex {
                 }
             }
         }
+        #[cfg(test)]
         let ac = AhoCorasickBuilder::new()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::Standard)
@@ -236,6 +238,7 @@ impl KeywordIndex {
             .start_kind(aho_corasick::StartKind::Unanchored)
             .build(&patterns)?;
         Ok(KeywordIndex {
+            #[cfg(test)]
             ac,
             table: Table::new(&dfa)?,
             local,
