@@ -453,23 +453,29 @@ async fn fail_mode_decides_when_the_tool_call_policy_cannot_run() {
     open.client.cancel().await.unwrap();
 }
 
+/// The example policies, a 30 s call timeout, and one more upstream, `name`, at `listener`:
+/// its connections wait in the kernel's backlog for as long as nothing accepts them.
+async fn setup_backlogged(name: &str, listener: &std::net::TcpListener) -> Setup {
+    let policies = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/policies");
+    setup_full(
+        &format!("policy:\n  dir: {policies}\n"),
+        "",
+        "30s",
+        &format!(
+            "    - name: {name}\n      url: http://{}/mcp\n",
+            listener.local_addr().unwrap()
+        ),
+    )
+    .await
+}
+
 /// An upstream that accepts connections and never answers holds up `tools/list` for a few
 /// seconds at most, not the 30 s call timeout; the others are listed, and calls to them work.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_upstream_that_never_answers_does_not_hold_up_tools_list() {
     // Connections complete in the kernel's backlog; nothing ever reads them.
     let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let policies = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/policies");
-    let s = setup_full(
-        &format!("policy:\n  dir: {policies}\n"),
-        "",
-        "30s",
-        &format!(
-            "    - name: hung\n      url: http://{}/mcp\n",
-            hung.local_addr().unwrap()
-        ),
-    )
-    .await;
+    let s = setup_backlogged("hung", &hung).await;
     for round in 0..2 {
         let started = std::time::Instant::now();
         let tools = s.client.list_all_tools().await.unwrap();
@@ -483,6 +489,40 @@ async fn an_upstream_that_never_answers_does_not_hold_up_tools_list() {
     assert_eq!(text(&r), "still here");
     s.client.cancel().await.unwrap();
     drop(hung);
+}
+
+/// An upstream that was still connecting when the client listed tools is announced with
+/// `notifications/tools/list_changed` once it connects, and its tools are listed then.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upstream_that_connects_late_is_announced_with_list_changed() {
+    // Connections wait in the kernel's backlog until the upstream starts serving.
+    let late = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let s = setup_backlogged("late", &late).await;
+    let names = |tools: Vec<rmcp::model::Tool>| -> Vec<String> {
+        tools.into_iter().map(|t| t.name.into_owned()).collect()
+    };
+    let first = names(s.client.list_all_tools().await.unwrap());
+    assert!(first.contains(&"tools__echo".to_owned()), "{first:?}");
+    assert!(!first.iter().any(|n| n.starts_with("late__")), "{first:?}");
+
+    late.set_nonblocking(true).unwrap();
+    let late = tokio::net::TcpListener::from_std(late).unwrap();
+    tokio::spawn(upstream::serve_http_as(late, upstream::Upstream::default()));
+    // Another upstream that was slow to start may be announced first: list again on each
+    // announcement until the late one is there.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        assert!(
+            s.progress.tools_changed(left).await,
+            "no tools/list_changed within 30 s of the upstream starting"
+        );
+        let now = names(s.client.list_all_tools().await.unwrap());
+        if now.contains(&"late__echo".to_owned()) {
+            break;
+        }
+    }
+    s.client.cancel().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -14,7 +14,8 @@
 //! `tools/list` hides the tools that policy blocks for this caller whatever the arguments.
 //!
 //! Upstreams are isolated: each connects on its own, one that is down or slow is left out of
-//! `tools/list` (which waits at most [`LIST_WAIT`] for one that is connecting) and its calls
+//! `tools/list` (which waits at most [`LIST_WAIT`] for one that is connecting, and sends
+//! `notifications/tools/list_changed` when it connects later) and its calls
 //! fail with `upstream_error`/`upstream_timeout`; the others go on. A broken connection is
 //! re-established on the next use, by one attempt however many callers wait (see [`link`]).
 //!
@@ -63,6 +64,8 @@ use crate::error::{McpError, ToolError};
 
 mod link;
 mod record;
+
+pub(crate) use link::Pending;
 
 /// Separates the upstream's name from its tool's in a federated tool name.
 pub const SEPARATOR: &str = "__";
@@ -435,23 +438,33 @@ impl Federation {
     }
 
     /// The upstreams' tools this caller may use: those policy does not block outright (judged
-    /// with empty arguments). Upstreams are asked together; those that are down are left out.
-    pub async fn visible_tools(&self, _d: &Decisions, p: &Principal, agent: &str) -> Vec<Tool> {
+    /// with empty arguments). Upstreams are asked together; those that are down are left out,
+    /// and the attempts still under way for those that may yet connect are returned with the
+    /// tools (see [`notify_when_connected`]).
+    pub(crate) async fn visible_tools(
+        &self,
+        _d: &Decisions,
+        p: &Principal,
+        agent: &str,
+    ) -> (Vec<Tool>, Vec<Pending>) {
         let mut names: Vec<&String> = self.upstreams.keys().collect();
         names.sort();
         let wait = LIST_WAIT.min(self.options.call_timeout);
         let conns = futures_util::future::join_all(names.iter().map(|name| async move {
-            self.upstream(name)?
-                .connection_within(self.options.call_timeout, wait)
+            self.upstream(name)
+                .map_err(|e| (e, None))?
+                .connection_or_pending(self.options.call_timeout, wait)
                 .await
         }))
         .await;
         let mut out = Vec::new();
+        let mut pending = Vec::new();
         for (name, conn) in names.into_iter().zip(conns) {
             let conn = match conn {
                 Ok(c) => c,
-                Err(e) => {
+                Err((e, still)) => {
                     tracing::warn!(upstream = %name, "left out of tools/list: {}", e.message);
+                    pending.extend(still);
                     continue;
                 }
             };
@@ -470,7 +483,7 @@ impl Federation {
                 out.push(t);
             }
         }
-        out
+        (out, pending)
     }
 
     /// One governed call; failures the agent should see are tool errors.
@@ -920,6 +933,24 @@ async fn connect(spec: &UpstreamSpec) -> Result<Connected, String> {
 
 fn cancelled_error() -> ToolError {
     ToolError::new("cancelled", "the client cancelled the call")
+}
+
+/// Tells a client whose `tools/list` left out an upstream that was still connecting that the
+/// list has changed, once one of those upstreams connects (then it lists again and sees its
+/// tools). Clients that talk the stateless revision (no `initialize`) have no channel for an
+/// unsolicited notification and are not told.
+pub(crate) fn notify_when_connected(pending: Vec<Pending>, peer: rmcp::Peer<RoleServer>) {
+    if pending.is_empty() || peer.peer_info().is_none() {
+        return;
+    }
+    tokio::spawn(async move {
+        let attempts = pending.into_iter().map(|p| Box::pin(p.connected()));
+        if futures_util::future::select_ok(attempts).await.is_ok() {
+            if let Err(e) = peer.notify_tool_list_changed().await {
+                tracing::debug!(error = %e, "tools/list_changed not delivered");
+            }
+        }
+    });
 }
 
 #[cfg(test)]

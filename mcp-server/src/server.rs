@@ -154,6 +154,7 @@ impl ServerHandler for WardenMcp {
         ServerConfig::new(
             ServerCapabilities::builder()
                 .enable_tools()
+                .enable_tool_list_changed()
                 .enable_resources()
                 .build(),
         )
@@ -177,7 +178,9 @@ impl ServerHandler for WardenMcp {
         tools.push(crate::gloxi::tool());
         if let Some(f) = &self.core.federation {
             let agent = self.agent_id(&ctx, &p);
-            tools.extend(f.visible_tools(&self.core.decisions, &p, &agent).await);
+            let (federated, pending) = f.visible_tools(&self.core.decisions, &p, &agent).await;
+            tools.extend(federated);
+            crate::proxy::notify_when_connected(pending, ctx.peer.clone());
         }
         Ok(ListToolsResult::with_all_items(tools))
     }

@@ -9,8 +9,12 @@ use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::{ClientHandler, RoleClient, ServiceExt};
 
+/// The progress notifications received, and `tools/list_changed`.
 #[derive(Clone, Default)]
-pub struct Progress(Arc<Mutex<Vec<ProgressNotificationParam>>>);
+pub struct Progress(
+    Arc<Mutex<Vec<ProgressNotificationParam>>>,
+    Arc<tokio::sync::Notify>,
+);
 
 impl ClientHandler for Progress {
     async fn on_progress(
@@ -20,9 +24,22 @@ impl ClientHandler for Progress {
     ) {
         self.0.lock().unwrap().push(params);
     }
+
+    async fn on_tool_list_changed(&self, _ctx: NotificationContext<RoleClient>) {
+        self.1.notify_one();
+    }
 }
 
 impl Progress {
+    /// Whether a `notifications/tools/list_changed` arrives within `within` (or arrived since
+    /// the last call).
+    #[allow(dead_code)]
+    pub async fn tools_changed(&self, within: std::time::Duration) -> bool {
+        tokio::time::timeout(within, self.1.notified())
+            .await
+            .is_ok()
+    }
+
     /// (progress, total, message) of the notifications under `token`, in arrival order.
     pub fn of(&self, token: &ProgressToken) -> Vec<(f64, Option<f64>, Option<String>)> {
         self.0

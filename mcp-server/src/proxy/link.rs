@@ -22,6 +22,16 @@ enum Link {
     Up(Arc<Connected>),
 }
 
+/// A connection attempt that a caller stopped waiting for.
+pub(crate) struct Pending(Attempt);
+
+impl Pending {
+    /// Ends with the attempt: `Ok` when the upstream is connected.
+    pub async fn connected(self) -> Result<(), ToolError> {
+        self.0.await.map(|_| ())
+    }
+}
+
 /// One configured upstream and its link.
 pub(super) struct Upstream {
     pub spec: UpstreamSpec,
@@ -49,29 +59,33 @@ impl Upstream {
     }
 
     /// As [`Upstream::connection`], waiting at most `wait` counted from the start of the
-    /// attempt: an attempt that has already run that long is not waited for at all.
-    pub async fn connection_within(
+    /// attempt (an attempt that has already run that long is not waited for at all). When the
+    /// wait ends before the attempt does, the attempt comes back with the error, so the caller
+    /// can learn when it ends without starting another.
+    pub async fn connection_or_pending(
         self: &Arc<Self>,
         timeout: Duration,
         wait: Duration,
-    ) -> Result<Arc<Connected>, ToolError> {
+    ) -> Result<Arc<Connected>, (ToolError, Option<Pending>)> {
         let (attempt, since) = match self.now_or_attempt(timeout) {
             Ok(c) => return Ok(c),
             Err(a) => a,
         };
         let left = wait.saturating_sub(since.elapsed());
-        tokio::time::timeout(left, attempt)
-            .await
-            .unwrap_or_else(|_| {
-                Err(ToolError::new(
+        match tokio::time::timeout(left, attempt.clone()).await {
+            Ok(result) => result.map_err(|e| (e, None)),
+            Err(_) => Err((
+                ToolError::new(
                     "upstream_timeout",
                     format!(
                         "upstream {} is still connecting (for {:?})",
                         self.spec.name,
                         since.elapsed()
                     ),
-                ))
-            })
+                ),
+                Some(Pending(attempt)),
+            )),
+        }
     }
 
     /// Forgets a connection that has closed, so the next use reconnects at once.
