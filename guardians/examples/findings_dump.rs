@@ -19,20 +19,21 @@ use warden_guardians::{Channel, GuardianConfig, Guardians};
 #[allow(dead_code)]
 mod mixed_text;
 
+/// Every `text` of every labelled set (`testdata/*/*.jsonl`), in path order: a set added
+/// later is covered without editing this list.
 fn texts() -> Vec<String> {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
+        .expect("testdata")
+        .flat_map(|set| std::fs::read_dir(set.expect("testdata entry").path()).into_iter())
+        .flatten()
+        .map(|f| f.expect("testdata file").path())
+        .filter(|f| f.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    files.sort();
     let mut out = Vec::new();
-    for f in [
-        "content/content.jsonl",
-        "injection/attacks.jsonl",
-        "injection/benign.jsonl",
-        "injection/heldout_attacks.jsonl",
-        "pii/presidio_sentences.jsonl",
-        "secrets/benign.jsonl",
-        "secrets/generated.jsonl",
-        "secrets/providers.jsonl",
-    ] {
-        let data = std::fs::read_to_string(format!("{dir}/{f}")).expect("test data");
+    for f in files {
+        let data = std::fs::read_to_string(&f).expect("test data");
         for line in data.lines().filter(|l| !l.trim().is_empty()) {
             let v: serde_json::Value = serde_json::from_str(line).expect("json line");
             out.push(v["text"].as_str().expect("text").to_string());
