@@ -94,6 +94,14 @@ fn text(r: &CallToolResult) -> String {
     r.content[0].as_text().expect("text").text.clone()
 }
 
+/// Whether the test card number (or a piece of it) shows. Looks for digit groups with their
+/// separator, not a bare "4111": that also turns up inside record hashes and ids by chance.
+fn shows_card(s: &str) -> bool {
+    ["4111 1111", "1111 1111", "4111111111111111"]
+        .iter()
+        .any(|p| s.contains(p))
+}
+
 fn refused(r: &CallToolResult) -> Value {
     assert_eq!(r.is_error, Some(true), "{r:?}");
     serde_json::from_str(&text(r)).unwrap()
@@ -229,7 +237,7 @@ async fn proxied_calls_are_allowed_redacted_blocked_escalated_and_inscribed() {
     let r = call(&c, "tools__read_card", json!({})).await;
     assert_eq!(r.is_error, Some(false));
     assert!(
-        text(&r).contains("[CREDIT_CARD]") && !text(&r).contains("4111"),
+        text(&r).contains("[CREDIT_CARD]") && !shows_card(&text(&r)),
         "{r:?}"
     );
 
@@ -336,7 +344,7 @@ async fn proxied_calls_are_allowed_redacted_blocked_escalated_and_inscribed() {
         .collect();
     assert!(calls.len() >= 9, "{} records: {export}", calls.len());
     assert!(
-        !export.contains("4111"),
+        !shows_card(&export),
         "the card number leaked into the ledger"
     );
     assert!(export.contains("\"outcome\":\"blocked\""), "{export}");
@@ -397,7 +405,7 @@ async fn proxied_calls_are_allowed_redacted_blocked_escalated_and_inscribed() {
             .starts_with("tools__read_card")),
         "{events}"
     );
-    assert!(!events.to_string().contains("4111"));
+    assert!(!shows_card(&events.to_string()), "{events}");
     c.cancel().await.unwrap();
 }
 
