@@ -35,6 +35,7 @@ pub fn ledger_options(config: &Config, pg: Option<Arc<Pg>>) -> LedgerOptions {
 pub fn open_ledger(config: &Config, pg: Option<Arc<Pg>>) -> Result<Ledger, LedgerError> {
     let ledger = Ledger::open(ledger_options(config, pg))?;
     ledger.set_commit_interval(config.ledger.commit_interval);
+    ledger.set_sync_window(config.ledger.batched_window);
     Ok(ledger)
 }
 

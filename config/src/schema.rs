@@ -116,6 +116,14 @@ pub(crate) static FIELDS: &[Field] = &[
         },
     },
     Field {
+        path: "ledger.batched_window",
+        default: "10ms",
+        set: |c, v| {
+            c.ledger.batched_window = duration(v, Duration::from_secs(1))?;
+            Ok(())
+        },
+    },
+    Field {
         path: "ledger.signing_key",
         default: "null",
         set: |c, v| {
@@ -1134,6 +1142,7 @@ mod tests {
                 batch_wait: Duration::from_millis(5),
                 commit_interval: Duration::from_millis(3),
                 durability: Durability::Batched,
+                batched_window: Duration::from_millis(7),
                 signing_key: Some(Path::new("/k").into()),
             },
             store: crate::StoreConfig {
@@ -1232,6 +1241,7 @@ mod tests {
                 "batch_wait",
                 "commit_interval",
                 "durability",
+                "batched_window",
                 "signing_key"
             ]
         );

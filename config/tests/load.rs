@@ -159,6 +159,7 @@ ledger:
   batch_max: 1
   batch_wait: 250ms
   commit_interval: 1500us
+  batched_window: 40ms
   signing_key: /etc/warden/ledger.key
 log:
   format: json
@@ -175,6 +176,7 @@ log:
     assert_eq!(config.ledger.batch_max, 1);
     assert_eq!(config.ledger.batch_wait, Duration::from_millis(250));
     assert_eq!(config.ledger.commit_interval, Duration::from_micros(1500));
+    assert_eq!(config.ledger.batched_window, Duration::from_millis(40));
     assert_eq!(
         config.ledger.signing_key.as_deref(),
         Some(Path::new("/etc/warden/ledger.key"))
@@ -208,7 +210,7 @@ log:
         [
             "warden.yaml:2:11: server.listen: expected a socket address like 127.0.0.1:8080 or [::1]:8080, found string \"localhost\"",
             "warden.yaml:4:14: ledger.batch_max: expected an integer from 1 to 65536, found string \"lots\"",
-            "warden.yaml:5:3: ledger.bacth_max: unknown field `bacth_max`, expected one of `origin`, `batch_max`, `batch_wait`, `commit_interval`, `durability`, `signing_key`",
+            "warden.yaml:5:3: ledger.bacth_max: unknown field `bacth_max`, expected one of `origin`, `batch_max`, `batch_wait`, `commit_interval`, `durability`, `batched_window`, `signing_key`",
             "warden.yaml:6:15: ledger.batch_wait: expected a duration of at most 1s, found string \"2s\"",
             "warden.yaml:8:11: log.format: expected one of `text`, `json`, found string \"xml\"",
         ]
@@ -220,6 +222,14 @@ fn a_commit_interval_past_100ms_is_refused() {
     assert_eq!(
         problems("ledger:\n  commit_interval: 1s\n"),
         ["warden.yaml:2:20: ledger.commit_interval: expected a duration of at most 100ms, found string \"1s\""]
+    );
+}
+
+#[test]
+fn a_batched_window_past_1s_is_refused() {
+    assert_eq!(
+        problems("ledger:\n  batched_window: 2s\n"),
+        ["warden.yaml:2:19: ledger.batched_window: expected a duration of at most 1s, found string \"2s\""]
     );
 }
 
@@ -411,6 +421,7 @@ fn every_setting_has_a_working_env_var() {
         ("ledger.batch_wait", "5ms"),
         ("ledger.commit_interval", "2ms"),
         ("ledger.durability", "batched"),
+        ("ledger.batched_window", "25ms"),
         ("ledger.signing_key", "/k"),
         ("store.url", "postgres://warden:pw@db:5432/warden"),
         ("policy.dir", "/p"),
@@ -489,6 +500,7 @@ fn every_setting_has_a_working_env_var() {
                 batch_wait: Duration::from_millis(5),
                 commit_interval: Duration::from_millis(2),
                 durability: warden_config::Durability::Batched,
+                batched_window: Duration::from_millis(25),
                 signing_key: Some("/k".into()),
             },
             store: warden_config::StoreConfig {
@@ -651,7 +663,7 @@ fn unknown_env_field_in_a_known_section_is_reported() {
         problems.0,
         [Problem {
             path: "ledger.nope".into(),
-            message: "unknown field `nope`, expected one of `origin`, `batch_max`, `batch_wait`, `commit_interval`, `durability`, `signing_key`".into(),
+            message: "unknown field `nope`, expected one of `origin`, `batch_max`, `batch_wait`, `commit_interval`, `durability`, `batched_window`, `signing_key`".into(),
             origin: ProblemOrigin::Env {
                 var: "WARDEN_LEDGER__NOPE".into()
             },

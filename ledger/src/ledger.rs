@@ -21,7 +21,7 @@ use crate::merkle::{self, Frontier, NodeId, NodeSource};
 use crate::receipt::{ConsistencyClaim, Receipt};
 use crate::record::{Entry, Record};
 use crate::store::{self, Nodes, Source, Tables};
-use crate::writer::{Doorbell, Request, Tip, Unsynced, Writer};
+use crate::writer::{Doorbell, Queued, Request, Tip, Unsynced, Writer};
 
 /// How to open a ledger for writing.
 #[derive(Clone, Debug)]
@@ -48,6 +48,8 @@ pub struct Ledger {
     key_created: bool,
     /// The writer's pause between commits, in µs (see [`Ledger::set_commit_interval`]).
     commit_interval: Arc<std::sync::atomic::AtomicU64>,
+    /// How long lazy appends may wait for their fsync, in µs (see [`Ledger::set_sync_window`]).
+    sync_window: Arc<std::sync::atomic::AtomicU64>,
     /// Told of every append queued, to wake a writer that waits for them.
     bell: Arc<Doorbell>,
     _lock: Option<File>,
@@ -91,10 +93,12 @@ impl Ledger {
         tracing::info!(records = tip.frontier.size(), path = %path.display(), "ledger opened");
 
         let commit_interval = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let sync_window = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let bell = Arc::new(Doorbell::default());
         let writer = Writer {
             conn,
             commit_interval: commit_interval.clone(),
+            sync_window: sync_window.clone(),
             wal: opts.dir.join(format!("{}-wal", store::DB_FILE)),
             sync_tx: None,
             unsynced: Arc::new(Unsynced::new(bell.clone())),
@@ -116,6 +120,7 @@ impl Ledger {
             Some(lock),
         )?;
         ledger.commit_interval = commit_interval;
+        ledger.sync_window = sync_window;
         ledger.bell = bell;
         Ok(ledger)
     }
@@ -168,6 +173,7 @@ impl Ledger {
             verifying_key: key.verifying_key(),
             key_created,
             commit_interval: Default::default(),
+            sync_window: Default::default(),
             bell: Default::default(),
             _lock: lock,
         })
@@ -179,7 +185,12 @@ impl Ledger {
         let prepared = entry.prepare()?;
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Request::Append(prepared, reply, None))
+            .send(Request::Append(Queued {
+                entry: prepared,
+                reply,
+                seq: None,
+                lazy: false,
+            }))
             .await
             .map_err(|_| LedgerError::Closed)?;
         self.bell.queued();
@@ -199,14 +210,34 @@ impl Ledger {
     /// # Errors
     /// An invalid entry, or a ledger that has shut down.
     pub fn enqueue(&self, entry: Entry) -> Result<Appending, LedgerError> {
+        self.enqueue_as(entry, false)
+    }
+
+    /// [`Ledger::enqueue`] for a caller that will not wait for the record to be durable (it
+    /// answers once the record is sequenced: `ledger.durability: batched`). Its fsync may wait
+    /// up to the sync window ([`Ledger::set_sync_window`]) so that one fsync covers every
+    /// batch of that window; an append that is not lazy, or a shutdown, syncs them at once.
+    /// [`Appending::durable`] still resolves, up to the window later. A process crash loses
+    /// nothing either way (the batch is in the write-ahead log); a machine crash can lose the
+    /// lazy records of the last window.
+    ///
+    /// # Errors
+    /// As [`Ledger::enqueue`].
+    pub fn enqueue_lazy(&self, entry: Entry) -> Result<Appending, LedgerError> {
+        self.enqueue_as(entry, true)
+    }
+
+    fn enqueue_as(&self, entry: Entry, lazy: bool) -> Result<Appending, LedgerError> {
         let queued_at = std::time::Instant::now();
         let prepared = entry.prepare()?;
         let (reply, durable) = oneshot::channel();
         let (seq, sequenced) = oneshot::channel();
-        match self
-            .tx
-            .try_send(Request::Append(prepared, reply, Some(seq)))
-        {
+        match self.tx.try_send(Request::Append(Queued {
+            entry: prepared,
+            reply,
+            seq: Some(seq),
+            lazy,
+        })) {
             Ok(()) => self.bell.queued(),
             Err(mpsc::error::TrySendError::Closed(_)) => return Err(LedgerError::Closed),
             Err(mpsc::error::TrySendError::Full(req)) => {
@@ -255,6 +286,16 @@ impl Ledger {
     pub fn set_commit_interval(&self, interval: Duration) {
         let us = u64::try_from(interval.as_micros()).unwrap_or(u64::MAX);
         self.commit_interval
+            .store(us, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Sets how long the fsync of lazy appends ([`Ledger::enqueue_lazy`]) may wait so that
+    /// later batches share it: what a machine crash can lose of them. Zero (the default)
+    /// syncs every batch at once. Takes effect from the next fsync. SQLite only: a PostgreSQL
+    /// commit is durable when it returns.
+    pub fn set_sync_window(&self, window: Duration) {
+        let us = u64::try_from(window.as_micros()).unwrap_or(u64::MAX);
+        self.sync_window
             .store(us, std::sync::atomic::Ordering::Relaxed);
     }
 

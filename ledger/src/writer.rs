@@ -35,7 +35,7 @@ use crate::receipt::Receipt;
 use crate::record::{format_timestamp, now_ms, PreparedEntry, Record};
 
 pub(crate) enum Request {
-    Append(PreparedEntry, Reply, Option<SeqReply>),
+    Append(Queued),
     /// Commit what is queued, then stop.
     Shutdown,
 }
@@ -46,7 +46,20 @@ pub(crate) type Reply = oneshot::Sender<Result<Settled, LedgerError>>;
 pub(crate) type SeqReply = oneshot::Sender<crate::Sequenced>;
 
 /// One queued append and whoever waits for it.
-pub(crate) type Queued = (PreparedEntry, Reply, Option<SeqReply>);
+pub(crate) struct Queued {
+    pub entry: PreparedEntry,
+    pub reply: Reply,
+    pub seq: Option<SeqReply>,
+    /// Its fsync may wait for the sync window (see [`crate::Ledger::enqueue_lazy`]).
+    pub lazy: bool,
+}
+
+/// A committed batch on its way to the syncer.
+pub(crate) struct ToSync {
+    /// Whether any of its appends is not lazy: then the fsync starts at once.
+    urgent: bool,
+    receipts: Vec<(Reply, Settled)>,
+}
 
 pub(crate) struct Writer {
     pub conn: Connection,
@@ -61,7 +74,10 @@ pub(crate) struct Writer {
     /// The shortest time between the starts of two commits, in µs (see
     /// [`crate::Ledger::set_commit_interval`]).
     pub commit_interval: std::sync::Arc<std::sync::atomic::AtomicU64>,
-    pub sync_tx: Option<std::sync::mpsc::Sender<Vec<(Reply, Settled)>>>,
+    pub sync_tx: Option<std::sync::mpsc::Sender<ToSync>>,
+    /// How long the syncer may hold a batch of lazy appends, in µs (see
+    /// [`crate::Ledger::set_sync_window`]).
+    pub sync_window: std::sync::Arc<std::sync::atomic::AtomicU64>,
     pub unsynced: std::sync::Arc<Unsynced>,
     pub bell: std::sync::Arc<Doorbell>,
 }
@@ -74,7 +90,7 @@ pub(crate) fn drain(rx: &mut mpsc::Receiver<Request>, batch: &mut Vec<Queued>, m
     let mut stopping = false;
     while batch.len() < max {
         match rx.try_recv() {
-            Ok(Request::Append(e, reply, seq)) => batch.push((e, reply, seq)),
+            Ok(Request::Append(q)) => batch.push(q),
             Ok(Request::Shutdown) => {
                 rx.close();
                 stopping = true;
@@ -93,8 +109,8 @@ pub(crate) fn first(
     batch_wait: Duration,
 ) -> Option<bool> {
     let stopping = match rx.blocking_recv()? {
-        Request::Append(e, reply, seq) => {
-            batch.push((e, reply, seq));
+        Request::Append(q) => {
+            batch.push(q);
             false
         }
         Request::Shutdown => {
@@ -121,7 +137,9 @@ const PACE_PEAK: f64 = 1.5;
 /// The share of the recent peak at which a paced batch counts as full.
 const PACE_FULL: f64 = 0.9;
 
-/// Batches committed but not yet synced, shared by the writer and the syncer.
+/// Batches with an append that is not lazy, committed but not yet synced, shared by the writer
+/// and the syncer: an fsync for them is under way or about to start. (Lazy batches waiting for
+/// the sync window are not counted: nothing is about to sync them.)
 #[derive(Default)]
 pub(crate) struct Unsynced {
     count: std::sync::Mutex<usize>,
@@ -142,6 +160,9 @@ impl Unsynced {
     }
 
     fn done(&self, batches: usize) {
+        if batches == 0 {
+            return;
+        }
         let mut c = self.count.lock().expect("not poisoned");
         *c = c.saturating_sub(batches);
         if *c == 0 {
@@ -269,12 +290,13 @@ pub(crate) struct Pending {
 
 impl Writer {
     pub fn run(mut self, mut rx: mpsc::Receiver<Request>) {
-        let (sync_tx, sync_rx) = std::sync::mpsc::channel::<Vec<(Reply, Settled)>>();
+        let (sync_tx, sync_rx) = std::sync::mpsc::channel::<ToSync>();
         let wal = self.wal.clone();
         let unsynced = self.unsynced.clone();
+        let window = self.sync_window.clone();
         let syncer = std::thread::Builder::new()
             .name("ledger-syncer".into())
-            .spawn(move || sync_loop(&wal, sync_rx, &unsynced))
+            .spawn(move || sync_loop(&wal, sync_rx, &unsynced, &window))
             .expect("the syncer thread starts");
         self.sync_tx = Some(sync_tx);
         let _ = self.bell.writer.set(std::thread::current());
@@ -299,8 +321,9 @@ impl Writer {
             }
             // Gather, but only while it is free: a batch is committed as soon as it holds half
             // of the recent peak (so under load one batch is written while the previous one
-            // is being synced); short of that, the writer waits while a sync runs (a batch
-            // committed then would wait for the next sync anyway), then briefly for the
+            // is being synced); short of that, the writer waits while a sync runs if the batch
+            // needs one (a batch committed then would wait for the next sync anyway; a batch
+            // of lazy appends wants only its place, so it does not wait), then briefly for the
             // appenders of its last batch to come back. A lone appender never waits.
             let target = (peak as usize / 2).clamp(1, self.batch_max);
             let mut stragglers_until = None;
@@ -310,7 +333,7 @@ impl Writer {
                     break;
                 }
                 let want = taken + target as u64;
-                if self.unsynced.is_syncing() {
+                if self.unsynced.is_syncing() && batch.iter().any(|q| !q.lazy) {
                     self.bell.wait(want, Instant::now() + SYNC_WAIT_MAX);
                     continue;
                 }
@@ -380,6 +403,7 @@ impl Writer {
     }
 
     fn commit(&mut self, batch: &mut Vec<Queued>) {
+        let urgent = batch.iter().any(|q| !q.lazy);
         let before: HashMap<NodeId, Hash> = self.tip.frontier.nodes().collect();
         let saved = self.tip.clone();
         let mut new = HashMap::with_capacity(batch.len() * 2);
@@ -394,10 +418,12 @@ impl Writer {
         }
         match result {
             Ok(checkpoint) => {
-                let durable = settle(pending, checkpoint, new, before);
+                let receipts = settle(pending, checkpoint, new, before);
                 if let Some(tx) = &self.sync_tx {
-                    self.unsynced.add();
-                    if tx.send(durable).is_err() {
+                    if urgent {
+                        self.unsynced.add();
+                    }
+                    if tx.send(ToSync { urgent, receipts }).is_err() && urgent {
                         self.unsynced.done(1);
                     }
                 }
@@ -487,7 +513,10 @@ impl Tip {
         let timestamp = format_timestamp(ts);
         let timestamp_json = crate::record::json_string(&timestamp);
         let mut completed = Vec::with_capacity(32 * 8);
-        for (entry, reply, seq) in batch.drain(..) {
+        for Queued {
+            entry, reply, seq, ..
+        } in batch.drain(..)
+        {
             let index = self.frontier.size();
             let canonical = entry.canonical(index, &timestamp_json);
             let leaf = leaf_hash(canonical.as_bytes());
@@ -576,18 +605,24 @@ pub(crate) fn fail(pending: Vec<Pending>, batch: &mut Vec<Queued>, e: &LedgerErr
     for p in pending {
         let _ = p.reply.send(Err(LedgerError::Append(msg.clone())));
     }
-    for (_, reply, _) in batch.drain(..) {
-        let _ = reply.send(Err(LedgerError::Append(msg.clone())));
+    for q in batch.drain(..) {
+        let _ = q.reply.send(Err(LedgerError::Append(msg.clone())));
     }
 }
 
 /// Makes committed batches durable and hands out their receipts. It also moves the log's
 /// content into the database file (a WAL checkpoint) from time to time, work SQLite would
 /// otherwise do on the writer's thread in the middle of a commit.
+///
+/// A batch that holds only lazy appends is not synced at once: the syncer gathers what is
+/// committed within the sync window after it, so one fsync covers them all (on a VM an fsync
+/// costs more CPU than the commit it follows). An urgent batch, or the writer stopping, ends
+/// the wait.
 fn sync_loop(
     wal: &std::path::Path,
-    rx: std::sync::mpsc::Receiver<Vec<(Reply, Settled)>>,
+    rx: std::sync::mpsc::Receiver<ToSync>,
     unsynced: &Unsynced,
+    window: &AtomicU64,
 ) {
     let dir = wal.parent().map(std::path::Path::to_owned);
     let mut dir_synced = false;
@@ -605,6 +640,26 @@ fn sync_loop(
         while let Ok(more) = rx.try_recv() {
             ready.push(more);
         }
+        if !ready.iter().any(|b| b.urgent) {
+            let due = Instant::now() + Duration::from_micros(window.load(Ordering::Relaxed));
+            while let Some(left) = due.checked_duration_since(Instant::now()) {
+                match rx.recv_timeout(left) {
+                    Ok(more) => {
+                        let urgent = more.urgent;
+                        ready.push(more);
+                        if urgent {
+                            break;
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+            while let Ok(more) = rx.try_recv() {
+                ready.push(more);
+            }
+        }
+        let urgent = ready.iter().filter(|b| b.urgent).count();
+        let ready: Vec<Vec<(Reply, Settled)>> = ready.into_iter().map(|b| b.receipts).collect();
         let started = std::time::Instant::now();
         let file = match log.take() {
             Some(f) => Ok(f),
@@ -624,17 +679,16 @@ fn sync_loop(
             }
             dir_synced = result.is_ok();
         }
-        let batches = ready.len();
         match result {
             Ok(()) => {
-                unsynced.done(batches);
+                unsynced.done(urgent);
                 for (reply, receipt) in ready.into_iter().flatten() {
                     let _ = reply.send(Ok(receipt));
                 }
             }
             Err(e) => {
                 tracing::error!(error = %e, wal = %wal.display(), "fsync of the ledger log failed");
-                unsynced.done(batches);
+                unsynced.done(urgent);
                 let msg = format!("fsync of {} failed: {e}", wal.display());
                 for (reply, _) in ready.into_iter().flatten() {
                     let _ = reply.send(Err(LedgerError::Append(msg.clone())));

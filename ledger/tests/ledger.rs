@@ -752,3 +752,54 @@ async fn postgres_refuses_edits_bad_urls_and_a_missing_ledger() {
     }
     verify(&b.export(), &b.keys()).unwrap();
 }
+
+/// Lazy appends (`ledger.durability: batched`: nobody waits for their fsync) are sequenced at
+/// once, but their fsync waits for the sync window, so one covers every batch of the window.
+/// An append that someone waits for ends the wait, and so does a shutdown: nothing is left
+/// unsynced.
+#[tokio::test]
+async fn lazy_appends_wait_for_the_sync_window_unless_an_urgent_append_or_a_shutdown_comes() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(options(dir.path())).unwrap();
+    let keys = Keyring::from_keys([*ledger.verifying_key()]);
+    let window = Duration::from_secs(2);
+    ledger.set_sync_window(window);
+    let entry = |i: u32| Entry::new("t", "default", json!({"i": i}));
+
+    // Alone: its place at once, its receipt once the window has passed.
+    let started = std::time::Instant::now();
+    let mut lazy = ledger.enqueue_lazy(entry(0)).unwrap();
+    lazy.sequenced().await.unwrap();
+    assert!(started.elapsed() < window / 2, "{:?}", started.elapsed());
+    lazy.durable().await.unwrap().verify(&keys).unwrap();
+    assert!(
+        started.elapsed() >= window,
+        "synced after {:?}, within the window",
+        started.elapsed()
+    );
+
+    // An urgent append syncs the lazy batch committed before it, at once.
+    let started = std::time::Instant::now();
+    let mut lazy = ledger.enqueue_lazy(entry(1)).unwrap();
+    lazy.sequenced().await.unwrap();
+    ledger.append(entry(2)).await.unwrap().verify(&keys).unwrap();
+    let receipt = lazy.durable().await.unwrap();
+    assert_eq!(receipt.index, 1);
+    receipt.verify(&keys).unwrap();
+    assert!(
+        started.elapsed() < window / 2,
+        "the urgent append waited for the window: {:?}",
+        started.elapsed()
+    );
+
+    // A shutdown syncs what is left, at once.
+    let started = std::time::Instant::now();
+    let mut lazy = ledger.enqueue_lazy(entry(3)).unwrap();
+    lazy.sequenced().await.unwrap();
+    ledger.shutdown().await;
+    lazy.durable().await.unwrap().verify(&keys).unwrap();
+    assert!(started.elapsed() < window / 2, "{:?}", started.elapsed());
+    drop(ledger);
+    let reader = LedgerReader::open(&dir.path().join("ledger")).unwrap();
+    assert_eq!(reader.size().unwrap(), 4);
+}

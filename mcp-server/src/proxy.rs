@@ -487,6 +487,19 @@ impl Federation {
     }
 
     /// One governed call; failures the agent should see are tool errors.
+    /// Queues a record of a proxied call. When answers do not wait for durability, nobody
+    /// waits for its fsync, so it may share one with the rest of `ledger.batched_window`.
+    fn inscribe(
+        &self,
+        entry: Entry,
+    ) -> Result<warden_ledger::Appending, warden_ledger::LedgerError> {
+        if self.options.durable {
+            self.ledger.enqueue(entry)
+        } else {
+            self.ledger.enqueue_lazy(entry)
+        }
+    }
+
     pub async fn call(
         &self,
         d: &Decisions,
@@ -531,14 +544,14 @@ impl Federation {
                 record::refusal(&mut call, &e);
                 record::announce(d, p, &call, None);
                 let entry = Entry::new("mcp.tool_call", p.tenant.clone(), call);
-                let place = record::settled(self.ledger.enqueue(entry), self.options.durable);
+                let place = record::settled(self.inscribe(entry), self.options.durable);
                 return record::attach(place.await, e.into_result(), self.options.fail_open);
             }
         };
 
         call["outcome"] = json!("forwarded");
         let entry = Entry::new("mcp.tool_call", p.tenant.clone(), call.clone());
-        let place = record::settled(self.ledger.enqueue(entry), self.options.durable);
+        let place = record::settled(self.inscribe(entry), self.options.durable);
         let mut ended = json!({"call_id": call_id, "server": server, "tool": tool});
         let started = std::time::Instant::now();
         let (answer, place) = tokio::join!(
@@ -560,10 +573,7 @@ impl Federation {
             ended["request_index"] = json!(index);
         }
         record::announce(d, p, &call, Some(&ended));
-        if let Err(e) = self
-            .ledger
-            .enqueue(Entry::new("mcp.tool_result", p.tenant.clone(), ended))
-        {
+        if let Err(e) = self.inscribe(Entry::new("mcp.tool_result", p.tenant.clone(), ended)) {
             tracing::error!(error = %e, call_id = %call_id, "the call's result was not inscribed");
         }
         record::attach(place, result, self.options.fail_open)

@@ -91,7 +91,7 @@ impl CallEnd {
             tool_calls,
         };
         let entry = Entry::new("llm.response", self.tenant.clone(), record.payload());
-        if let Err(e) = self.plane.api.ledger.enqueue(entry) {
+        if let Err(e) = self.plane.inscribe(entry) {
             tracing::error!(error = %e, decision_id = %self.decision_id, "outcome not inscribed");
         }
     }
@@ -491,7 +491,7 @@ async fn govern_inner(
                 for (name, value) in refusal.snapshot.headers() {
                     e = e.with_header(name, value);
                 }
-                let _ = p.api.ledger.enqueue(Entry::new(
+                let _ = p.inscribe(Entry::new(
                     "llm.rate_limited",
                     principal.tenant.clone(),
                     json!({"decision_id": decision_id, "model": model, "agent_id": agent,
@@ -713,7 +713,7 @@ async fn govern_inner(
     } else {
         raw
     };
-    let appending = p.api.ledger.enqueue(asked.entry(
+    let appending = p.inscribe(asked.entry(
         verdict.as_str(),
         &judged.reasons,
         escalation_thread.as_deref(),
@@ -856,11 +856,7 @@ async fn inscribe_refusal(
     reasons: &[String],
     thread: Option<&str>,
 ) -> Result<Option<(u64, String)>, OpenAiError> {
-    ledger_wait(
-        p,
-        p.api.ledger.enqueue(asked.entry(verdict, reasons, thread)),
-    )
-    .await
+    ledger_wait(p, p.inscribe(asked.entry(verdict, reasons, thread))).await
 }
 
 fn is_event_stream(h: &reqwest::header::HeaderMap) -> bool {
@@ -1265,7 +1261,7 @@ pub async fn passthrough(
     }
     let result = req.send().await;
     let status = result.as_ref().map(|r| r.status().as_u16()).unwrap_or(502);
-    let _ = p.api.ledger.enqueue(Entry::new(
+    let _ = p.inscribe(Entry::new(
         "llm.passthrough",
         principal.tenant.clone(),
         json!({"method": method.as_str(), "path": format!("/v1/{rest}"), "upstream": upstream.name,

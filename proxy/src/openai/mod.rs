@@ -84,6 +84,18 @@ pub enum PlaneError {
 }
 
 impl Plane {
+    /// Queues a record of this plane's calls. In `batched` mode nobody waits for its fsync, so
+    /// it may share one with the rest of `ledger.batched_window`.
+    pub(crate) fn inscribe(
+        &self,
+        entry: warden_ledger::Entry,
+    ) -> Result<warden_ledger::Appending, warden_ledger::LedgerError> {
+        match self.durability {
+            Durability::Sync => self.api.ledger.enqueue(entry),
+            Durability::Batched => self.api.ledger.enqueue_lazy(entry),
+        }
+    }
+
     /// Builds the data plane from the configuration: reads upstream keys, loads tokenizers,
     /// compiles the guardians and registers the configured agents' intents.
     pub fn new(
