@@ -1135,3 +1135,58 @@ async fn without_tracing_the_agents_trace_context_is_passed_through() {
     assert_eq!(r.status(), 200);
     assert_eq!(s.received.traceparents(), [Some(tp.to_owned())]);
 }
+
+/// In `batched` mode a call is answered without waiting for its record to be written: the
+/// record's place and hash come with the answer, and the record is written (with that hash)
+/// within `ledger.batched_window`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batched_mode_answers_with_the_place_and_writes_the_record_within_the_window() {
+    let s = start("ledger:\n  durability: batched\n  batched_window: 400ms\n").await;
+    let mut placed = Vec::new();
+    for i in 0..5 {
+        let r = raw(
+            &s,
+            "/v1/chat/completions",
+            json!({"model": "gpt-4o-mini",
+            "messages": [{"role": "user", "content": format!("say:call {i}")}]}),
+        )
+        .await;
+        assert_eq!(r.status(), 200);
+        let h = r.headers();
+        let index: u64 = h["x-warden-ledger-index"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let hash = h["x-warden-record-hash"].to_str().unwrap().to_owned();
+        placed.push((index, hash));
+    }
+    let indexes: Vec<u64> = placed.iter().map(|p| p.0).collect();
+    assert!(indexes.windows(2).all(|w| w[0] < w[1]), "{indexes:?}");
+    // Written soon after (within the window, unless the machine is very busy), each with the
+    // hash it was given.
+    let last = indexes[indexes.len() - 1];
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let (export, records) = loop {
+        let export = ledger_export(s.dir.path());
+        let records: Vec<Value> = export
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|l| l["type"] == "record")
+            .collect();
+        if records.iter().any(|r| r["index"] == last) || std::time::Instant::now() > deadline {
+            break (export, records);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    for (index, hash) in &placed {
+        let rec = records
+            .iter()
+            .find(|r| r["index"] == *index)
+            .unwrap_or_else(|| panic!("record {index} not written: {export}"));
+        assert_eq!(rec["kind"], "llm.request");
+        assert_eq!(rec["record_hash"].as_str().unwrap(), hash);
+    }
+    let out = run(&s.dir.path().join("data"), &["verify", "-"], &export);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}

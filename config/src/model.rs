@@ -137,10 +137,10 @@ pub struct LedgerConfig {
     pub commit_interval: Duration,
     /// When a governed call's response may be released. Default [`Durability::Sync`].
     pub durability: Durability,
-    /// With [`Durability::Batched`], how long a committed record may wait for its fsync, so
-    /// that one fsync covers every batch of the window: what a machine crash can lose (a
-    /// process crash loses nothing). At most 1 second. Default 10ms; 0 syncs every batch at
-    /// once.
+    /// With [`Durability::Batched`], how long a proxied call's record may wait to be written
+    /// (up to half of it) and fsynced (the other half), so that one commit and one fsync cover
+    /// the records of the window: what a crash can lose. At most 1 second. Default 10ms; 0
+    /// writes and syncs every batch at once.
     pub batched_window: Duration,
     /// The Ed25519 signing key file; `None` means `<data_dir>/keys/ledger.key`
     /// (see [`LedgerConfig::signing_key_path`]).
@@ -243,8 +243,8 @@ pub enum Durability {
     /// Only once the call's record is on stable storage (its fsync overlaps the upstream call).
     #[default]
     Sync,
-    /// Once the record has its place and hash and is committed to the write-ahead log, before
-    /// the fsync, which may wait up to `ledger.batched_window` to be shared: a process crash
-    /// loses nothing, a machine crash at most the records of that window.
+    /// At once: the record has its place and hash as soon as it is queued (SQLite; with
+    /// PostgreSQL once its batch is committed), and is written and fsynced within
+    /// `ledger.batched_window`, so a crash loses at most the records of that window.
     Batched,
 }

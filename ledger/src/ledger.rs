@@ -21,7 +21,7 @@ use crate::merkle::{self, Frontier, NodeId, NodeSource};
 use crate::receipt::{ConsistencyClaim, Receipt};
 use crate::record::{Entry, Record};
 use crate::store::{self, Nodes, Source, Tables};
-use crate::writer::{Doorbell, Queued, Request, Tip, Unsynced, Writer};
+use crate::writer::{Doorbell, Placer, Queued, Request, Tip, Unsynced, Writer};
 
 /// How to open a ledger for writing.
 #[derive(Clone, Debug)]
@@ -50,6 +50,8 @@ pub struct Ledger {
     commit_interval: Arc<std::sync::atomic::AtomicU64>,
     /// How long lazy appends may wait for their fsync, in µs (see [`Ledger::set_sync_window`]).
     sync_window: Arc<std::sync::atomic::AtomicU64>,
+    /// Places records as they are queued (SQLite); `None` where the writer places them.
+    placer: Option<Arc<std::sync::Mutex<Placer>>>,
     /// Told of every append queued, to wake a writer that waits for them.
     bell: Arc<Doorbell>,
     _lock: Option<File>,
@@ -94,11 +96,13 @@ impl Ledger {
 
         let commit_interval = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let sync_window = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let placer = Arc::new(std::sync::Mutex::new(Placer::new(&tip)));
         let bell = Arc::new(Doorbell::default());
         let writer = Writer {
             conn,
             commit_interval: commit_interval.clone(),
             sync_window: sync_window.clone(),
+            placer: placer.clone(),
             wal: opts.dir.join(format!("{}-wal", store::DB_FILE)),
             sync_tx: None,
             unsynced: Arc::new(Unsynced::new(bell.clone())),
@@ -121,6 +125,7 @@ impl Ledger {
         )?;
         ledger.commit_interval = commit_interval;
         ledger.sync_window = sync_window;
+        ledger.placer = Some(placer);
         ledger.bell = bell;
         Ok(ledger)
     }
@@ -174,6 +179,7 @@ impl Ledger {
             key_created,
             commit_interval: Default::default(),
             sync_window: Default::default(),
+            placer: None,
             bell: Default::default(),
             _lock: lock,
         })
@@ -184,16 +190,16 @@ impl Ledger {
         let started = std::time::Instant::now();
         let prepared = entry.prepare()?;
         let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Request::Append(Queued {
-                entry: prepared,
-                reply,
-                seq: None,
-                lazy: false,
-            }))
-            .await
-            .map_err(|_| LedgerError::Closed)?;
-        self.bell.queued();
+        let permit = self.tx.reserve().await.map_err(|_| LedgerError::Closed)?;
+        let queued = Queued {
+            entry: prepared,
+            reply,
+            seq: None,
+            lazy: false,
+            placed: None,
+        };
+        place_and_send(self.placer.as_deref(), queued, |r| permit.send(r));
+        self.bell.queued(true);
         let receipt = rx
             .await
             .map_err(|_| LedgerError::Closed)?
@@ -204,8 +210,9 @@ impl Ledger {
 
     /// Queues one entry and returns at once, so the caller can do other work (forward a request
     /// upstream, say) while the record is written and synced. [`Appending::sequenced`] resolves
-    /// when the record has its index and hash (its batch is committed, not yet fsynced);
-    /// [`Appending::durable`] when it is on stable storage, with its receipt.
+    /// when the record has its index and hash: with SQLite at once (the record is placed as it
+    /// is queued), with PostgreSQL once its batch is committed; [`Appending::durable`] when it
+    /// is on stable storage, with its receipt.
     ///
     /// # Errors
     /// An invalid entry, or a ledger that has shut down.
@@ -217,9 +224,9 @@ impl Ledger {
     /// answers once the record is sequenced: `ledger.durability: batched`). Its fsync may wait
     /// up to the sync window ([`Ledger::set_sync_window`]) so that one fsync covers every
     /// batch of that window; an append that is not lazy, or a shutdown, syncs them at once.
-    /// [`Appending::durable`] still resolves, up to the window later. A process crash loses
-    /// nothing either way (the batch is in the write-ahead log); a machine crash can lose the
-    /// lazy records of the last window.
+    /// [`Appending::durable`] still resolves, up to the window later. With SQLite a batch of
+    /// lazy appends is also committed up to half the window later (their place is known at
+    /// once), so a crash can lose the lazy records of the last window.
     ///
     /// # Errors
     /// As [`Ledger::enqueue`].
@@ -231,32 +238,62 @@ impl Ledger {
         let queued_at = std::time::Instant::now();
         let prepared = entry.prepare()?;
         let (reply, durable) = oneshot::channel();
-        let (seq, sequenced) = oneshot::channel();
-        match self.tx.try_send(Request::Append(Queued {
+        // Without a placer (PostgreSQL) the writer tells the place once it has committed it.
+        let (seq, sequenced) = match self.placer {
+            Some(_) => (None, None),
+            None => {
+                let (tx, rx) = oneshot::channel();
+                (Some(tx), Some(rx))
+            }
+        };
+        let queued = Queued {
             entry: prepared,
             reply,
-            seq: Some(seq),
+            seq,
             lazy,
-        })) {
-            Ok(()) => self.bell.queued(),
-            Err(mpsc::error::TrySendError::Closed(_)) => return Err(LedgerError::Closed),
-            Err(mpsc::error::TrySendError::Full(req)) => {
+            placed: None,
+        };
+        match self.tx.try_reserve() {
+            Ok(permit) => {
+                let seq_value = place_and_send(self.placer.as_deref(), queued, |r| permit.send(r));
+                self.bell.queued(!lazy);
+                if seq_value.is_some() {
+                    observe_append("sequenced", queued_at);
+                }
+                Ok(Appending {
+                    sequenced,
+                    seq_value,
+                    durable,
+                    queued_at,
+                })
+            }
+            Err(mpsc::error::TrySendError::Closed(())) => Err(LedgerError::Closed),
+            Err(mpsc::error::TrySendError::Full(())) => {
                 // The queue is bounded to push back on runaway producers; this caller cannot
-                // wait here, so a helper task waits for room instead.
-                let (tx, bell) = (self.tx.clone(), self.bell.clone());
+                // wait here, so a helper task waits for room instead, and places the record
+                // once it has it.
+                let (tx, bell, placer) = (self.tx.clone(), self.bell.clone(), self.placer.clone());
+                let (tell, told) = oneshot::channel();
                 tokio::spawn(async move {
-                    if tx.send(req).await.is_ok() {
-                        bell.queued();
+                    let Ok(permit) = tx.reserve_owned().await else {
+                        return;
+                    };
+                    let placed = place_and_send(placer.as_deref(), queued, |r| {
+                        permit.send(r);
+                    });
+                    if let Some(s) = placed {
+                        let _ = tell.send(s);
                     }
+                    bell.queued(!lazy);
                 });
+                Ok(Appending {
+                    sequenced: sequenced.or(Some(told)),
+                    seq_value: None,
+                    durable,
+                    queued_at,
+                })
             }
         }
-        Ok(Appending {
-            sequenced: Some(sequenced),
-            seq_value: None,
-            durable,
-            queued_at,
-        })
     }
 
     pub fn reader(&self) -> &LedgerReader {
@@ -334,6 +371,28 @@ impl Drop for Ledger {
             let _ = t.join();
         }
     }
+}
+
+/// Sends `queued` with `send`; with a placer, gives it its place first, under the placer's lock,
+/// so that the order of the queue is the order of the chain. Returns the place it gave.
+fn place_and_send(
+    placer: Option<&std::sync::Mutex<Placer>>,
+    mut queued: Queued,
+    send: impl FnOnce(Request),
+) -> Option<Sequenced> {
+    let Some(placer) = placer else {
+        send(Request::Append(queued));
+        return None;
+    };
+    let mut placer = placer.lock().expect("not poisoned");
+    let placed = placer.place(&queued.entry);
+    let place = Sequenced {
+        index: placed.index,
+        record_hash: placed.record_hash,
+    };
+    queued.placed = Some(placed);
+    send(Request::Append(queued));
+    Some(place)
 }
 
 /// Rebuilds the writer's state and checks it against the last checkpoint. With `shared`

@@ -34,6 +34,9 @@ use crate::merkle::{self, Frontier, NodeId, NodeSource};
 use crate::receipt::Receipt;
 use crate::record::{format_timestamp, now_ms, PreparedEntry, Record};
 
+// Nearly every message is an append: boxing it would cost an allocation per record to make
+// the rare shutdown message smaller.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Request {
     Append(Queued),
     /// Commit what is queued, then stop.
@@ -52,6 +55,72 @@ pub(crate) struct Queued {
     pub seq: Option<SeqReply>,
     /// Its fsync may wait for the sync window (see [`crate::Ledger::enqueue_lazy`]).
     pub lazy: bool,
+    /// Its place and hash, given when it was queued (SQLite); `None` when the writer places
+    /// it (PostgreSQL, where only the database lock knows the chain's end).
+    pub placed: Option<Placed>,
+}
+
+/// A record's place, time and hashes, fixed when it is queued so that its caller knows them at
+/// once (see [`Placer`]).
+pub(crate) struct Placed {
+    pub index: u64,
+    pub timestamp: String,
+    pub canonical: String,
+    pub leaf: Hash,
+    pub record_hash: Hash,
+    pub prior: Hash,
+}
+
+/// The end of the chain as queued so far: hands each append its place and hash as it is
+/// queued, under one lock with the send, so the queue's order is the chain's order. A caller
+/// that answers before its record is written (`ledger.durability: batched`) then waits for
+/// nothing, and the writer may space its commits out without making anyone wait. When a batch
+/// fails, the writer takes the placer back to the last committed record and fails everything
+/// queued after it.
+pub(crate) struct Placer {
+    next: u64,
+    head: Hash,
+    last_ts: i64,
+}
+
+impl Placer {
+    pub(crate) fn new(tip: &Tip) -> Placer {
+        let mut p = Placer {
+            next: 0,
+            head: Hash::ZERO,
+            last_ts: 0,
+        };
+        p.reset(tip);
+        p
+    }
+
+    /// Back to the last committed record.
+    pub(crate) fn reset(&mut self, tip: &Tip) {
+        self.next = tip.frontier.size();
+        self.head = tip.head;
+        self.last_ts = self.last_ts.max(tip.last_ts);
+    }
+
+    pub(crate) fn place(&mut self, entry: &PreparedEntry) -> Placed {
+        let ts = now_ms().max(self.last_ts);
+        let timestamp = format_timestamp(ts);
+        let index = self.next;
+        let canonical = entry.canonical(index, &crate::record::json_string(&timestamp));
+        let leaf = leaf_hash(canonical.as_bytes());
+        let record_hash = chain_hash(&self.head, canonical.as_bytes());
+        let prior = self.head;
+        self.next += 1;
+        self.head = record_hash;
+        self.last_ts = ts;
+        Placed {
+            index,
+            timestamp,
+            canonical,
+            leaf,
+            record_hash,
+            prior,
+        }
+    }
 }
 
 /// A committed batch on its way to the syncer.
@@ -80,6 +149,12 @@ pub(crate) struct Writer {
     pub sync_window: std::sync::Arc<std::sync::atomic::AtomicU64>,
     pub unsynced: std::sync::Arc<Unsynced>,
     pub bell: std::sync::Arc<Doorbell>,
+    pub placer: std::sync::Arc<std::sync::Mutex<Placer>>,
+}
+
+/// Whether anyone waits for this batch to be durable.
+fn urgent(batch: &[Queued]) -> bool {
+    batch.iter().any(|q| !q.lazy)
 }
 
 /// The longest the writer waits for the appenders of its last batch to come back.
@@ -185,6 +260,8 @@ pub(crate) struct Doorbell {
     sent: AtomicU64,
     /// Ring when `sent` reaches this; `u64::MAX` while the writer waits for no appends.
     ring_at: AtomicU64,
+    /// Ring at any append that someone waits for: the writer holds a batch of lazy ones.
+    ring_urgent: std::sync::atomic::AtomicBool,
     writer: std::sync::OnceLock<std::thread::Thread>,
 }
 
@@ -193,16 +270,19 @@ impl Default for Doorbell {
         Doorbell {
             sent: AtomicU64::new(0),
             ring_at: AtomicU64::new(u64::MAX),
+            ring_urgent: Default::default(),
             writer: std::sync::OnceLock::new(),
         }
     }
 }
 
 impl Doorbell {
-    /// Counts one append that is now in the queue.
-    pub(crate) fn queued(&self) {
+    /// Counts one append that is now in the queue; `urgent` when someone waits for it.
+    pub(crate) fn queued(&self, urgent: bool) {
         let sent = self.sent.fetch_add(1, Ordering::SeqCst) + 1;
-        if sent >= self.ring_at.load(Ordering::SeqCst) {
+        if sent >= self.ring_at.load(Ordering::SeqCst)
+            || (urgent && self.ring_urgent.load(Ordering::SeqCst))
+        {
             self.ring();
         }
     }
@@ -214,10 +294,12 @@ impl Doorbell {
         }
     }
 
-    /// Sleeps until `total` appends have been queued since the ledger opened, the bell rings,
-    /// or `until`. May return early; callers look again.
-    fn wait(&self, total: u64, until: Instant) {
+    /// Sleeps until `total` appends have been queued since the ledger opened (or, with
+    /// `urgent`, one that someone waits for), the bell rings, or `until`. May return early;
+    /// callers look again.
+    fn wait(&self, total: u64, until: Instant, urgent: bool) {
         self.ring_at.store(total, Ordering::SeqCst);
+        self.ring_urgent.store(urgent, Ordering::SeqCst);
         if self.sent.load(Ordering::SeqCst) < total {
             let now = Instant::now();
             if now < until {
@@ -225,6 +307,7 @@ impl Doorbell {
             }
         }
         self.ring_at.store(u64::MAX, Ordering::SeqCst);
+        self.ring_urgent.store(false, Ordering::SeqCst);
     }
 }
 
@@ -315,8 +398,9 @@ impl Writer {
             };
             stopping = stop;
             // Paced only while batches hold more than one record: a lone appender that waits
-            // for each receipt before the next append would only be slowed down.
-            if !stopping && peak >= PACE_PEAK {
+            // for each receipt before the next append would only be slowed down. Lazy appends
+            // wait for nothing, so a batch of them is always paced.
+            if !stopping && (peak >= PACE_PEAK || !urgent(&batch)) {
                 stopping = self.pace(&mut rx, &mut batch, last_commit, peak, taken);
             }
             // Gather, but only while it is free: a batch is committed as soon as it holds half
@@ -329,12 +413,12 @@ impl Writer {
             let mut stragglers_until = None;
             while !stopping {
                 stopping |= drain(&mut rx, &mut batch, self.batch_max);
-                if stopping || batch.len() >= target {
+                if stopping || batch.len() >= target || !urgent(&batch) {
                     break;
                 }
                 let want = taken + target as u64;
-                if self.unsynced.is_syncing() && batch.iter().any(|q| !q.lazy) {
-                    self.bell.wait(want, Instant::now() + SYNC_WAIT_MAX);
+                if self.unsynced.is_syncing() {
+                    self.bell.wait(want, Instant::now() + SYNC_WAIT_MAX, false);
                     continue;
                 }
                 if last_batch <= 1 {
@@ -344,7 +428,7 @@ impl Writer {
                 if Instant::now() >= until {
                     break;
                 }
-                self.bell.wait(want, until);
+                self.bell.wait(want, until, false);
             }
             // Take what is queued; on shutdown, everything that was queued before it.
             loop {
@@ -354,7 +438,7 @@ impl Writer {
                     taken += last_batch as u64;
                     peak = (peak * PEAK_DECAY).max(last_batch as f64);
                     last_commit = Some(Instant::now());
-                    self.commit(&mut batch);
+                    stopping |= self.commit(&mut batch, &mut rx);
                 }
                 if !stopping || rx.is_empty() {
                     break;
@@ -374,6 +458,11 @@ impl Writer {
     /// interval has long passed and nothing waits. Nor does a batch that already holds about as
     /// many records as the recent peak: appenders that each wait for their receipt before the
     /// next append are then all in it, and waiting longer would only slow them down.
+    ///
+    /// A batch of lazy appends only (placed when queued, fsynced within the sync window) waits
+    /// for nobody, so it is held for half the sync window instead (the syncer may hold it for
+    /// the other half), unless that is shorter, or until it is full or an append that someone
+    /// waits for arrives.
     fn pace(
         &self,
         rx: &mut mpsc::Receiver<Request>,
@@ -382,11 +471,10 @@ impl Writer {
         peak: f64,
         taken: u64,
     ) -> bool {
-        let interval = Duration::from_micros(
-            self.commit_interval
-                .load(std::sync::atomic::Ordering::Relaxed),
-        );
-        let Some(due) = last_commit.map(|t| t + interval) else {
+        let interval = Duration::from_micros(self.commit_interval.load(Ordering::Relaxed));
+        let lazy_interval =
+            interval.max(Duration::from_micros(self.sync_window.load(Ordering::Relaxed)) / 2);
+        let Some(last) = last_commit else {
             return false;
         };
         // Nearly the peak: one late appender does not hold the rest.
@@ -395,15 +483,23 @@ impl Writer {
             if drain(rx, batch, self.batch_max) {
                 return true;
             }
+            let urgent = urgent(batch);
+            let (due, full) = if urgent {
+                (last + interval, full)
+            } else {
+                (last + lazy_interval, self.batch_max)
+            };
             if Instant::now() >= due || batch.len() >= full {
                 return false;
             }
-            self.bell.wait(taken + full as u64, due);
+            self.bell.wait(taken + full as u64, due, !urgent);
         }
     }
 
-    fn commit(&mut self, batch: &mut Vec<Queued>) {
-        let urgent = batch.iter().any(|q| !q.lazy);
+    /// Commits the batch; true when a shutdown was seen while failing what was queued after
+    /// a failed batch.
+    fn commit(&mut self, batch: &mut Vec<Queued>, rx: &mut mpsc::Receiver<Request>) -> bool {
+        let urgent = urgent(batch);
         let before: HashMap<NodeId, Hash> = self.tip.frontier.nodes().collect();
         let saved = self.tip.clone();
         let mut new = HashMap::with_capacity(batch.len() * 2);
@@ -431,8 +527,17 @@ impl Writer {
             Err(e) => {
                 self.tip = saved;
                 fail(pending, batch, &e);
+                // Everything queued since was placed after the failed records: back to the
+                // last committed one, and fail the rest, under the placer's lock so that
+                // nothing is placed on the lost records meanwhile.
+                let mut placer = self.placer.lock().expect("not poisoned");
+                placer.reset(&self.tip);
+                let stopping = drain(rx, batch, usize::MAX);
+                fail(Vec::new(), batch, &e);
+                return stopping;
             }
         }
+        false
     }
 
     fn write_batch(
@@ -514,13 +619,31 @@ impl Tip {
         let timestamp_json = crate::record::json_string(&timestamp);
         let mut completed = Vec::with_capacity(32 * 8);
         for Queued {
-            entry, reply, seq, ..
+            entry,
+            reply,
+            seq,
+            placed,
+            ..
         } in batch.drain(..)
         {
             let index = self.frontier.size();
-            let canonical = entry.canonical(index, &timestamp_json);
-            let leaf = leaf_hash(canonical.as_bytes());
-            let record_hash = chain_hash(&self.head, canonical.as_bytes());
+            let (canonical, leaf, record_hash, timestamp) = match placed {
+                Some(p) => {
+                    // Placed on this very tip: the queue's order is the placer's.
+                    assert_eq!(
+                        (p.index, p.prior),
+                        (index, self.head),
+                        "a placed record follows the committed tip"
+                    );
+                    (p.canonical, p.leaf, p.record_hash, p.timestamp)
+                }
+                None => {
+                    let canonical = entry.canonical(index, &timestamp_json);
+                    let leaf = leaf_hash(canonical.as_bytes());
+                    let record_hash = chain_hash(&self.head, canonical.as_bytes());
+                    (canonical, leaf, record_hash, timestamp.clone())
+                }
+            };
             new.insert(NodeId::new(0, index), leaf);
             completed.clear();
             self.frontier.push(leaf, |id, h| {
@@ -531,7 +654,7 @@ impl Tip {
             pending.push(Pending {
                 record: Record {
                     index,
-                    timestamp: timestamp.clone(),
+                    timestamp,
                     kind: e.kind,
                     tenant: e.tenant,
                     payload: e.payload,
@@ -615,9 +738,9 @@ pub(crate) fn fail(pending: Vec<Pending>, batch: &mut Vec<Queued>, e: &LedgerErr
 /// otherwise do on the writer's thread in the middle of a commit.
 ///
 /// A batch that holds only lazy appends is not synced at once: the syncer gathers what is
-/// committed within the sync window after it, so one fsync covers them all (on a VM an fsync
-/// costs more CPU than the commit it follows). An urgent batch, or the writer stopping, ends
-/// the wait.
+/// committed within half the sync window after it (the writer may have held it for the other
+/// half), so one fsync covers them all (on a VM an fsync costs more CPU than the commit it
+/// follows). An urgent batch, or the writer stopping, ends the wait.
 fn sync_loop(
     wal: &std::path::Path,
     rx: std::sync::mpsc::Receiver<ToSync>,
@@ -641,7 +764,7 @@ fn sync_loop(
             ready.push(more);
         }
         if !ready.iter().any(|b| b.urgent) {
-            let due = Instant::now() + Duration::from_micros(window.load(Ordering::Relaxed));
+            let due = Instant::now() + Duration::from_micros(window.load(Ordering::Relaxed)) / 2;
             while let Some(left) = due.checked_duration_since(Instant::now()) {
                 match rx.recv_timeout(left) {
                     Ok(more) => {

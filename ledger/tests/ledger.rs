@@ -753,10 +753,10 @@ async fn postgres_refuses_edits_bad_urls_and_a_missing_ledger() {
     verify(&b.export(), &b.keys()).unwrap();
 }
 
-/// Lazy appends (`ledger.durability: batched`: nobody waits for their fsync) are sequenced at
-/// once, but their fsync waits for the sync window, so one covers every batch of the window.
-/// An append that someone waits for ends the wait, and so does a shutdown: nothing is left
-/// unsynced.
+/// Lazy appends (`ledger.durability: batched`: nobody waits for them to be written) get their
+/// place at once, but are committed up to half the sync window later and fsynced up to half a
+/// window after that, so that one commit and one fsync cover many. An append that someone
+/// waits for ends both waits, and so does a shutdown: nothing is left unwritten.
 #[tokio::test]
 async fn lazy_appends_wait_for_the_sync_window_unless_an_urgent_append_or_a_shutdown_comes() {
     let dir = tempfile::tempdir().unwrap();
@@ -766,40 +766,104 @@ async fn lazy_appends_wait_for_the_sync_window_unless_an_urgent_append_or_a_shut
     ledger.set_sync_window(window);
     let entry = |i: u32| Entry::new("t", "default", json!({"i": i}));
 
-    // Alone: its place at once, its receipt once the window has passed.
+    // Alone: its place at once, its receipt once the syncer's half of the window has passed.
     let started = std::time::Instant::now();
     let mut lazy = ledger.enqueue_lazy(entry(0)).unwrap();
-    lazy.sequenced().await.unwrap();
-    assert!(started.elapsed() < window / 2, "{:?}", started.elapsed());
+    assert_eq!(lazy.sequenced().await.unwrap().index, 0);
+    assert!(started.elapsed() < window / 4, "{:?}", started.elapsed());
     lazy.durable().await.unwrap().verify(&keys).unwrap();
     assert!(
-        started.elapsed() >= window,
+        started.elapsed() >= window / 2,
         "synced after {:?}, within the window",
         started.elapsed()
     );
 
-    // An urgent append syncs the lazy batch committed before it, at once.
+    // The next one is committed at once (the last commit is long past); one right after it is
+    // held by the writer, yet has its place.
+    let mut first = ledger.enqueue_lazy(entry(1)).unwrap();
+    assert_eq!(first.sequenced().await.unwrap().index, 1);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(ledger.reader().size().unwrap(), 2);
     let started = std::time::Instant::now();
-    let mut lazy = ledger.enqueue_lazy(entry(1)).unwrap();
-    lazy.sequenced().await.unwrap();
-    ledger.append(entry(2)).await.unwrap().verify(&keys).unwrap();
-    let receipt = lazy.durable().await.unwrap();
-    assert_eq!(receipt.index, 1);
+    let mut held = ledger.enqueue_lazy(entry(2)).unwrap();
+    let place = held.sequenced().await.unwrap();
+    assert_eq!(place.index, 2);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(ledger.reader().size().unwrap(), 2, "the lazy batch is held");
+
+    // An urgent append ends both waits: the held record is written and synced with it.
+    ledger
+        .append(entry(3))
+        .await
+        .unwrap()
+        .verify(&keys)
+        .unwrap();
+    let receipt = held.durable().await.unwrap();
+    assert_eq!((receipt.index, receipt.record_hash), (2, place.record_hash));
     receipt.verify(&keys).unwrap();
+    first.durable().await.unwrap().verify(&keys).unwrap();
     assert!(
         started.elapsed() < window / 2,
         "the urgent append waited for the window: {:?}",
         started.elapsed()
     );
 
-    // A shutdown syncs what is left, at once.
+    // A shutdown writes and syncs what is left, at once.
     let started = std::time::Instant::now();
-    let mut lazy = ledger.enqueue_lazy(entry(3)).unwrap();
+    let mut lazy = ledger.enqueue_lazy(entry(4)).unwrap();
     lazy.sequenced().await.unwrap();
     ledger.shutdown().await;
     lazy.durable().await.unwrap().verify(&keys).unwrap();
     assert!(started.elapsed() < window / 2, "{:?}", started.elapsed());
     drop(ledger);
     let reader = LedgerReader::open(&dir.path().join("ledger")).unwrap();
-    assert_eq!(reader.size().unwrap(), 4);
+    assert_eq!(reader.size().unwrap(), 5);
+}
+
+/// A batch that cannot be written fails every record placed in it, and the chain goes on from
+/// the last record written: later appends take the failed places again, so nothing is chained
+/// to a record that was never written.
+#[tokio::test]
+async fn after_a_failed_batch_the_chain_goes_on_from_the_last_written_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(options(dir.path())).unwrap();
+    let keys = Keyring::from_keys([*ledger.verifying_key()]);
+    let entry = |i: u32| Entry::new("t", "default", json!({"i": i}));
+    ledger.append(entry(0)).await.unwrap();
+    ledger.append(entry(1)).await.unwrap();
+    // Another writer took the place of the checkpoint at size 4: the batch ending there fails.
+    let db = rusqlite::Connection::open(dir.path().join("ledger/ledger.db")).unwrap();
+    db.execute(
+        "INSERT INTO checkpoints (tree_size, body) VALUES (4, 'not a checkpoint')",
+        [],
+    )
+    .unwrap();
+    // Two lazy appends, held together for half the window, placed at 2 and 3.
+    ledger.set_sync_window(Duration::from_millis(400));
+    let mut lost: Vec<_> = (2..4)
+        .map(|i| ledger.enqueue_lazy(entry(i)).unwrap())
+        .collect();
+    for (a, i) in lost.iter_mut().zip(2..) {
+        assert_eq!(a.sequenced().await.unwrap().index, i);
+    }
+    for a in lost {
+        let e = a.durable().await.unwrap_err();
+        assert!(matches!(e, LedgerError::Append(_)), "{e:?}");
+    }
+    db.execute_batch(
+        "DROP TRIGGER checkpoints_no_delete; DELETE FROM checkpoints WHERE tree_size = 4;",
+    )
+    .unwrap();
+    // The next records take places 2 and 3, chained to record 1.
+    let first = ledger.append(entry(4)).await.unwrap();
+    assert_eq!(first.index, 2);
+    first.verify(&keys).unwrap();
+    let mut next = ledger.enqueue_lazy(entry(5)).unwrap();
+    assert_eq!(next.sequenced().await.unwrap().index, 3);
+    next.durable().await.unwrap().verify(&keys).unwrap();
+    ledger.shutdown().await;
+    let mut out = Vec::new();
+    ledger.reader().export(&mut out).unwrap();
+    let summary = verify(std::str::from_utf8(&out).unwrap(), &keys).unwrap();
+    assert_eq!(summary.records, 4, "{summary:?}");
 }
