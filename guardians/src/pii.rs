@@ -897,27 +897,34 @@ fn street_follows(bytes: &[u8], end: usize) -> bool {
     false
 }
 
-/// For each lowercase first byte, the lengths (bit `len`) of the context, negative-context and
-/// street words starting with it. Most tokens near a candidate (numbers, identifiers) start with
-/// a byte or have a length no listed word has, and are passed over without comparing words.
-static CONTEXT_FILTER: [u16; 256] = {
+/// For each entity and each first byte (either case), the lengths (bit `len`) of the words that
+/// can change the entity's score: its context words, the negative-context words and, for phone
+/// numbers, the street words. Most tokens near a candidate (numbers, identifiers, the other
+/// entities' words) start with a byte or have a length no such word has, and are passed over
+/// without lowercasing or comparing words.
+static CONTEXT_FILTER: [[u16; 256]; 8] = {
     const fn add(mut t: [u16; 256], list: &[&str]) -> [u16; 256] {
         let mut i = 0;
         while i < list.len() {
             let w = list[i].as_bytes();
             t[w[0] as usize] |= 1 << w.len();
+            t[w[0].to_ascii_uppercase() as usize] |= 1 << w.len();
             i += 1;
         }
         t
     }
-    let mut t = [0u16; 256];
+    let mut all = [[0u16; 256]; 8];
     let mut e = 0;
     while e < ALL_ENTITIES.len() {
-        t = add(t, ALL_ENTITIES[e].context());
+        let entity = ALL_ENTITIES[e];
+        let mut t = add(add([0; 256], entity.context()), NEGATIVE_CONTEXT);
+        if matches!(entity, Entity::Phone) {
+            t = add(t, STREET_WORDS);
+        }
+        all[entity as usize] = t;
         e += 1;
     }
-    t = add(t, NEGATIVE_CONTEXT);
-    add(t, STREET_WORDS)
+    all
 };
 
 /// The bytes of a word for [`context`]: ASCII letters, digits and `-` (one table load per byte
@@ -934,7 +941,8 @@ static CONTEXT_TOKEN: [bool; 256] = {
 };
 
 /// Whether context words of the entity (`positive`) or negative-context words (`negative`) stand
-/// near a span.
+/// near a span. Negative words count only without a positive one, so `negative` is not looked
+/// for past the first positive word.
 #[derive(Clone, Copy)]
 struct Context {
     positive: bool,
@@ -965,7 +973,7 @@ fn context(text: &str, start: usize, end: usize, e: Entity) -> Context {
     let bytes = text.as_bytes();
     let lo = floor_boundary(text, start.saturating_sub(48));
     let hi = ceil_boundary(text, (end + 24).min(bytes.len()));
-    let mut positive = false;
+    let filter = &CONTEXT_FILTER[e.index()];
     let mut negative = false;
     for (part, after) in [(&bytes[lo..start], false), (&bytes[end..hi], true)] {
         let tok = |b: u8| CONTEXT_TOKEN[usize::from(b)];
@@ -985,10 +993,7 @@ fn context(text: &str, start: usize, end: usize, e: Entity) -> Context {
                 w = &w[1..];
             }
             i = j;
-            if w.is_empty()
-                || w.len() > 12
-                || CONTEXT_FILTER[usize::from(w[0].to_ascii_lowercase())] & (1 << w.len()) == 0
-            {
+            if w.is_empty() || w.len() > 12 || filter[usize::from(w[0])] & (1 << w.len()) == 0 {
                 continue;
             }
             let mut buf = [0u8; 12];
@@ -997,7 +1002,10 @@ fn context(text: &str, start: usize, end: usize, e: Entity) -> Context {
             }
             let w = &buf[..w.len()];
             if listed(e.context(), w) {
-                positive = true;
+                return Context {
+                    positive: true,
+                    negative,
+                };
             } else if listed(NEGATIVE_CONTEXT, w)
                 || (after && e == Entity::Phone && listed(STREET_WORDS, w))
             {
@@ -1005,7 +1013,10 @@ fn context(text: &str, start: usize, end: usize, e: Entity) -> Context {
             }
         }
     }
-    Context { positive, negative }
+    Context {
+        positive: false,
+        negative,
+    }
 }
 
 /// Whether the lowercase word `w` is in `list`; the length and first byte are compared first,
@@ -1402,15 +1413,19 @@ mod tests {
 
     #[test]
     fn context_filter_admits_every_listed_word() {
-        let lists = ALL_ENTITIES
-            .iter()
-            .map(|e| e.context())
-            .chain([NEGATIVE_CONTEXT, STREET_WORDS]);
-        for list in lists {
-            for w in list {
+        for e in ALL_ENTITIES {
+            let street: &[&str] = if e == Entity::Phone {
+                STREET_WORDS
+            } else {
+                &[]
+            };
+            for w in [e.context(), NEGATIVE_CONTEXT, street].concat() {
                 // Words longer than 12 bytes are never compared (see `adjust_with_context`).
                 assert!(w.len() <= 12 && *w == w.to_ascii_lowercase(), "{w}");
-                assert!(CONTEXT_FILTER[usize::from(w.as_bytes()[0])] & (1 << w.len()) != 0);
+                for first in [w.as_bytes()[0], w.as_bytes()[0].to_ascii_uppercase()] {
+                    let filter = CONTEXT_FILTER[e.index()][usize::from(first)];
+                    assert!(filter & (1 << w.len()) != 0, "{w}");
+                }
             }
         }
         let text = "Office: 415 555 2671";
