@@ -2,7 +2,8 @@
 //!
 //! Each detector gates its expensive work on keywords: the secrets detector on gitleaks' rule
 //! keywords, the injection detector on its rules' words, content safety on its lexicon and
-//! proximity hints, PII on the `[at]`-style hints of obfuscated e-mail addresses. Scanning the text
+//! proximity hints, PII on the `[at]`-style hints of obfuscated e-mail addresses and on phone
+//! numbers' context words (read only near a hit). Scanning the text
 //! once per detector costs a full Aho-Corasick pass each (≈ 250 MB/s apiece on the project's
 //! machine), so [`crate::Guardians`] builds one automaton over the union of the keyword lists and
 //! hands each detector the hits that belong to it, with the detector's own pattern numbers. The

@@ -28,6 +28,7 @@ use crate::bytescan::{next_digit, runs};
 use crate::config::PiiConfig;
 use crate::error::GuardianError;
 use crate::finding::{Action, DetectorId, Finding};
+use crate::keywords::Hit;
 
 /// The entity types this detector reports.
 pub const PII_ENTITIES: [&str; 8] = [
@@ -148,6 +149,18 @@ pub(crate) const AT_HINTS: [&str; 8] = [
     "[at]", "(at)", "{at}", "<at>", " at ", "[ at ]", "( at )", "\tat\t",
 ];
 
+/// The detector's keywords for the shared automaton ([`crate::keywords`]): [`AT_HINTS`], then
+/// the phone numbers' context words. A phone candidate's context words are read only when one
+/// of them occurs near it, which most rejected candidates (log timestamps, request counters) do
+/// not have.
+pub(crate) fn keywords() -> Vec<String> {
+    AT_HINTS
+        .iter()
+        .chain(Entity::Phone.context())
+        .map(|w| w.to_string())
+        .collect()
+}
+
 /// Word boundary for ASCII text; works on any haystack without the Unicode slow path.
 const B: &str = r"(?-u:\b)";
 
@@ -157,10 +170,9 @@ pub(crate) struct PiiDetector {
     regions: Vec<country::Id>,
     email: Regex,
     email_obfuscated: Regex,
-    /// `[at]`, `(at)`, ` at `... ([`AT_HINTS`]): the obfuscated-address pattern runs only when
-    /// one occurs. Used when the engine's shared automaton did not scan the text.
+    /// The detector's [`keywords`], for text the engine's shared automaton did not scan.
     #[cfg_attr(not(test), allow(dead_code))]
-    at_hint: aho_corasick::AhoCorasick,
+    hints: aho_corasick::AhoCorasick,
     // The patterns below run only inside candidate regions (see `detect`), with the
     // `regex-automata` meta engine, which searches a range while honouring look-around (`\b`)
     // against the bytes outside it.
@@ -225,7 +237,7 @@ impl PiiDetector {
                     r"(?i){B}[a-z0-9][a-z0-9._%+\-]{{0,63}}@(?:[a-z0-9](?:[a-z0-9\-]{{0,61}}[a-z0-9])?\.)+[a-z]{{2,24}}{B}"
                 ),
             )?,
-            at_hint: crate::keywords::automaton(AT_HINTS, aho_corasick::MatchKind::Standard)?,
+            hints: crate::keywords::automaton(keywords(), aho_corasick::MatchKind::Standard)?,
             email_obfuscated: re(
                 "email_obfuscated",
                 &format!(
@@ -273,12 +285,26 @@ impl PiiDetector {
     /// Appends PII findings (action `Flag`, fixed later) to `out`.
     #[cfg(test)]
     pub(crate) fn detect(&self, text: &str, out: &mut Vec<Finding>) {
-        self.detect_with(text, self.at_hint.is_match(text), out);
+        self.detect_with(text, &self.hints(text), out);
     }
 
-    /// Appends PII findings; `at_hint` says whether one of [`AT_HINTS`] occurs in `text`.
-    pub(crate) fn detect_with(&self, text: &str, at_hint: bool, out: &mut Vec<Finding>) {
+    /// The occurrences of [`keywords`] in `text`, as the shared automaton reports them.
+    #[cfg(test)]
+    fn hints(&self, text: &str) -> Vec<Hit> {
+        self.hints
+            .find_overlapping_iter(text)
+            .map(|m| Hit {
+                pattern: m.pattern().as_u32(),
+                start: m.start(),
+                end: m.end(),
+            })
+            .collect()
+    }
+
+    /// Appends PII findings; `hints` are the occurrences of [`keywords`] in `text`, by end.
+    pub(crate) fn detect_with(&self, text: &str, hints: &[Hit], out: &mut Vec<Finding>) {
         let first = out.len();
+        let at_hint = hints.iter().any(|h| (h.pattern as usize) < AT_HINTS.len());
         let bytes = text.as_bytes();
         let has_digit = next_digit(bytes, 0).is_some();
         if self.on(Entity::Email) {
@@ -381,11 +407,13 @@ impl PiiDetector {
                             continue;
                         }
                         // The context words are looked up once per candidate: `phone_score`
-                        // may ask twice and the finding's score needs them again.
+                        // may ask twice and the finding's score needs them again. Without a
+                        // phone word anywhere in the window, no word there is one.
                         let ctx = std::cell::OnceCell::new();
                         let ctx = || *ctx.get_or_init(|| context(text, s, e, Entity::Phone));
-                        if let Some(score) =
-                            self.phone_score(&text[s..e], || ctx().positive, self.min_score)
+                        let (lo, hi) = context_window(text, s, e);
+                        let positive = || phone_word_within(hints, lo, hi) && ctx().positive;
+                        if let Some(score) = self.phone_score(&text[s..e], positive, self.min_score)
                         {
                             let score = ctx().adjust(score);
                             self.push_scored(out, Entity::Phone, s, e, score, "phone");
@@ -968,11 +996,29 @@ fn adjust_with_context(text: &str, start: usize, end: usize, e: Entity, base: f3
     context(text, start, end, e).adjust(base)
 }
 
+/// The bytes [`context`] reads words from: up to 48 before a span and 24 after it.
+fn context_window(text: &str, start: usize, end: usize) -> (usize, usize) {
+    let lo = floor_boundary(text, start.saturating_sub(48));
+    let hi = ceil_boundary(text, (end + 24).min(text.len()));
+    (lo, hi)
+}
+
+/// Whether one of the phone context words occurs in `lo..hi`, as a keyword hit (`hints`, by end;
+/// patterns past [`AT_HINTS`]). Every phone context word that [`context`] finds in that window
+/// is such a hit (the same bytes, matched ASCII case-insensitively), so without one the window
+/// has no phone context word.
+fn phone_word_within(hints: &[Hit], lo: usize, hi: usize) -> bool {
+    let from = hints.partition_point(|h| h.end < lo);
+    hints[from..]
+        .iter()
+        .take_while(|h| h.end <= hi)
+        .any(|h| h.start >= lo && (h.pattern as usize) >= AT_HINTS.len())
+}
+
 /// The context words a few words before and after a span.
 fn context(text: &str, start: usize, end: usize, e: Entity) -> Context {
     let bytes = text.as_bytes();
-    let lo = floor_boundary(text, start.saturating_sub(48));
-    let hi = ceil_boundary(text, (end + 24).min(bytes.len()));
+    let (lo, hi) = context_window(text, start, end);
     let filter = &CONTEXT_FILTER[e.index()];
     let mut negative = false;
     for (part, after) in [(&bytes[lo..start], false), (&bytes[end..hi], true)] {
@@ -1435,6 +1481,79 @@ mod tests {
             adjust_with_context(text, 9, text.len(), Entity::Phone, 0.0),
             0.0
         );
+    }
+
+    /// Texts where a phone context word decides whether a number is reported: dates, log
+    /// timestamps and short local numbers next to a context word in any case or spelling the
+    /// tokenizer accepts.
+    const PHONE_WORD_TEXTS: [&str; 9] = [
+        "call me on 2024-05 or at 2024-05-01T12:00:03Z",
+        "Phone: 87 47 98, TEL 469 2020, fax (0) 12 34 56",
+        "line one\\nphone 476 1626 and \\tcell 87 47 98",
+        "MESSAGE 48213 200 14ms host=10.0.3.17",
+        "whatsapp:+44 20 7946 0958; Mobile-phone 0612345678",
+        "2024-05-01T12:00:03Z INFO GET /api/v1/users/48213 200 14ms",
+        "at home: 555 0199, at work 555-0123 ext. 45, telephone 030 1234567",
+        "hotel 48213 200 and network 469 2020 are not context words",
+        "office 171 3890 Creekside Lane; reach me 22 33 44 or dial 0800 123 456",
+    ];
+
+    #[test]
+    fn phone_word_gate_admits_every_context_word() {
+        // `context` finding a phone word implies a keyword hit in its window, for every span
+        // start and end.
+        let d = det();
+        let mut texts = crate::labelled_texts(&["pii/presidio_sentences.jsonl"]);
+        texts.extend(PHONE_WORD_TEXTS.map(String::from));
+        let mut positive = 0;
+        for text in &texts {
+            let hints = d.hints(text);
+            let bounds: Vec<usize> = (0..=text.len())
+                .filter(|i| text.is_char_boundary(*i))
+                .collect();
+            for (k, &s) in bounds.iter().enumerate() {
+                for &e in [s, bounds[(k + 3).min(bounds.len() - 1)]].iter() {
+                    if context(text, s, e, Entity::Phone).positive {
+                        positive += 1;
+                        let (lo, hi) = context_window(text, s, e);
+                        assert!(phone_word_within(&hints, lo, hi), "{text:?} {s}..{e}");
+                    }
+                }
+            }
+        }
+        assert!(positive > 1_000, "{positive}");
+    }
+
+    #[test]
+    fn phone_word_gate_changes_no_finding() {
+        // The same findings as with a gate that always lets `context` look: a hit of a phone
+        // word (pattern past the hints) at every position.
+        let d = det();
+        let mut texts = crate::labelled_texts(&["pii/presidio_sentences.jsonl"]);
+        texts.extend(PHONE_WORD_TEXTS.map(String::from));
+        let mut phones = 0;
+        for text in &texts {
+            let hints = d.hints(text);
+            let mut open = hints.clone();
+            open.extend((0..=text.len()).map(|i| Hit {
+                pattern: AT_HINTS.len() as u32,
+                start: i,
+                end: i,
+            }));
+            open.sort_by_key(|h| h.end);
+            let (mut gated, mut all) = (Vec::new(), Vec::new());
+            d.detect_with(text, &hints, &mut gated);
+            d.detect_with(text, &open, &mut all);
+            assert_eq!(gated, all, "{text:?}");
+            phones += gated
+                .iter()
+                .filter(|f| f.entity_type == "PHONE_NUMBER")
+                .count();
+        }
+        assert!(phones > 200, "{phones}");
+        // Context words still count next to dates and short numbers.
+        let text = PHONE_WORD_TEXTS[1];
+        assert!(has(text, "PHONE_NUMBER", "87 47 98") && has(text, "PHONE_NUMBER", "469 2020"));
     }
 
     fn det() -> PiiDetector {
