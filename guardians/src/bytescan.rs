@@ -44,9 +44,12 @@ pub(crate) fn next_digit(bytes: &[u8], from: usize) -> Option<usize> {
         let mut w = [0u8; 8];
         w.copy_from_slice(&bytes[i..i + 8]);
         // '0'..='9' become 0..=9 and every other byte 10 or more; then "is some byte below 10".
+        // A borrow can mark a byte above a digit, never one below the first: the lowest mark
+        // is the first digit.
         let x = u64::from_le_bytes(w) ^ (ONES * 0x30);
-        if x.wrapping_sub(ONES * 10) & !x & HIGH != 0 {
-            break;
+        let marks = x.wrapping_sub(ONES * 10) & !x & HIGH;
+        if marks != 0 {
+            return Some(i + marks.trailing_zeros() as usize / 8);
         }
         i += 8;
     }
@@ -68,6 +71,17 @@ mod tests {
                 assert_eq!(next_digit(&t, 0), Some(pos));
                 assert_eq!(next_digit(&t, pos + 1), None);
             }
+        }
+    }
+
+    #[test]
+    fn next_digit_matches_a_plain_scan_from_every_start() {
+        // Digits next to ':' (one above '9') and '/' (one below '0'), and bytes whose
+        // subtraction borrows, at every alignment.
+        let text: Vec<u8> = b"ab:9:/0/:x12 3\xff0\x80:1a/:/:/:/8::9".repeat(5);
+        for from in 0..=text.len() {
+            let want = (from..text.len()).find(|&k| text[k].is_ascii_digit());
+            assert_eq!(next_digit(&text, from), want, "from {from}");
         }
     }
 
