@@ -751,8 +751,10 @@ fn digit_regions(bytes: &[u8]) -> DigitRegions {
 /// or groups of at least three, exactly two and at least four digits joined by one and the same
 /// separator. Skips the regex on the many number runs (log lines, timestamps) that cannot.
 fn ssn_shaped(region: &[u8]) -> bool {
-    // (start, end) of each maximal digit group
-    let mut groups: Vec<(usize, usize)> = Vec::new();
+    // (start, end) of the last three maximal digit groups, oldest first: kept in place rather
+    // than collected (the region of every log line with a counter and an IPv4 address is
+    // checked).
+    let mut last: [Option<(usize, usize)>; 3] = [None; 3];
     let mut i = 0;
     while i < region.len() {
         if !region[i].is_ascii_digit() {
@@ -766,19 +768,22 @@ fn ssn_shaped(region: &[u8]) -> bool {
         if i - s >= 9 {
             return true;
         }
-        groups.push((s, i));
+        last = [last[1], last[2], Some((s, i))];
+        if let [Some(a), Some(b), Some(c)] = last {
+            let sep = region[a.1];
+            if a.1 - a.0 >= 3
+                && b.1 - b.0 == 2
+                && c.1 - c.0 >= 4
+                && b.0 == a.1 + 1
+                && c.0 == b.1 + 1
+                && matches!(sep, b'-' | b' ' | b'.')
+                && region[b.1] == sep
+            {
+                return true;
+            }
+        }
     }
-    groups.windows(3).any(|g| {
-        let (a, b, c) = (g[0], g[1], g[2]);
-        let sep = region[a.1];
-        a.1 - a.0 >= 3
-            && b.1 - b.0 == 2
-            && c.1 - c.0 >= 4
-            && b.0 == a.1 + 1
-            && c.0 == b.1 + 1
-            && matches!(sep, b'-' | b' ' | b'.')
-            && region[b.1] == sep
-    })
+    false
 }
 
 /// Maximal runs of hex digits, `:`, `-` and `.` that could hold a MAC or IPv6 address, with the
