@@ -2,30 +2,40 @@
 //! without looking at every byte.
 
 /// The maximal runs of bytes in `class` that are at least `min` long, in order. Such a run covers
-/// a multiple of `min`, so only every `min`-th byte is looked at outside runs.
+/// a multiple of `min`, so only every `min`-th byte is looked at outside runs; and a probe that
+/// lands in a short run (a word of prose) looks at the run's `min`-th byte before walking it.
 pub(crate) fn runs<'a>(
     bytes: &'a [u8],
     class: impl Fn(u8) -> bool + 'a,
     min: usize,
 ) -> impl Iterator<Item = (usize, usize)> + 'a {
     let n = bytes.len();
-    let mut probe = min.max(1) - 1;
+    let min = min.max(1);
+    let mut probe = min - 1;
     std::iter::from_fn(move || {
         while probe < n {
             if !class(bytes[probe]) {
-                probe += min.max(1);
+                probe += min;
                 continue;
             }
             let mut s = probe;
             while s > 0 && class(bytes[s - 1]) {
                 s -= 1;
             }
+            // A long run holds its `min`-th byte. If that byte is outside the class, this run is
+            // short, and so is any later run that starts before the byte (it would hold it):
+            // the next long run starts after it.
+            let last = s + min - 1;
+            if last >= n || !class(bytes[last]) {
+                probe = last + min;
+                continue;
+            }
             let mut e = probe + 1;
             while e < n && class(bytes[e]) {
                 e += 1;
             }
             // The next run starts after `e`; probe the first position that could end one there.
-            probe = e + min.max(1);
+            probe = e + min;
             if e - s >= min {
                 return Some((s, e));
             }
@@ -85,25 +95,55 @@ mod tests {
         }
     }
 
+    /// The runs of at least `min` bytes of `class`, one byte at a time.
+    fn plain_runs(text: &[u8], class: impl Fn(u8) -> bool, min: usize) -> Vec<(usize, usize)> {
+        let mut want = Vec::new();
+        let mut i = 0;
+        while i < text.len() {
+            let s = i;
+            while i < text.len() && class(text[i]) {
+                i += 1;
+            }
+            if i - s >= min.max(1) {
+                want.push((s, i));
+            }
+            i += 1;
+        }
+        want
+    }
+
+    #[test]
+    fn runs_match_a_plain_scan_on_random_texts() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let class = |b: u8| b != b' ';
+        for _ in 0..20_000 {
+            // Runs of every length, mostly short ones, as in prose.
+            let len = rng.random_range(0..120);
+            let space = rng.random_range(2..12);
+            let text: Vec<u8> = (0..len)
+                .map(|_| {
+                    if rng.random_range(0..space) == 0 {
+                        b' '
+                    } else {
+                        b'a'
+                    }
+                })
+                .collect();
+            for min in 0..30 {
+                let got: Vec<_> = runs(&text, class, min).collect();
+                assert_eq!(got, plain_runs(&text, class, min), "{min} {text:?}");
+            }
+        }
+    }
+
     #[test]
     fn runs_match_a_plain_scan() {
         let text = b"ab 0123456789abcdef0123456789 x yyyyyyyyyyyy zzzzzzzzzzzzzzzzzzzzzzzzz-";
         for min in 1..30 {
             let class = |b: u8| b.is_ascii_alphanumeric();
-            let mut want = Vec::new();
-            let mut i = 0;
-            while i < text.len() {
-                let s = i;
-                while i < text.len() && class(text[i]) {
-                    i += 1;
-                }
-                if i - s >= min {
-                    want.push((s, i));
-                }
-                i += 1;
-            }
             let got: Vec<_> = runs(text, class, min).collect();
-            assert_eq!(got, want, "min {min}");
+            assert_eq!(got, plain_runs(text, class, min), "min {min}");
         }
     }
 }
