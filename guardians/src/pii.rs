@@ -674,13 +674,39 @@ struct DigitRegions {
     tokens: Vec<(usize, usize)>,
 }
 
+/// Bits of [`BYTE_CLASS`]: a number run's bytes (`[0-9 ().\-/+]`), a word's (`[A-Za-z0-9_]`), and
+/// a MAC or IPv6 address run's (hex digits, `:`, `-`, `.`).
+const NUM: u8 = 1;
+const WORD: u8 = 2;
+const HEX: u8 = 4;
+
+/// The classes of each byte, for the region walks of [`digit_regions`] and [`hex_regions`]: one
+/// load and a test a byte, where the range checks took several compares.
+static BYTE_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        if b.is_ascii_digit() || matches!(b, b' ' | b'(' | b')' | b'.' | b'-' | b'/' | b'+') {
+            t[i] |= NUM;
+        }
+        if b.is_ascii_alphanumeric() || b == b'_' {
+            t[i] |= WORD;
+        }
+        if b.is_ascii_hexdigit() || matches!(b, b':' | b'-' | b'.') {
+            t[i] |= HEX;
+        }
+        i += 1;
+    }
+    t
+};
+
 /// Visits each digit (skipping digit-free stretches eight bytes at a time) and grows the number
 /// run and the word token around it. A number run starts at its first digit, `(` or `+` and
 /// ends where the separators `[0-9 ().\-/+]` end.
 fn digit_regions(bytes: &[u8]) -> DigitRegions {
-    let is_num =
-        |b: u8| b.is_ascii_digit() || matches!(b, b' ' | b'(' | b')' | b'.' | b'-' | b'/' | b'+');
-    let is_word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let is_num = |b: u8| BYTE_CLASS[usize::from(b)] & NUM != 0;
+    let is_word = |b: u8| BYTE_CLASS[usize::from(b)] & WORD != 0;
     let n = bytes.len();
     let mut out = DigitRegions {
         numeric: Vec::new(),
@@ -790,7 +816,7 @@ fn ssn_shaped(region: &[u8]) -> bool {
 /// number of colons in each: runs with two colons (found from the colons), and runs of at least
 /// 14 bytes (the shortest dash or dot MAC form) with five dashes or two dots.
 fn hex_regions(bytes: &[u8]) -> Vec<(usize, usize, usize)> {
-    let is_hex = |b: u8| b.is_ascii_hexdigit() || matches!(b, b':' | b'-' | b'.');
+    let is_hex = |b: u8| BYTE_CLASS[usize::from(b)] & HEX != 0;
     let n = bytes.len();
     let mut out = Vec::new();
     let count = |s: usize, e: usize| {
@@ -1482,6 +1508,19 @@ mod tests {
         assert!(!ssn_shaped(b"48213 200 14ms host=10.0.3.17"));
         assert!(ssn_shaped(b"078-05-1120") && ssn_shaped(b"078051120"));
         assert!(!ssn_shaped(b"078-05.1120"));
+    }
+
+    #[test]
+    fn byte_classes_are_the_documented_sets() {
+        for b in 0..=255u8 {
+            let class = BYTE_CLASS[usize::from(b)];
+            let num = b.is_ascii_digit() || b" ().-/+".contains(&b);
+            let word = b.is_ascii_alphanumeric() || b == b'_';
+            let hex = b.is_ascii_hexdigit() || b":-.".contains(&b);
+            assert_eq!(class & NUM != 0, num, "{b}");
+            assert_eq!(class & WORD != 0, word, "{b}");
+            assert_eq!(class & HEX != 0, hex, "{b}");
+        }
     }
 
     #[test]
