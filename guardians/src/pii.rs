@@ -342,10 +342,9 @@ impl PiiDetector {
         if numeric {
             for r in &digits.numeric {
                 let (rs, re_) = (r.start, r.end);
-                let input = || Input::new(text).range(rs..re_);
                 // Each recognizer needs this many digits (and dots) in one run of the region.
                 if self.on(Entity::Card) && r.digits >= 12 {
-                    for m in self.card.find_iter(input()) {
+                    for m in num_run_matches(&self.card, text, rs, re_, 12) {
                         if let Some(score) = card_score(&text[m.range()]) {
                             self.push(
                                 text,
@@ -360,14 +359,14 @@ impl PiiDetector {
                     }
                 }
                 if self.on(Entity::Ssn) && r.digits >= 9 && ssn_shaped(&bytes[rs..re_]) {
-                    for m in self.ssn.find_iter(input()) {
+                    for m in num_run_matches(&self.ssn, text, rs, re_, 9) {
                         if let Some(score) = ssn_score(&text[m.range()]) {
                             self.push(text, out, Entity::Ssn, m.start(), m.end(), score, "us_ssn");
                         }
                     }
                 }
                 if self.on(Entity::Ip) && r.dots >= 3 {
-                    for m in self.ipv4.find_iter(input()) {
+                    for m in num_run_matches(&self.ipv4, text, rs, re_, 7) {
                         let (s, e) = (m.start(), m.end());
                         // Part of a longer dotted number (a version string, an OID)?
                         let after = &bytes[e..];
@@ -383,7 +382,7 @@ impl PiiDetector {
                     }
                 }
                 if self.on(Entity::Phone) && r.digits >= 6 {
-                    for m in self.phone.find_iter(input()) {
+                    for m in num_run_matches(&self.phone, text, rs, re_, 7) {
                         let (s, e) = trim_phone(text, m.start(), m.end());
                         if e <= s {
                             continue;
@@ -770,6 +769,45 @@ fn digit_regions(bytes: &[u8]) -> DigitRegions {
         i = num_done.min(tok_done).max(p + 1);
     }
     out
+}
+
+/// The matches of `re` in `text[start..end]`, as its `find_iter` reports them, for a pattern
+/// whose matches are never empty and start with at least `min` bytes of one number run ([`NUM`]
+/// bytes: the card, SSN, IPv4 and phone patterns). Each search starts at the next run that long,
+/// and none is made once no such run is left (the tail of a log line after its last number),
+/// where `find_iter` would search to the end of the region for nothing.
+fn num_run_matches<'a>(
+    re: &'a meta::Regex,
+    text: &'a str,
+    start: usize,
+    end: usize,
+    min: usize,
+) -> impl Iterator<Item = regex_automata::Match> + 'a {
+    let bytes = &text.as_bytes()[..end];
+    let mut at = start;
+    std::iter::from_fn(move || {
+        // No match starts before the run: its first `min` bytes would be a run that long.
+        let from = next_num_run(bytes, at, min)?;
+        let m = re.find(Input::new(text).range(from..end))?;
+        at = m.end();
+        Some(m)
+    })
+}
+
+/// The start of the first run of at least `min` [`NUM`] bytes in `bytes[from..]`.
+fn next_num_run(bytes: &[u8], from: usize, min: usize) -> Option<usize> {
+    let mut run = 0;
+    for (i, &b) in bytes.iter().enumerate().skip(from) {
+        if BYTE_CLASS[usize::from(b)] & NUM == 0 {
+            run = 0;
+            continue;
+        }
+        run += 1;
+        if run == min {
+            return Some(i + 1 - min);
+        }
+    }
+    None
 }
 
 /// Whether `region` could hold what the SSN pattern matches (`ddd-dd-dddd`, `ddd dd dddd`,
@@ -1508,6 +1546,42 @@ mod tests {
         assert!(!ssn_shaped(b"48213 200 14ms host=10.0.3.17"));
         assert!(ssn_shaped(b"078-05-1120") && ssn_shaped(b"078051120"));
         assert!(!ssn_shaped(b"078-05.1120"));
+    }
+
+    #[test]
+    fn num_run_matches_are_find_iter_matches() {
+        use rand::{Rng, SeedableRng};
+        let d = det();
+        let patterns = [(&d.card, 12), (&d.ssn, 9), (&d.ipv4, 7), (&d.phone, 7)];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let alphabet = b"0123456789012345678901234567890123456789 ().-/+ x ext.:a_\n";
+        let mut texts: Vec<String> = (0..20_000)
+            .map(|_| {
+                let len = rng.random_range(0..48);
+                (0..len)
+                    .map(|_| char::from(alphabet[rng.random_range(0..alphabet.len())]))
+                    .collect()
+            })
+            .collect();
+        texts.extend(crate::labelled_texts(&["pii/presidio_sentences.jsonl"]));
+        let mut found = 0;
+        for t in &texts {
+            let s = rng.random_range(0..=t.len());
+            let e = rng.random_range(s..=t.len());
+            let ranges = [(0, t.len()), (s, e)];
+            for (re, min) in patterns {
+                for (s, e) in ranges {
+                    if !(t.is_char_boundary(s) && t.is_char_boundary(e)) {
+                        continue;
+                    }
+                    let want: Vec<_> = re.find_iter(Input::new(t).range(s..e)).collect();
+                    let got: Vec<_> = num_run_matches(re, t, s, e, min).collect();
+                    assert_eq!(got, want, "{t:?} {s}..{e}");
+                    found += got.len();
+                }
+            }
+        }
+        assert!(found > 5_000, "{found}");
     }
 
     #[test]
