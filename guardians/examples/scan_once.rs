@@ -9,6 +9,17 @@
 //! # instructions per scan = (refs at N=4 - refs at N=1) / 3  (excludes construction and the
 //! # one-time lazy initialisation of the first scan)
 //! ```
+//!
+//! The difference of two whole runs moves by a few per cent between runs of the same binary
+//! (construction and the first scan vary). Steadier: one callgrind dump per scan, counted only
+//! inside `scan_text`; files `cg.3` .. `cg.N` and `cg` are scans 2 .. N (all warm):
+//!
+//! ```text
+//! ONLY=all N=5 valgrind --tool=callgrind --callgrind-out-file=cg \
+//!     '--toggle-collect=*Guardians*scan_text*' '--dump-before=*raw_scan*' \
+//!     target/release/examples/scan_once
+//! grep -h '^totals:' cg.3 cg.4 cg.5 cg
+//! ```
 
 use warden_guardians::{Channel, GuardianConfig, Guardians};
 

@@ -188,7 +188,7 @@ impl Guardians {
             .transpose()?;
         let mut lists: Vec<(Owner, Vec<String>)> = Vec::new();
         if pii.is_some() {
-            lists.push((Owner::Pii, pii::AT_HINTS.map(String::from).to_vec()));
+            lists.push((Owner::Pii, pii::keywords()));
         }
         if let Some(d) = &secrets {
             lists.push((Owner::Secrets, d.keyword_list().to_vec()));
@@ -274,7 +274,7 @@ impl Guardians {
         let hits = self.keywords.scan(text);
         if let Some(d) = &self.pii {
             let first = findings.len();
-            d.detect_with(text, !hits.of(Owner::Pii).is_empty(), &mut findings);
+            d.detect_with(text, hits.of(Owner::Pii), &mut findings);
             for f in &mut findings[first..] {
                 f.action = self
                     .cfg

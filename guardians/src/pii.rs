@@ -28,6 +28,7 @@ use crate::bytescan::{next_digit, runs};
 use crate::config::PiiConfig;
 use crate::error::GuardianError;
 use crate::finding::{Action, DetectorId, Finding};
+use crate::keywords::Hit;
 
 /// The entity types this detector reports.
 pub const PII_ENTITIES: [&str; 8] = [
@@ -148,6 +149,18 @@ pub(crate) const AT_HINTS: [&str; 8] = [
     "[at]", "(at)", "{at}", "<at>", " at ", "[ at ]", "( at )", "\tat\t",
 ];
 
+/// The detector's keywords for the shared automaton ([`crate::keywords`]): [`AT_HINTS`], then
+/// the phone numbers' context words. A phone candidate's context words are read only when one
+/// of them occurs near it, which most rejected candidates (log timestamps, request counters) do
+/// not have.
+pub(crate) fn keywords() -> Vec<String> {
+    AT_HINTS
+        .iter()
+        .chain(Entity::Phone.context())
+        .map(|w| w.to_string())
+        .collect()
+}
+
 /// Word boundary for ASCII text; works on any haystack without the Unicode slow path.
 const B: &str = r"(?-u:\b)";
 
@@ -157,10 +170,9 @@ pub(crate) struct PiiDetector {
     regions: Vec<country::Id>,
     email: Regex,
     email_obfuscated: Regex,
-    /// `[at]`, `(at)`, ` at `... ([`AT_HINTS`]): the obfuscated-address pattern runs only when
-    /// one occurs. Used when the engine's shared automaton did not scan the text.
+    /// The detector's [`keywords`], for text the engine's shared automaton did not scan.
     #[cfg_attr(not(test), allow(dead_code))]
-    at_hint: aho_corasick::AhoCorasick,
+    hints: aho_corasick::AhoCorasick,
     // The patterns below run only inside candidate regions (see `detect`), with the
     // `regex-automata` meta engine, which searches a range while honouring look-around (`\b`)
     // against the bytes outside it.
@@ -225,7 +237,7 @@ impl PiiDetector {
                     r"(?i){B}[a-z0-9][a-z0-9._%+\-]{{0,63}}@(?:[a-z0-9](?:[a-z0-9\-]{{0,61}}[a-z0-9])?\.)+[a-z]{{2,24}}{B}"
                 ),
             )?,
-            at_hint: crate::keywords::automaton(AT_HINTS, aho_corasick::MatchKind::Standard)?,
+            hints: crate::keywords::automaton(keywords(), aho_corasick::MatchKind::Standard)?,
             email_obfuscated: re(
                 "email_obfuscated",
                 &format!(
@@ -273,12 +285,26 @@ impl PiiDetector {
     /// Appends PII findings (action `Flag`, fixed later) to `out`.
     #[cfg(test)]
     pub(crate) fn detect(&self, text: &str, out: &mut Vec<Finding>) {
-        self.detect_with(text, self.at_hint.is_match(text), out);
+        self.detect_with(text, &self.hints(text), out);
     }
 
-    /// Appends PII findings; `at_hint` says whether one of [`AT_HINTS`] occurs in `text`.
-    pub(crate) fn detect_with(&self, text: &str, at_hint: bool, out: &mut Vec<Finding>) {
+    /// The occurrences of [`keywords`] in `text`, as the shared automaton reports them.
+    #[cfg(test)]
+    fn hints(&self, text: &str) -> Vec<Hit> {
+        self.hints
+            .find_overlapping_iter(text)
+            .map(|m| Hit {
+                pattern: m.pattern().as_u32(),
+                start: m.start(),
+                end: m.end(),
+            })
+            .collect()
+    }
+
+    /// Appends PII findings; `hints` are the occurrences of [`keywords`] in `text`, by end.
+    pub(crate) fn detect_with(&self, text: &str, hints: &[Hit], out: &mut Vec<Finding>) {
         let first = out.len();
+        let at_hint = hints.iter().any(|h| (h.pattern as usize) < AT_HINTS.len());
         let bytes = text.as_bytes();
         let has_digit = next_digit(bytes, 0).is_some();
         if self.on(Entity::Email) {
@@ -316,10 +342,9 @@ impl PiiDetector {
         if numeric {
             for r in &digits.numeric {
                 let (rs, re_) = (r.start, r.end);
-                let input = || Input::new(text).range(rs..re_);
                 // Each recognizer needs this many digits (and dots) in one run of the region.
                 if self.on(Entity::Card) && r.digits >= 12 {
-                    for m in self.card.find_iter(input()) {
+                    for m in num_run_matches(&self.card, text, rs, re_, 12) {
                         if let Some(score) = card_score(&text[m.range()]) {
                             self.push(
                                 text,
@@ -334,14 +359,14 @@ impl PiiDetector {
                     }
                 }
                 if self.on(Entity::Ssn) && r.digits >= 9 && ssn_shaped(&bytes[rs..re_]) {
-                    for m in self.ssn.find_iter(input()) {
+                    for m in num_run_matches(&self.ssn, text, rs, re_, 9) {
                         if let Some(score) = ssn_score(&text[m.range()]) {
                             self.push(text, out, Entity::Ssn, m.start(), m.end(), score, "us_ssn");
                         }
                     }
                 }
                 if self.on(Entity::Ip) && r.dots >= 3 {
-                    for m in self.ipv4.find_iter(input()) {
+                    for m in num_run_matches(&self.ipv4, text, rs, re_, 7) {
                         let (s, e) = (m.start(), m.end());
                         // Part of a longer dotted number (a version string, an OID)?
                         let after = &bytes[e..];
@@ -357,7 +382,7 @@ impl PiiDetector {
                     }
                 }
                 if self.on(Entity::Phone) && r.digits >= 6 {
-                    for m in self.phone.find_iter(input()) {
+                    for m in num_run_matches(&self.phone, text, rs, re_, 7) {
                         let (s, e) = trim_phone(text, m.start(), m.end());
                         if e <= s {
                             continue;
@@ -381,11 +406,13 @@ impl PiiDetector {
                             continue;
                         }
                         // The context words are looked up once per candidate: `phone_score`
-                        // may ask twice and the finding's score needs them again.
+                        // may ask twice and the finding's score needs them again. Without a
+                        // phone word anywhere in the window, no word there is one.
                         let ctx = std::cell::OnceCell::new();
                         let ctx = || *ctx.get_or_init(|| context(text, s, e, Entity::Phone));
-                        if let Some(score) =
-                            self.phone_score(&text[s..e], || ctx().positive, self.min_score)
+                        let (lo, hi) = context_window(text, s, e);
+                        let positive = || phone_word_within(hints, lo, hi) && ctx().positive;
+                        if let Some(score) = self.phone_score(&text[s..e], positive, self.min_score)
                         {
                             let score = ctx().adjust(score);
                             self.push_scored(out, Entity::Phone, s, e, score, "phone");
@@ -547,7 +574,8 @@ impl PiiDetector {
             .take_while(|b| *b != b'x' && *b != b'e' && *b != b'X' && *b != b'E')
             .filter(u8::is_ascii_digit)
             .count();
-        if !(6..=15).contains(&digits) || looks_like_date_or_version(cand) {
+        let g = DigitGroups::of(cand);
+        if !(6..=15).contains(&digits) || looks_like_date_or_version(cand, &g) {
             return None;
         }
         // Six digits (`87 47 98`) are a phone number only next to a context word.
@@ -571,16 +599,10 @@ impl PiiDetector {
             };
         }
         let has_sep = cand.bytes().any(|b| !b.is_ascii_digit());
-        let groups = cand
-            .split(|c: char| !c.is_ascii_digit())
-            .filter(|g| !g.is_empty())
-            .count();
+        let groups = g.count;
         // Shapes that only phone numbers tend to have: a trunk prefix 0, an area code in
         // parentheses, three or more groups.
-        let short_groups = cand
-            .split(|c: char| !c.is_ascii_digit())
-            .filter(|g| !g.is_empty())
-            .all(|g| g.len() <= 4);
+        let short_groups = g.longest <= 4;
         let phone_shaped =
             cand.starts_with('0') || cand.starts_with('(') || (groups >= 3 && short_groups);
         let best_without_context = if digits >= 10 && has_sep {
@@ -651,13 +673,39 @@ struct DigitRegions {
     tokens: Vec<(usize, usize)>,
 }
 
+/// Bits of [`BYTE_CLASS`]: a number run's bytes (`[0-9 ().\-/+]`), a word's (`[A-Za-z0-9_]`), and
+/// a MAC or IPv6 address run's (hex digits, `:`, `-`, `.`).
+const NUM: u8 = 1;
+const WORD: u8 = 2;
+const HEX: u8 = 4;
+
+/// The classes of each byte, for the region walks of [`digit_regions`] and [`hex_regions`]: one
+/// load and a test a byte, where the range checks took several compares.
+static BYTE_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        if b.is_ascii_digit() || matches!(b, b' ' | b'(' | b')' | b'.' | b'-' | b'/' | b'+') {
+            t[i] |= NUM;
+        }
+        if b.is_ascii_alphanumeric() || b == b'_' {
+            t[i] |= WORD;
+        }
+        if b.is_ascii_hexdigit() || matches!(b, b':' | b'-' | b'.') {
+            t[i] |= HEX;
+        }
+        i += 1;
+    }
+    t
+};
+
 /// Visits each digit (skipping digit-free stretches eight bytes at a time) and grows the number
 /// run and the word token around it. A number run starts at its first digit, `(` or `+` and
 /// ends where the separators `[0-9 ().\-/+]` end.
 fn digit_regions(bytes: &[u8]) -> DigitRegions {
-    let is_num =
-        |b: u8| b.is_ascii_digit() || matches!(b, b' ' | b'(' | b')' | b'.' | b'-' | b'/' | b'+');
-    let is_word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let is_num = |b: u8| BYTE_CLASS[usize::from(b)] & NUM != 0;
+    let is_word = |b: u8| BYTE_CLASS[usize::from(b)] & WORD != 0;
     let n = bytes.len();
     let mut out = DigitRegions {
         numeric: Vec::new(),
@@ -723,13 +771,54 @@ fn digit_regions(bytes: &[u8]) -> DigitRegions {
     out
 }
 
+/// The matches of `re` in `text[start..end]`, as its `find_iter` reports them, for a pattern
+/// whose matches are never empty and start with at least `min` bytes of one number run ([`NUM`]
+/// bytes: the card, SSN, IPv4 and phone patterns). Each search starts at the next run that long,
+/// and none is made once no such run is left (the tail of a log line after its last number),
+/// where `find_iter` would search to the end of the region for nothing.
+fn num_run_matches<'a>(
+    re: &'a meta::Regex,
+    text: &'a str,
+    start: usize,
+    end: usize,
+    min: usize,
+) -> impl Iterator<Item = regex_automata::Match> + 'a {
+    let bytes = &text.as_bytes()[..end];
+    let mut at = start;
+    std::iter::from_fn(move || {
+        // No match starts before the run: its first `min` bytes would be a run that long.
+        let from = next_num_run(bytes, at, min)?;
+        let m = re.find(Input::new(text).range(from..end))?;
+        at = m.end();
+        Some(m)
+    })
+}
+
+/// The start of the first run of at least `min` [`NUM`] bytes in `bytes[from..]`.
+fn next_num_run(bytes: &[u8], from: usize, min: usize) -> Option<usize> {
+    let mut run = 0;
+    for (i, &b) in bytes.iter().enumerate().skip(from) {
+        if BYTE_CLASS[usize::from(b)] & NUM == 0 {
+            run = 0;
+            continue;
+        }
+        run += 1;
+        if run == min {
+            return Some(i + 1 - min);
+        }
+    }
+    None
+}
+
 /// Whether `region` could hold what the SSN pattern matches (`ddd-dd-dddd`, `ddd dd dddd`,
 /// `ddd.dd.dddd` or nine digits, each between word boundaries): a digit group of nine or more,
 /// or groups of at least three, exactly two and at least four digits joined by one and the same
 /// separator. Skips the regex on the many number runs (log lines, timestamps) that cannot.
 fn ssn_shaped(region: &[u8]) -> bool {
-    // (start, end) of each maximal digit group
-    let mut groups: Vec<(usize, usize)> = Vec::new();
+    // (start, end) of the last three maximal digit groups, oldest first: kept in place rather
+    // than collected (the region of every log line with a counter and an IPv4 address is
+    // checked).
+    let mut last: [Option<(usize, usize)>; 3] = [None; 3];
     let mut i = 0;
     while i < region.len() {
         if !region[i].is_ascii_digit() {
@@ -743,26 +832,29 @@ fn ssn_shaped(region: &[u8]) -> bool {
         if i - s >= 9 {
             return true;
         }
-        groups.push((s, i));
+        last = [last[1], last[2], Some((s, i))];
+        if let [Some(a), Some(b), Some(c)] = last {
+            let sep = region[a.1];
+            if a.1 - a.0 >= 3
+                && b.1 - b.0 == 2
+                && c.1 - c.0 >= 4
+                && b.0 == a.1 + 1
+                && c.0 == b.1 + 1
+                && matches!(sep, b'-' | b' ' | b'.')
+                && region[b.1] == sep
+            {
+                return true;
+            }
+        }
     }
-    groups.windows(3).any(|g| {
-        let (a, b, c) = (g[0], g[1], g[2]);
-        let sep = region[a.1];
-        a.1 - a.0 >= 3
-            && b.1 - b.0 == 2
-            && c.1 - c.0 >= 4
-            && b.0 == a.1 + 1
-            && c.0 == b.1 + 1
-            && matches!(sep, b'-' | b' ' | b'.')
-            && region[b.1] == sep
-    })
+    false
 }
 
 /// Maximal runs of hex digits, `:`, `-` and `.` that could hold a MAC or IPv6 address, with the
 /// number of colons in each: runs with two colons (found from the colons), and runs of at least
 /// 14 bytes (the shortest dash or dot MAC form) with five dashes or two dots.
 fn hex_regions(bytes: &[u8]) -> Vec<(usize, usize, usize)> {
-    let is_hex = |b: u8| b.is_ascii_hexdigit() || matches!(b, b':' | b'-' | b'.');
+    let is_hex = |b: u8| BYTE_CLASS[usize::from(b)] & HEX != 0;
     let n = bytes.len();
     let mut out = Vec::new();
     let count = |s: usize, e: usize| {
@@ -838,14 +930,45 @@ fn trim_phone(text: &str, mut s: usize, mut e: usize) -> (usize, usize) {
     (s, e)
 }
 
-fn looks_like_date_or_version(c: &str) -> bool {
-    let groups: Vec<&str> = c
-        .split(|ch: char| !ch.is_ascii_digit())
-        .filter(|g| !g.is_empty())
-        .collect();
+/// The digit groups (maximal runs of ASCII digits) of a phone candidate, summarised: what
+/// [`PiiDetector::phone_score`] and [`looks_like_date_or_version`] ask of them, without
+/// collecting them (about 200 candidates a 64 KiB log scan, nearly all rejected).
+struct DigitGroups {
+    count: usize,
+    /// The lengths of the first three groups (0 past the last).
+    first: [usize; 3],
+    /// The lengths of the longest and shortest group (0 and `usize::MAX` without a group).
+    longest: usize,
+    shortest: usize,
+}
+
+impl DigitGroups {
+    fn of(c: &str) -> Self {
+        let mut g = DigitGroups {
+            count: 0,
+            first: [0; 3],
+            longest: 0,
+            shortest: usize::MAX,
+        };
+        for run in c.as_bytes().split(|b| !b.is_ascii_digit()) {
+            if run.is_empty() {
+                continue;
+            }
+            if g.count < 3 {
+                g.first[g.count] = run.len();
+            }
+            g.count += 1;
+            g.longest = g.longest.max(run.len());
+            g.shortest = g.shortest.min(run.len());
+        }
+        g
+    }
+}
+
+fn looks_like_date_or_version(c: &str, g: &DigitGroups) -> bool {
     // 2024-01-31, 31/01/2024, 2024.01.31, 4/18/1960, and timestamps starting with a date
-    if groups.len() >= 3 {
-        let lens: Vec<usize> = groups.iter().take(3).map(|g| g.len()).collect();
+    if g.count >= 3 {
+        let lens = g.first;
         let sep_ok = !c[..c.len().min(10)].contains(' ') && !c.contains('(');
         if sep_ok
             && ((lens[0] == 4 && lens[1] <= 2 && lens[2] <= 2)
@@ -858,13 +981,9 @@ fn looks_like_date_or_version(c: &str) -> bool {
         return true;
     }
     // French numbers are written 0X.XX.XX.XX.XX; versions do not look like that.
-    let french = groups.len() == 5 && c.starts_with('0') && groups.iter().all(|g| g.len() == 2);
+    let french = g.count == 5 && c.starts_with('0') && g.shortest == 2 && g.longest == 2;
     // dotted numbers with many short groups (1.2.3.4.5)
-    c.contains('.')
-        && !c.contains(' ')
-        && !french
-        && groups.iter().all(|g| g.len() <= 2)
-        && groups.len() >= 3
+    c.contains('.') && !c.contains(' ') && !french && g.longest <= 2 && g.count >= 3
 }
 
 /// Whether one of the next three words after `end` (within 40 bytes, on the same line) is a
@@ -897,27 +1016,34 @@ fn street_follows(bytes: &[u8], end: usize) -> bool {
     false
 }
 
-/// For each lowercase first byte, the lengths (bit `len`) of the context, negative-context and
-/// street words starting with it. Most tokens near a candidate (numbers, identifiers) start with
-/// a byte or have a length no listed word has, and are passed over without comparing words.
-static CONTEXT_FILTER: [u16; 256] = {
+/// For each entity and each first byte (either case), the lengths (bit `len`) of the words that
+/// can change the entity's score: its context words, the negative-context words and, for phone
+/// numbers, the street words. Most tokens near a candidate (numbers, identifiers, the other
+/// entities' words) start with a byte or have a length no such word has, and are passed over
+/// without lowercasing or comparing words.
+static CONTEXT_FILTER: [[u16; 256]; 8] = {
     const fn add(mut t: [u16; 256], list: &[&str]) -> [u16; 256] {
         let mut i = 0;
         while i < list.len() {
             let w = list[i].as_bytes();
             t[w[0] as usize] |= 1 << w.len();
+            t[w[0].to_ascii_uppercase() as usize] |= 1 << w.len();
             i += 1;
         }
         t
     }
-    let mut t = [0u16; 256];
+    let mut all = [[0u16; 256]; 8];
     let mut e = 0;
     while e < ALL_ENTITIES.len() {
-        t = add(t, ALL_ENTITIES[e].context());
+        let entity = ALL_ENTITIES[e];
+        let mut t = add(add([0; 256], entity.context()), NEGATIVE_CONTEXT);
+        if matches!(entity, Entity::Phone) {
+            t = add(t, STREET_WORDS);
+        }
+        all[entity as usize] = t;
         e += 1;
     }
-    t = add(t, NEGATIVE_CONTEXT);
-    add(t, STREET_WORDS)
+    all
 };
 
 /// The bytes of a word for [`context`]: ASCII letters, digits and `-` (one table load per byte
@@ -934,7 +1060,8 @@ static CONTEXT_TOKEN: [bool; 256] = {
 };
 
 /// Whether context words of the entity (`positive`) or negative-context words (`negative`) stand
-/// near a span.
+/// near a span. Negative words count only without a positive one, so `negative` is not looked
+/// for past the first positive word.
 #[derive(Clone, Copy)]
 struct Context {
     positive: bool,
@@ -960,12 +1087,30 @@ fn adjust_with_context(text: &str, start: usize, end: usize, e: Entity, base: f3
     context(text, start, end, e).adjust(base)
 }
 
+/// The bytes [`context`] reads words from: up to 48 before a span and 24 after it.
+fn context_window(text: &str, start: usize, end: usize) -> (usize, usize) {
+    let lo = floor_boundary(text, start.saturating_sub(48));
+    let hi = ceil_boundary(text, (end + 24).min(text.len()));
+    (lo, hi)
+}
+
+/// Whether one of the phone context words occurs in `lo..hi`, as a keyword hit (`hints`, by end;
+/// patterns past [`AT_HINTS`]). Every phone context word that [`context`] finds in that window
+/// is such a hit (the same bytes, matched ASCII case-insensitively), so without one the window
+/// has no phone context word.
+fn phone_word_within(hints: &[Hit], lo: usize, hi: usize) -> bool {
+    let from = hints.partition_point(|h| h.end < lo);
+    hints[from..]
+        .iter()
+        .take_while(|h| h.end <= hi)
+        .any(|h| h.start >= lo && (h.pattern as usize) >= AT_HINTS.len())
+}
+
 /// The context words a few words before and after a span.
 fn context(text: &str, start: usize, end: usize, e: Entity) -> Context {
     let bytes = text.as_bytes();
-    let lo = floor_boundary(text, start.saturating_sub(48));
-    let hi = ceil_boundary(text, (end + 24).min(bytes.len()));
-    let mut positive = false;
+    let (lo, hi) = context_window(text, start, end);
+    let filter = &CONTEXT_FILTER[e.index()];
     let mut negative = false;
     for (part, after) in [(&bytes[lo..start], false), (&bytes[end..hi], true)] {
         let tok = |b: u8| CONTEXT_TOKEN[usize::from(b)];
@@ -985,10 +1130,7 @@ fn context(text: &str, start: usize, end: usize, e: Entity) -> Context {
                 w = &w[1..];
             }
             i = j;
-            if w.is_empty()
-                || w.len() > 12
-                || CONTEXT_FILTER[usize::from(w[0].to_ascii_lowercase())] & (1 << w.len()) == 0
-            {
+            if w.is_empty() || w.len() > 12 || filter[usize::from(w[0])] & (1 << w.len()) == 0 {
                 continue;
             }
             let mut buf = [0u8; 12];
@@ -997,7 +1139,10 @@ fn context(text: &str, start: usize, end: usize, e: Entity) -> Context {
             }
             let w = &buf[..w.len()];
             if listed(e.context(), w) {
-                positive = true;
+                return Context {
+                    positive: true,
+                    negative,
+                };
             } else if listed(NEGATIVE_CONTEXT, w)
                 || (after && e == Entity::Phone && listed(STREET_WORDS, w))
             {
@@ -1005,7 +1150,10 @@ fn context(text: &str, start: usize, end: usize, e: Entity) -> Context {
             }
         }
     }
-    Context { positive, negative }
+    Context {
+        positive: false,
+        negative,
+    }
 }
 
 /// Whether the lowercase word `w` is in `list`; the length and first byte are compared first,
@@ -1401,16 +1549,69 @@ mod tests {
     }
 
     #[test]
+    fn num_run_matches_are_find_iter_matches() {
+        use rand::{Rng, SeedableRng};
+        let d = det();
+        let patterns = [(&d.card, 12), (&d.ssn, 9), (&d.ipv4, 7), (&d.phone, 7)];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let alphabet = b"0123456789012345678901234567890123456789 ().-/+ x ext.:a_\n";
+        let mut texts: Vec<String> = (0..20_000)
+            .map(|_| {
+                let len = rng.random_range(0..48);
+                (0..len)
+                    .map(|_| char::from(alphabet[rng.random_range(0..alphabet.len())]))
+                    .collect()
+            })
+            .collect();
+        texts.extend(crate::labelled_texts(&["pii/presidio_sentences.jsonl"]));
+        let mut found = 0;
+        for t in &texts {
+            let s = rng.random_range(0..=t.len());
+            let e = rng.random_range(s..=t.len());
+            let ranges = [(0, t.len()), (s, e)];
+            for (re, min) in patterns {
+                for (s, e) in ranges {
+                    if !(t.is_char_boundary(s) && t.is_char_boundary(e)) {
+                        continue;
+                    }
+                    let want: Vec<_> = re.find_iter(Input::new(t).range(s..e)).collect();
+                    let got: Vec<_> = num_run_matches(re, t, s, e, min).collect();
+                    assert_eq!(got, want, "{t:?} {s}..{e}");
+                    found += got.len();
+                }
+            }
+        }
+        assert!(found > 5_000, "{found}");
+    }
+
+    #[test]
+    fn byte_classes_are_the_documented_sets() {
+        for b in 0..=255u8 {
+            let class = BYTE_CLASS[usize::from(b)];
+            let num = b.is_ascii_digit() || b" ().-/+".contains(&b);
+            let word = b.is_ascii_alphanumeric() || b == b'_';
+            let hex = b.is_ascii_hexdigit() || b":-.".contains(&b);
+            assert_eq!(class & NUM != 0, num, "{b}");
+            assert_eq!(class & WORD != 0, word, "{b}");
+            assert_eq!(class & HEX != 0, hex, "{b}");
+        }
+    }
+
+    #[test]
     fn context_filter_admits_every_listed_word() {
-        let lists = ALL_ENTITIES
-            .iter()
-            .map(|e| e.context())
-            .chain([NEGATIVE_CONTEXT, STREET_WORDS]);
-        for list in lists {
-            for w in list {
+        for e in ALL_ENTITIES {
+            let street: &[&str] = if e == Entity::Phone {
+                STREET_WORDS
+            } else {
+                &[]
+            };
+            for w in [e.context(), NEGATIVE_CONTEXT, street].concat() {
                 // Words longer than 12 bytes are never compared (see `adjust_with_context`).
                 assert!(w.len() <= 12 && *w == w.to_ascii_lowercase(), "{w}");
-                assert!(CONTEXT_FILTER[usize::from(w.as_bytes()[0])] & (1 << w.len()) != 0);
+                for first in [w.as_bytes()[0], w.as_bytes()[0].to_ascii_uppercase()] {
+                    let filter = CONTEXT_FILTER[e.index()][usize::from(first)];
+                    assert!(filter & (1 << w.len()) != 0, "{w}");
+                }
             }
         }
         let text = "Office: 415 555 2671";
@@ -1420,6 +1621,117 @@ mod tests {
             adjust_with_context(text, 9, text.len(), Entity::Phone, 0.0),
             0.0
         );
+    }
+
+    #[test]
+    fn digit_groups_summarise_what_a_list_of_groups_says() {
+        let mut texts = crate::labelled_texts(&["pii/presidio_sentences.jsonl"]);
+        texts.extend(PHONE_WORD_TEXTS.map(String::from));
+        texts.push("0X.12.34.56.78 1.2.3.4.5 2024.01.31 31/01/2024 (+33) 1 23 45 67 89 ſ 9".into());
+        let mut dated = 0;
+        for text in &texts {
+            let bounds: Vec<usize> = (0..=text.len())
+                .filter(|i| text.is_char_boundary(*i))
+                .collect();
+            for (k, &s) in bounds.iter().enumerate() {
+                for &e in bounds[k..].iter().take(24) {
+                    let c = &text[s..e];
+                    let groups: Vec<&str> = c
+                        .split(|ch: char| !ch.is_ascii_digit())
+                        .filter(|g| !g.is_empty())
+                        .collect();
+                    let g = DigitGroups::of(c);
+                    assert_eq!(g.count, groups.len(), "{c:?}");
+                    for (i, len) in g.first.iter().enumerate() {
+                        assert_eq!(*len, groups.get(i).map_or(0, |g| g.len()), "{c:?}");
+                    }
+                    assert_eq!(g.longest <= 2, groups.iter().all(|g| g.len() <= 2), "{c:?}");
+                    assert_eq!(g.longest <= 4, groups.iter().all(|g| g.len() <= 4), "{c:?}");
+                    let all_two = groups.iter().all(|g| g.len() == 2);
+                    if g.count > 0 {
+                        assert_eq!(g.shortest == 2 && g.longest == 2, all_two, "{c:?}");
+                    }
+                    // Phone candidates are ASCII up to their extension word.
+                    if c.is_ascii() {
+                        dated += usize::from(looks_like_date_or_version(c, &g));
+                    }
+                }
+            }
+        }
+        assert!(dated > 1_000, "{dated}");
+    }
+
+    /// Texts where a phone context word decides whether a number is reported: dates, log
+    /// timestamps and short local numbers next to a context word in any case or spelling the
+    /// tokenizer accepts.
+    const PHONE_WORD_TEXTS: [&str; 9] = [
+        "call me on 2024-05 or at 2024-05-01T12:00:03Z",
+        "Phone: 87 47 98, TEL 469 2020, fax (0) 12 34 56",
+        "line one\\nphone 476 1626 and \\tcell 87 47 98",
+        "MESSAGE 48213 200 14ms host=10.0.3.17",
+        "whatsapp:+44 20 7946 0958; Mobile-phone 0612345678",
+        "2024-05-01T12:00:03Z INFO GET /api/v1/users/48213 200 14ms",
+        "at home: 555 0199, at work 555-0123 ext. 45, telephone 030 1234567",
+        "hotel 48213 200 and network 469 2020 are not context words",
+        "office 171 3890 Creekside Lane; reach me 22 33 44 or dial 0800 123 456",
+    ];
+
+    #[test]
+    fn phone_word_gate_admits_every_context_word() {
+        // `context` finding a phone word implies a keyword hit in its window, for every span
+        // start and end.
+        let d = det();
+        let mut texts = crate::labelled_texts(&["pii/presidio_sentences.jsonl"]);
+        texts.extend(PHONE_WORD_TEXTS.map(String::from));
+        let mut positive = 0;
+        for text in &texts {
+            let hints = d.hints(text);
+            let bounds: Vec<usize> = (0..=text.len())
+                .filter(|i| text.is_char_boundary(*i))
+                .collect();
+            for (k, &s) in bounds.iter().enumerate() {
+                for &e in [s, bounds[(k + 3).min(bounds.len() - 1)]].iter() {
+                    if context(text, s, e, Entity::Phone).positive {
+                        positive += 1;
+                        let (lo, hi) = context_window(text, s, e);
+                        assert!(phone_word_within(&hints, lo, hi), "{text:?} {s}..{e}");
+                    }
+                }
+            }
+        }
+        assert!(positive > 1_000, "{positive}");
+    }
+
+    #[test]
+    fn phone_word_gate_changes_no_finding() {
+        // The same findings as with a gate that always lets `context` look: a hit of a phone
+        // word (pattern past the hints) at every position.
+        let d = det();
+        let mut texts = crate::labelled_texts(&["pii/presidio_sentences.jsonl"]);
+        texts.extend(PHONE_WORD_TEXTS.map(String::from));
+        let mut phones = 0;
+        for text in &texts {
+            let hints = d.hints(text);
+            let mut open = hints.clone();
+            open.extend((0..=text.len()).map(|i| Hit {
+                pattern: AT_HINTS.len() as u32,
+                start: i,
+                end: i,
+            }));
+            open.sort_by_key(|h| h.end);
+            let (mut gated, mut all) = (Vec::new(), Vec::new());
+            d.detect_with(text, &hints, &mut gated);
+            d.detect_with(text, &open, &mut all);
+            assert_eq!(gated, all, "{text:?}");
+            phones += gated
+                .iter()
+                .filter(|f| f.entity_type == "PHONE_NUMBER")
+                .count();
+        }
+        assert!(phones > 200, "{phones}");
+        // Context words still count next to dates and short numbers.
+        let text = PHONE_WORD_TEXTS[1];
+        assert!(has(text, "PHONE_NUMBER", "87 47 98") && has(text, "PHONE_NUMBER", "469 2020"));
     }
 
     fn det() -> PiiDetector {
