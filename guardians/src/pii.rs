@@ -707,9 +707,11 @@ fn digit_regions(bytes: &[u8]) -> DigitRegions {
     let is_num = |b: u8| BYTE_CLASS[usize::from(b)] & NUM != 0;
     let is_word = |b: u8| BYTE_CLASS[usize::from(b)] & WORD != 0;
     let n = bytes.len();
+    // Room for what text with numbers usually holds (log lines: a number region per 400 bytes,
+    // a token with a digit per 32), so that the vectors double once or twice, not ten times.
     let mut out = DigitRegions {
-        numeric: Vec::new(),
-        tokens: Vec::new(),
+        numeric: Vec::with_capacity(n / 512),
+        tokens: Vec::with_capacity(n / 64),
     };
     let (mut num_done, mut tok_done) = (0, 0);
     let mut i = 0;
