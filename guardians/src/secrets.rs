@@ -468,7 +468,11 @@ impl SecretsDetector {
             }
             let regex = compile_go(pattern, &raw.id)?;
             let keyword_start = if pattern == GENERIC_API_KEY {
-                let regex = meta::Regex::new(&go_to_rust(pattern)).map_err(|e| {
+                // ASCII case folding only: the texts it searches hold neither `ſ` nor `K` (see
+                // [`KeywordStart::applies`]), the only characters Unicode folds into ASCII
+                // letters, and the smaller automaton makes each search about a quarter cheaper.
+                let ascii = format!("(?-u){}", go_to_rust(pattern));
+                let regex = meta::Regex::new(&ascii).map_err(|e| {
                     GuardianError::Config(format!("pattern {} does not compile: {e}", raw.id))
                 })?;
                 Some(KeywordStart { regex })
@@ -778,6 +782,10 @@ mod tests {
         assert!(!KeywordStart::applies("\u{17F}ecret=abcdefghij1234"));
         assert!(!KeywordStart::applies("\u{212A}ey=abcdefghij1234"));
         assert!(KeywordStart::applies("clé=abcdefghij1234"));
+        // Which is why: the keyword-start search folds ASCII case only.
+        let folded = "\u{17F}ecret=abcdefghij1234 ";
+        assert!(rule.regex.is_match(folded));
+        assert!(!k.regex.is_match(folded));
     }
 
     /// Random texts built from the pieces a `generic-api-key` match is made of, with keywords
