@@ -547,6 +547,19 @@ async fn upstream_errors_timeouts_and_bad_requests_in_openai_format() {
     let e: Value = r.json().await.unwrap();
     assert_eq!(e["error"]["code"], "mock_broken");
 
+    // A redirect is not followed, nor passed on (an agent following it would bypass Warden).
+    let r = raw(
+        &s,
+        "/v1/chat/completions",
+        json!({"model": "mock-moved",
+        "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
+    assert_eq!(r.status(), 502);
+    assert!(r.headers().get("location").is_none());
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "upstream_redirect", "{e}");
+
     let r = raw(
         &s,
         "/v1/chat/completions",

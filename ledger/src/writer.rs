@@ -1,8 +1,10 @@
 //! The single writer and its group commit.
 //!
-//! Appends from any number of tasks queue on one channel. A dedicated thread takes everything
-//! queued (up to `batch_max`), writes it in one SQLite transaction with one signed checkpoint,
-//! waits for the commit to be durable, and only then hands each caller its receipt. While one
+//! Appends from any number of tasks queue on one channel. With SQLite each is given its place
+//! and hashes as it is queued ([`Placer`]), so its caller knows them at once. A dedicated
+//! thread takes everything queued (up to `batch_max`), writes it in one SQLite transaction with
+//! one signed checkpoint, waits for the commit to be durable, and only then hands each caller
+//! its receipt. While one
 //! batch is being synced the next one accumulates, so the cost of an fsync is shared by every
 //! append that arrived during it.
 //!

@@ -11,7 +11,8 @@
 //!   leaking a credential would;
 //! - anything else: answer `echo: <message>`.
 //!
-//! The model selects failures: `mock-broken` answers 500, `mock-slow` answers after 3 s,
+//! The model selects failures: `mock-broken` answers 500, `mock-moved` redirects (307) to
+//! `/v1/moved/chat/completions`, which answers `moved here`, `mock-slow` answers after 3 s,
 //! `mock-20ms` after 20 ms, `mock-trickle` streams one chunk every 100 ms for 30 s (and counts
 //! the streams dropped before their end).
 
@@ -85,6 +86,7 @@ impl Received {
 pub fn router(received: Received) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat))
+        .route("/v1/moved/chat/completions", post(moved))
         .route("/v1/completions", post(completions))
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/responses", post(responses))
@@ -211,6 +213,13 @@ async fn delay_for(model: &str) -> Option<Response> {
             )
                 .into_response(),
         ),
+        "mock-moved" => Some(
+            (
+                StatusCode::TEMPORARY_REDIRECT,
+                [(axum::http::header::LOCATION, "/v1/moved/chat/completions")],
+            )
+                .into_response(),
+        ),
         "mock-slow" => {
             tokio::time::sleep(Duration::from_secs(3)).await;
             None
@@ -277,6 +286,16 @@ fn trickle(received: &Received) -> Response {
         HeaderValue::from_static("text/event-stream"),
     );
     r
+}
+
+/// Where `mock-moved` points: a client that follows the redirect gets `moved here`.
+async fn moved() -> Json<Value> {
+    Json(json!({
+        "id": "chatcmpl-moved", "object": "chat.completion", "created": 1, "model": "mock-moved",
+        "choices": [{"index": 0, "finish_reason": "stop",
+            "message": {"role": "assistant", "content": "moved here"}}],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}
+    }))
 }
 
 async fn chat(

@@ -751,6 +751,27 @@ async fn govern_inner(
             end.finish(status.as_u16(), ending, None, &Findings::default(), &[]);
             err.into_response()
         }
+        Ok(resp) if resp.status().is_redirection() => {
+            let status = resp.status();
+            end.finish(
+                status.as_u16(),
+                Ending::UpstreamError,
+                None,
+                &Findings::default(),
+                &[],
+            );
+            // Not passed on: an agent that followed it would bypass Warden.
+            OpenAiError::new(
+                StatusCode::BAD_GATEWAY,
+                "api_error",
+                "upstream_redirect",
+                format!(
+                    "upstream {} answered {status}, a redirect; Warden does not follow redirects: set the upstream's base_url to the address it redirects to",
+                    upstream.name
+                ),
+            )
+            .into_response()
+        }
         Ok(resp) if !resp.status().is_success() => {
             let status = resp.status();
             let upstream_headers = resp.headers().clone();

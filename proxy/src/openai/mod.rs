@@ -122,7 +122,11 @@ impl Plane {
         }
         // One crypto provider for the process (ring); a no-op if the binary installed it.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        // Redirects are not followed: the upstream is the address the configuration names, and
+        // a redirect would carry the agent's call (and, to the same host, the provider's key)
+        // somewhere else. Not following also spares a URL parse per call.
         let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .pool_max_idle_per_host(256)
             .tcp_nodelay(true)
             .build()
