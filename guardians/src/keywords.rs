@@ -46,7 +46,19 @@ pub(crate) struct Hits {
     by: [Vec<Hit>; OWNERS],
 }
 
+/// Bytes of text per hit for which [`Hits::with_capacity`] makes room: mixed text (prose, code,
+/// logs, JSON) holds about one secrets or injection keyword per 100 bytes, so at most one
+/// doubling follows where an empty vector doubled about ten times, copying the hits each time.
+const BYTES_PER_HIT: usize = 128;
+
 impl Hits {
+    /// Vectors with room for the hits a text of `len` bytes usually holds.
+    fn with_capacity(len: usize) -> Self {
+        Self {
+            by: std::array::from_fn(|_| Vec::with_capacity(len / BYTES_PER_HIT)),
+        }
+    }
+
     pub(crate) fn of(&self, owner: Owner) -> &[Hit] {
         &self.by[owner as usize]
     }
@@ -271,7 +283,7 @@ impl KeywordIndex {
 
     /// One overlapping pass over `text`.
     pub(crate) fn scan(&self, text: &str) -> Hits {
-        let mut hits = Hits::default();
+        let mut hits = Hits::with_capacity(text.len());
         self.table.scan(text.as_bytes(), |p, start, end| {
             let ids = &self.local[p as usize];
             for (o, id) in ids.iter().enumerate() {

@@ -669,8 +669,21 @@ struct NumRegion {
 /// What the digit-based recognizers look at, found from the digits of the text alone.
 struct DigitRegions {
     numeric: Vec<NumRegion>,
-    /// The word tokens (`[A-Za-z0-9_]+`) that contain a digit, in order.
+    /// The word tokens (`[A-Za-z0-9_]+`) that contain a digit and may start an IBAN or a
+    /// crypto address ([`iban_or_crypto_shaped`]), in order.
     tokens: Vec<(usize, usize)>,
+}
+
+/// Whether the IBAN and crypto checks of [`PiiDetector::detect_with`] can use a word token: an
+/// IBAN's starts with two capitals and two digits, a crypto address is at least 14 bytes. The
+/// others (`2024`, `01T12`, `8b7d`, `14ms`: most tokens of log lines) are dropped as they are
+/// found, instead of being stored and skipped.
+fn iban_or_crypto_shaped(tok: &[u8]) -> bool {
+    tok.len() >= 14
+        || matches!(tok, [a, b, c, d, ..] if a.is_ascii_uppercase()
+            && b.is_ascii_uppercase()
+            && c.is_ascii_digit()
+            && d.is_ascii_digit())
 }
 
 /// Bits of [`BYTE_CLASS`]: a number run's bytes (`[0-9 ().\-/+]`), a word's (`[A-Za-z0-9_]`), and
@@ -707,8 +720,10 @@ fn digit_regions(bytes: &[u8]) -> DigitRegions {
     let is_num = |b: u8| BYTE_CLASS[usize::from(b)] & NUM != 0;
     let is_word = |b: u8| BYTE_CLASS[usize::from(b)] & WORD != 0;
     let n = bytes.len();
+    // Room for what text with numbers usually holds (log lines: a number region per 400 bytes),
+    // so that the vector doubles once or twice, not ten times.
     let mut out = DigitRegions {
-        numeric: Vec::new(),
+        numeric: Vec::with_capacity(n / 512),
         tokens: Vec::new(),
     };
     let (mut num_done, mut tok_done) = (0, 0);
@@ -764,7 +779,9 @@ fn digit_regions(bytes: &[u8]) -> DigitRegions {
                 e += 1;
             }
             tok_done = e;
-            out.tokens.push((s, e));
+            if iban_or_crypto_shaped(&bytes[s..e]) {
+                out.tokens.push((s, e));
+            }
         }
         i = num_done.min(tok_done).max(p + 1);
     }
@@ -1582,6 +1599,66 @@ mod tests {
             }
         }
         assert!(found > 5_000, "{found}");
+    }
+
+    /// What `digit_regions` kept before [`iban_or_crypto_shaped`]: every word token with a digit.
+    fn all_digit_tokens(t: &str) -> Vec<(usize, usize)> {
+        let b = t.as_bytes();
+        let word = |x: u8| x.is_ascii_alphanumeric() || x == b'_';
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < b.len() {
+            if !word(b[i]) {
+                i += 1;
+                continue;
+            }
+            let s = i;
+            while i < b.len() && word(b[i]) {
+                i += 1;
+            }
+            if b[s..i].iter().any(u8::is_ascii_digit) {
+                out.push((s, i));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn digit_tokens_are_those_the_iban_and_crypto_checks_can_use() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+        let alphabet = b"0123456789ABCDEFGHIJabcxyz_ .-:\n";
+        let mut texts: Vec<String> = (0..20_000)
+            .map(|_| {
+                let len = rng.random_range(0..60);
+                (0..len)
+                    .map(|_| char::from(alphabet[rng.random_range(0..alphabet.len())]))
+                    .collect()
+            })
+            .collect();
+        texts.extend(crate::labelled_texts(&["pii/presidio_sentences.jsonl"]));
+        texts.push("DE89 3704 0044 0532 0130 00, Zq12345678901, 1234567890123x".into());
+        let (mut kept, mut dropped) = (0, 0);
+        for t in &texts {
+            let all = all_digit_tokens(t);
+            // The IBAN check needs two capitals and two digits first, the crypto checks at least
+            // 14 bytes: the tokens failing both, and only those, are dropped.
+            let usable: Vec<_> = all
+                .iter()
+                .copied()
+                .filter(|&(s, e)| {
+                    let b = &t.as_bytes()[s..e];
+                    e - s >= 14
+                        || (e - s >= 4
+                            && b[..2].iter().all(u8::is_ascii_uppercase)
+                            && b[2..4].iter().all(u8::is_ascii_digit))
+                })
+                .collect();
+            assert_eq!(digit_regions(t.as_bytes()).tokens, usable, "{t:?}");
+            kept += usable.len();
+            dropped += all.len() - usable.len();
+        }
+        assert!(kept > 2_000 && dropped > 20_000, "{kept} {dropped}");
     }
 
     #[test]

@@ -167,6 +167,9 @@ const GENERIC_PREFIX: usize = 50;
 /// start, same preference) as the leftmost-first whole-text search. Texts holding `ſ` (U+017F)
 /// or the Kelvin sign (U+212A) take the whole-text search: `(?i)` folds them into `s` and `k`,
 /// so a match could then hold no ASCII keyword, or a longer prefix.
+///
+/// The proof holds for any set of keyword occurrences that contains the keyword of every match,
+/// so occurrences that [`may_lead_to_separator`] rules out are skipped without a search.
 struct KeywordStart {
     regex: meta::Regex,
 }
@@ -191,7 +194,7 @@ impl KeywordStart {
         let mut at = 0;
         let mut tried = None;
         for &j in starts {
-            if j < at {
+            if j < at || !may_lead_to_separator(bytes, j) {
                 continue;
             }
             let mut p = j;
@@ -220,6 +223,33 @@ impl KeywordStart {
             at = whole.end();
         }
     }
+}
+
+/// How many bytes may stand between the start of a [`GENERIC_API_KEY`] keyword and its
+/// separator: the longest keyword (`credential`, 10), `[ \t\w.-]{0,20}` and `[\s'"]{0,3}`.
+const GENERIC_TO_SEPARATOR: usize = 10 + 20 + 3;
+
+/// Whether a [`GENERIC_API_KEY`] match could have its keyword at `j`: from the keyword to the
+/// separator a match holds only letters, `[ \t\w.-]` and `[\s'"]` (RE2's ASCII classes), at
+/// most [`GENERIC_TO_SEPARATOR`] bytes, so the first other byte must come within that reach and
+/// start a separator (`=`, `>`, `:`, `||`, `?=`, `,`). A necessary test, not a sufficient one:
+/// about 40 instructions where the anchored search it saves costs a few thousand (`token(`,
+/// `api.` in code, `key` in prose).
+fn may_lead_to_separator(bytes: &[u8], j: usize) -> bool {
+    let end = bytes.len().min(j + GENERIC_TO_SEPARATOR + 1);
+    bytes
+        .get(j..end)
+        .into_iter()
+        .flatten()
+        .copied()
+        .find(|&b| {
+            !(b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'_' | b'.' | b'-' | b' ' | b'\t' | b'\n' | b'\x0c' | b'\r' | b'\'' | b'"'
+                ))
+        })
+        .is_some_and(|b| matches!(b, b'=' | b'>' | b':' | b'|' | b'?' | b','))
 }
 
 /// The starts of the occurrences of the keywords numbered `mine`, ascending, each once.
@@ -757,6 +787,128 @@ mod tests {
         assert!(!KeywordStart::applies("\u{17F}ecret=abcdefghij1234"));
         assert!(!KeywordStart::applies("\u{212A}ey=abcdefghij1234"));
         assert!(KeywordStart::applies("clé=abcdefghij1234"));
+    }
+
+    /// Random texts built from the pieces a `generic-api-key` match is made of, with keywords
+    /// at the greatest reach [`may_lead_to_separator`] allows and just past it.
+    fn generic_pieces(rng: &mut rand::rngs::StdRng) -> String {
+        use rand::Rng;
+        const PIECES: &[&str] = &[
+            "token",
+            "KEY",
+            "Api",
+            "aPi",
+            "passwd",
+            "Password",
+            "credential",
+            "creds",
+            "secret",
+            "auth",
+            "access",
+            " ",
+            "\t",
+            "\n",
+            "\x0b",
+            "\x0c",
+            "\r",
+            "'",
+            "\"",
+            "=",
+            ">",
+            ":",
+            ":::=",
+            "|",
+            "||",
+            "?",
+            "?=",
+            ",",
+            "=>",
+            "(",
+            ";",
+            "a",
+            "Z9",
+            "_",
+            ".",
+            "-",
+            "xxxxxxxxxxxxxxxxxxxx",
+            "abcdefghij1234567890",
+            "Zq8/+Yw3=",
+            "é",
+            "`",
+        ];
+        let n = rng.random_range(1..24);
+        (0..n)
+            .map(|_| PIECES[rng.random_range(0..PIECES.len())])
+            .collect()
+    }
+
+    #[test]
+    fn separator_test_admits_every_keyword_that_reaches_a_separator() {
+        use rand::SeedableRng;
+        let keyword_to_separator = Regex::new(&go_to_rust(
+            r#"^(?i)(?:access|auth|(?-i:[Aa]pi|API)|credential|creds|key|passw(?:or)?d|secret|token)(?:[ \t\w.-]{0,20})[\s'"]{0,3}(?:=|>|:{1,3}=|\|\||:|=>|\?=|,)"#,
+        ))
+        .unwrap();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let (mut reached, mut ruled_out) = (0, 0);
+        for _ in 0..200_000 {
+            let t = generic_pieces(&mut rng);
+            let admitted = may_lead_to_separator(t.as_bytes(), 0);
+            if keyword_to_separator.is_match(&t) {
+                assert!(admitted, "{t:?}");
+                reached += 1;
+            } else if !admitted {
+                ruled_out += 1;
+            }
+        }
+        assert!(
+            reached > 1_000 && ruled_out > 10_000,
+            "{reached} {ruled_out}"
+        );
+        // At the edge of the reach: `credential`, 20 middle bytes, 3 spaces, then `=`.
+        let edge = format!("credential{}   =", "y".repeat(20));
+        assert!(keyword_to_separator.is_match(&edge));
+        assert!(may_lead_to_separator(edge.as_bytes(), 0));
+        assert!(!may_lead_to_separator(
+            format!("key{}=", "y".repeat(31)).as_bytes(),
+            0
+        ));
+        assert!(!may_lead_to_separator(b"token(", 0));
+        assert!(!may_lead_to_separator(b"token", 0));
+    }
+
+    #[test]
+    fn keyword_start_with_the_separator_test_matches_the_whole_text_search() {
+        use rand::SeedableRng;
+        let d = SecretsDetector::new(&[]).unwrap();
+        let rule = d.rules.iter().find(|r| r.keyword_start.is_some()).unwrap();
+        let (k, mine) = rule.keyword_start.as_ref().unwrap();
+        let kw = crate::keywords::KeywordIndex::new(&[(
+            crate::keywords::Owner::Secrets,
+            d.keyword_list().to_vec(),
+        )])
+        .unwrap();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut matches = 0;
+        for _ in 0..20_000 {
+            let t: String = (0..4).map(|_| generic_pieces(&mut rng)).collect();
+            let hits = kw.scan(&t);
+            let starts = keyword_starts(hits.of(crate::keywords::Owner::Secrets), mine);
+            let mut got = Vec::new();
+            k.matches(&t, &starts, rule.secret_group, |w, s| got.push((w, s)));
+            let want: Vec<_> = rule
+                .regex
+                .captures_iter(&t)
+                .map(|c| {
+                    let w = c.get_match().unwrap();
+                    let s = secret_of(&c, rule.secret_group).unwrap();
+                    ((w.start(), w.end()), (s.start, s.end))
+                })
+                .collect();
+            assert_eq!(got, want, "{t:?}");
+            matches += want.len();
+        }
+        assert!(matches > 2_000, "{matches}");
     }
 
     #[test]
