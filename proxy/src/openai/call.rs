@@ -49,6 +49,17 @@ pub(crate) struct CallEnd {
 }
 
 impl CallEnd {
+    /// Ends a call the upstream answered with an error (or a redirect): nothing to scan.
+    fn upstream_error(self, status: u16) {
+        self.finish(
+            status,
+            Ending::UpstreamError,
+            None,
+            &Findings::default(),
+            &[],
+        );
+    }
+
     /// Settles the token reservation and inscribes how the call ended (not waited for: the
     /// response is already on its way).
     pub fn finish(
@@ -753,13 +764,7 @@ async fn govern_inner(
         }
         Ok(resp) if resp.status().is_redirection() => {
             let status = resp.status();
-            end.finish(
-                status.as_u16(),
-                Ending::UpstreamError,
-                None,
-                &Findings::default(),
-                &[],
-            );
+            end.upstream_error(status.as_u16());
             // Not passed on: an agent that followed it would bypass Warden.
             OpenAiError::new(
                 StatusCode::BAD_GATEWAY,
@@ -776,13 +781,7 @@ async fn govern_inner(
             let status = resp.status();
             let upstream_headers = resp.headers().clone();
             let bytes = resp.bytes().await.unwrap_or_default();
-            end.finish(
-                status.as_u16(),
-                Ending::UpstreamError,
-                None,
-                &Findings::default(),
-                &[],
-            );
+            end.upstream_error(status.as_u16());
             let mut r = if serde_json::from_slice::<Value>(&bytes)
                 .is_ok_and(|v| v.get("error").is_some())
             {
