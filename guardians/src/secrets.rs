@@ -12,13 +12,21 @@
 //! become their ASCII forms (RE2's meaning, and the fast path of Rust's `regex`), and characters
 //! that are literal in RE2 classes but operators in Rust (`[`, `&&`, `--`, `~~`) are escaped.
 //! Rules that only match file paths (`pkcs12-file`) do not apply to text and are skipped; any rule
-//! whose regex fails to compile is a start-up error, not silently dropped.
+//! whose regex does not parse is a start-up error, not silently dropped.
+//!
+//! A rule's regex and allowlists are compiled at the first scan whose text holds one of its
+//! keywords, not at start-up: most of the 221 rules name one provider's token prefix and never
+//! fire in a given deployment, and compiled they held 11 MiB of the sidecar's memory (and 0.2 s
+//! of its start-up). The first text that triggers a rule pays its compilation once (under a
+//! millisecond for most rules, a few for `generic-api-key`); a test compiles every embedded rule,
+//! so that compilation cannot fail at scan time.
 //!
 //! What it misses: secrets without a keyword gitleaks knows; secrets split across JSON string
 //! leaves; high-entropy strings with no assignment context (gitleaks' generic rule needs a
 //! `key = value` shape); private keys longer than the stream hold-back when streaming.
 
 use std::borrow::Cow;
+use std::sync::OnceLock;
 
 use regex::Regex;
 use regex_automata::util::captures::Captures;
@@ -170,11 +178,11 @@ const GENERIC_PREFIX: usize = 50;
 ///
 /// The proof holds for any set of keyword occurrences that contains the keyword of every match,
 /// so occurrences that [`may_lead_to_separator`] rules out are skipped without a search.
-struct KeywordStart {
-    regex: meta::Regex,
+struct KeywordStart<'r> {
+    regex: &'r meta::Regex,
 }
 
-impl KeywordStart {
+impl KeywordStart<'_> {
     fn applies(text: &str) -> bool {
         text.is_ascii() || !(text.contains('\u{17F}') || text.contains('\u{212A}'))
     }
@@ -281,15 +289,49 @@ fn secret_of(caps: &Captures, group: Option<usize>) -> Option<Span> {
 
 struct Rule {
     id: Cow<'static, str>,
-    regex: meta::Regex,
+    /// The regex in the `regex` crate's dialect, parsed at start-up, compiled at first use.
+    pattern: String,
+    raw_allowlists: Vec<RawAllowlist>,
+    compiled: OnceLock<Compiled>,
     /// Set when the rule's matches start at most a few bytes before a keyword (see
-    /// [`KeywordStart`]), with the rule's keyword numbers.
-    keyword_start: Option<(KeywordStart, Vec<u32>)>,
-    has_groups: bool,
+    /// [`KeywordStart`]): the rule's keyword numbers.
+    keyword_start: Option<Vec<u32>>,
     secret_group: Option<usize>,
     entropy: Option<f64>,
     generic: bool,
+}
+
+/// What a rule needs to scan, built the first time one of its keywords occurs in a text.
+struct Compiled {
+    regex: meta::Regex,
+    has_groups: bool,
     allowlists: Vec<Allowlist>,
+}
+
+impl Rule {
+    fn compile(&self) -> Result<Compiled, GuardianError> {
+        let regex = build_regex(&self.pattern, &self.id)?;
+        let allowlists = self
+            .raw_allowlists
+            .iter()
+            .map(|a| Allowlist::compile(a, &self.id))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Compiled {
+            has_groups: regex.captures_len() > 1,
+            regex,
+            allowlists,
+        })
+    }
+
+    fn compiled(&self) -> &Compiled {
+        self.compiled.get_or_init(|| {
+            // The rules are the embedded file's, every one of which compiles (tested by
+            // `every_embedded_rule_compiles`); the only failure left is a size limit, which
+            // does not depend on the text scanned.
+            self.compile()
+                .unwrap_or_else(|e| panic!("embedded secret rule {}: {e}", self.id))
+        })
+    }
 }
 
 pub(crate) struct SecretsDetector {
@@ -431,6 +473,11 @@ pub(crate) fn go_to_rust(p: &str) -> String {
 /// 15.2 MiB of the 221 compiled rules: rules like `glc_[A-Za-z0-9+/]{32,400}` are one-pass, with
 /// one DFA state per repetition.
 fn compile_go(pattern: &str, id: &str) -> Result<meta::Regex, GuardianError> {
+    build_regex(&go_to_rust(pattern), id)
+}
+
+/// Builds an already translated pattern (see [`compile_go`] for the configuration).
+fn build_regex(pattern: &str, id: &str) -> Result<meta::Regex, GuardianError> {
     meta::Regex::builder()
         .configure(
             meta::Config::new()
@@ -438,7 +485,7 @@ fn compile_go(pattern: &str, id: &str) -> Result<meta::Regex, GuardianError> {
                 .onepass(false)
                 .hybrid_cache_capacity(8 << 20),
         )
-        .build(&go_to_rust(pattern))
+        .build(pattern)
         .map_err(|e| GuardianError::Config(format!("pattern {id} does not compile: {e}")))
 }
 
@@ -475,15 +522,20 @@ impl SecretsDetector {
             if disabled.contains(&raw.id) {
                 continue;
             }
-            let regex = compile_go(pattern, &raw.id)?;
-            let keyword_start = if pattern == GENERIC_API_KEY {
-                // The same compiled regex (shared): anchored searches need no other engine.
-                Some(KeywordStart {
-                    regex: regex.clone(),
-                })
-            } else {
-                None
-            };
+            let translated = go_to_rust(pattern);
+            regex_syntax::parse(&translated).map_err(|e| {
+                GuardianError::Config(format!("pattern {} does not compile: {e}", raw.id))
+            })?;
+            for a in &raw.allowlists {
+                for r in &a.regexes {
+                    regex_syntax::parse(&go_to_rust(r)).map_err(|e| {
+                        GuardianError::Config(format!(
+                            "pattern {}.allowlist does not compile: {e}",
+                            raw.id
+                        ))
+                    })?;
+                }
+            }
             let idx = u16::try_from(rules.len())
                 .map_err(|_| GuardianError::Config("too many secret rules".into()))?;
             for k in &raw.keywords {
@@ -496,31 +548,24 @@ impl SecretsDetector {
                     }
                 }
             }
-            let allowlists = raw
-                .allowlists
-                .iter()
-                .map(|a| Allowlist::compile(a, &raw.id))
-                .collect::<Result<Vec<_>, _>>()?;
-            let keyword_start = keyword_start.map(|k| {
-                let mine = raw
-                    .keywords
+            let keyword_start = (pattern == GENERIC_API_KEY).then(|| {
+                raw.keywords
                     .iter()
                     .filter_map(|w| {
                         let w = w.to_ascii_lowercase();
                         kw_index.iter().position(|x| *x == w).map(|p| p as u32)
                     })
-                    .collect();
-                (k, mine)
+                    .collect()
             });
             rules.push(Rule {
                 keyword_start,
-                has_groups: regex.captures_len() > 1,
                 generic: raw.id.starts_with("generic"),
                 id: Cow::Owned(raw.id),
-                regex,
+                pattern: translated,
+                raw_allowlists: raw.allowlists,
+                compiled: OnceLock::new(),
                 secret_group: raw.secret_group,
                 entropy: raw.entropy,
-                allowlists,
             });
             if raw.keywords.is_empty() {
                 always.push(idx);
@@ -593,17 +638,21 @@ impl SecretsDetector {
             if triggered[i / 64] & (1 << (i % 64)) == 0 {
                 continue;
             }
-            if let Some((k, mine)) = &rule.keyword_start {
+            let compiled = rule.compiled();
+            if let Some(mine) = &rule.keyword_start {
                 if KeywordStart::applies(text) {
                     let starts = keyword_starts(hits, mine);
+                    let k = KeywordStart {
+                        regex: &compiled.regex,
+                    };
                     k.matches(text, &starts, rule.secret_group, |(ws, we), (ss, se)| {
-                        self.consider(text, rule, ws, we, ss, se, out);
+                        self.consider(text, rule, compiled, ws, we, ss, se, out);
                     });
                     continue;
                 }
             }
-            if rule.has_groups {
-                for caps in rule.regex.captures_iter(text) {
+            if compiled.has_groups {
+                for caps in compiled.regex.captures_iter(text) {
                     let (Some(whole), Some(secret)) =
                         (caps.get_match(), secret_of(&caps, rule.secret_group))
                     else {
@@ -612,6 +661,7 @@ impl SecretsDetector {
                     self.consider(
                         text,
                         rule,
+                        compiled,
                         whole.start(),
                         whole.end(),
                         secret.start,
@@ -620,8 +670,17 @@ impl SecretsDetector {
                     );
                 }
             } else {
-                for m in rule.regex.find_iter(text) {
-                    self.consider(text, rule, m.start(), m.end(), m.start(), m.end(), out);
+                for m in compiled.regex.find_iter(text) {
+                    self.consider(
+                        text,
+                        rule,
+                        compiled,
+                        m.start(),
+                        m.end(),
+                        m.start(),
+                        m.end(),
+                        out,
+                    );
                 }
             }
         }
@@ -635,6 +694,7 @@ impl SecretsDetector {
         &self,
         text: &str,
         rule: &Rule,
+        compiled: &Compiled,
         ws: usize,
         we: usize,
         ss: usize,
@@ -660,7 +720,7 @@ impl SecretsDetector {
         if self.global.allows(secret, whole, line) {
             return;
         }
-        if rule
+        if compiled
             .allowlists
             .iter()
             .any(|a| a.allows(secret, whole, line))
@@ -736,7 +796,9 @@ mod tests {
             .find(|(_, r)| r.keyword_start.is_some())
             .expect("generic-api-key has the keyword-start search");
         assert_eq!(rule.id, "generic-api-key");
-        let (k, mine) = rule.keyword_start.as_ref().unwrap();
+        let mine = rule.keyword_start.as_ref().unwrap();
+        let regex = &rule.compiled().regex;
+        let k = KeywordStart { regex };
         let kw = crate::keywords::KeywordIndex::new(&[(
             crate::keywords::Owner::Secrets,
             d.keyword_list().to_vec(),
@@ -770,8 +832,7 @@ mod tests {
             let starts = keyword_starts(hits.of(crate::keywords::Owner::Secrets), mine);
             let mut got = Vec::new();
             k.matches(t, &starts, rule.secret_group, |w, s| got.push((w, s)));
-            let want: Vec<_> = rule
-                .regex
+            let want: Vec<_> = regex
                 .captures_iter(t)
                 .map(|c| {
                     let w = c.get_match().unwrap();
@@ -882,7 +943,9 @@ mod tests {
         use rand::SeedableRng;
         let d = SecretsDetector::new(&[]).unwrap();
         let rule = d.rules.iter().find(|r| r.keyword_start.is_some()).unwrap();
-        let (k, mine) = rule.keyword_start.as_ref().unwrap();
+        let mine = rule.keyword_start.as_ref().unwrap();
+        let regex = &rule.compiled().regex;
+        let k = KeywordStart { regex };
         let kw = crate::keywords::KeywordIndex::new(&[(
             crate::keywords::Owner::Secrets,
             d.keyword_list().to_vec(),
@@ -896,8 +959,7 @@ mod tests {
             let starts = keyword_starts(hits.of(crate::keywords::Owner::Secrets), mine);
             let mut got = Vec::new();
             k.matches(&t, &starts, rule.secret_group, |w, s| got.push((w, s)));
-            let want: Vec<_> = rule
-                .regex
+            let want: Vec<_> = regex
                 .captures_iter(&t)
                 .map(|c| {
                     let w = c.get_match().unwrap();
@@ -909,6 +971,40 @@ mod tests {
             matches += want.len();
         }
         assert!(matches > 2_000, "{matches}");
+    }
+
+    #[test]
+    fn every_embedded_rule_compiles_and_only_when_first_triggered() {
+        let d = SecretsDetector::new(&[]).unwrap();
+        assert!(d.rules.iter().all(|r| r.compiled.get().is_none()));
+        let kw = crate::keywords::KeywordIndex::new(&[(
+            crate::keywords::Owner::Secrets,
+            d.keyword_list().to_vec(),
+        )])
+        .unwrap();
+        let scan = |t: &str| {
+            let hits = kw.scan(t);
+            let mut out = Vec::new();
+            d.detect_with(t, hits.of(crate::keywords::Owner::Secrets), &mut out);
+            out
+        };
+        assert!(scan("nothing to see here").is_empty());
+        assert!(d.rules.iter().all(|r| r.compiled.get().is_none()));
+        let found = scan("GITHUB_TOKEN=ghp_8Rz2mXq4Lw7Nc1Vb5Tk9Jd3Hf6Gs0Pa2Ye4U");
+        assert_eq!(found.len(), 1, "{found:?}");
+        let built: Vec<&str> = d
+            .rules
+            .iter()
+            .filter(|r| r.compiled.get().is_some())
+            .map(|r| &*r.id)
+            .collect();
+        assert!(built.contains(&"github-pat"), "{built:?}");
+        assert!(built.len() < 10, "{built:?}");
+        // The scan path cannot report an error, so every rule the file holds must compile.
+        for r in &d.rules {
+            r.compile()
+                .unwrap_or_else(|e| panic!("rule {} does not compile: {e}", r.id));
+        }
     }
 
     #[test]
