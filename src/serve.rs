@@ -122,12 +122,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let events = decisions.events().clone();
     let (api_state, plane) =
         data_plane(&config, &store, &ledger, &decisions, &webhooks, &policies).await?;
+    // Gloxi's index (3.4 MiB of passages and postings) is built at the first question, off the
+    // async workers: a sidecar that is never asked one does not hold it, and the first asker
+    // waits a fraction of a second once.
     let gloxi = gloxi(&config, &store, &plane)?;
-    // The index is built in the background, so the first question does not wait for it.
-    tokio::spawn({
-        let g = gloxi.clone();
-        async move { g.warm_up().await }
-    });
     let mcp = crate::mcp::http_router(
         &config,
         &api_state.keys,
