@@ -786,6 +786,31 @@ mod tests {
         );
     }
 
+    type Spans = Vec<((usize, usize), (usize, usize))>;
+
+    /// The matches of the keyword-start search and of the whole-text search of `rule` in `t`.
+    fn both_searches(
+        kw: &crate::keywords::KeywordIndex,
+        rule: &Rule,
+        mine: &[u32],
+        t: &str,
+    ) -> (Spans, Spans) {
+        let regex = &rule.compiled().regex;
+        let hits = kw.scan(t);
+        let starts = keyword_starts(hits.of(crate::keywords::Owner::Secrets), mine);
+        let mut got = Vec::new();
+        KeywordStart { regex }.matches(t, &starts, rule.secret_group, |w, s| got.push((w, s)));
+        let want = regex
+            .captures_iter(t)
+            .map(|c| {
+                let w = c.get_match().unwrap();
+                let s = secret_of(&c, rule.secret_group).unwrap();
+                ((w.start(), w.end()), (s.start, s.end))
+            })
+            .collect();
+        (got, want)
+    }
+
     #[test]
     fn keyword_start_finds_what_the_whole_text_search_finds() {
         let d = SecretsDetector::new(&[]).unwrap();
@@ -797,8 +822,6 @@ mod tests {
             .expect("generic-api-key has the keyword-start search");
         assert_eq!(rule.id, "generic-api-key");
         let mine = rule.keyword_start.as_ref().unwrap();
-        let regex = &rule.compiled().regex;
-        let k = KeywordStart { regex };
         let kw = crate::keywords::KeywordIndex::new(&[(
             crate::keywords::Owner::Secrets,
             d.keyword_list().to_vec(),
@@ -828,18 +851,7 @@ mod tests {
             if !KeywordStart::applies(t) {
                 continue; // the whole-text search runs there
             }
-            let hits = kw.scan(t);
-            let starts = keyword_starts(hits.of(crate::keywords::Owner::Secrets), mine);
-            let mut got = Vec::new();
-            k.matches(t, &starts, rule.secret_group, |w, s| got.push((w, s)));
-            let want: Vec<_> = regex
-                .captures_iter(t)
-                .map(|c| {
-                    let w = c.get_match().unwrap();
-                    let s = secret_of(&c, rule.secret_group).unwrap();
-                    ((w.start(), w.end()), (s.start, s.end))
-                })
-                .collect();
+            let (got, want) = both_searches(&kw, rule, mine, t);
             assert_eq!(got, want, "rule {i} on {t:?}");
             matches += want.len();
         }
@@ -944,8 +956,6 @@ mod tests {
         let d = SecretsDetector::new(&[]).unwrap();
         let rule = d.rules.iter().find(|r| r.keyword_start.is_some()).unwrap();
         let mine = rule.keyword_start.as_ref().unwrap();
-        let regex = &rule.compiled().regex;
-        let k = KeywordStart { regex };
         let kw = crate::keywords::KeywordIndex::new(&[(
             crate::keywords::Owner::Secrets,
             d.keyword_list().to_vec(),
@@ -955,18 +965,7 @@ mod tests {
         let mut matches = 0;
         for _ in 0..20_000 {
             let t: String = (0..4).map(|_| generic_pieces(&mut rng)).collect();
-            let hits = kw.scan(&t);
-            let starts = keyword_starts(hits.of(crate::keywords::Owner::Secrets), mine);
-            let mut got = Vec::new();
-            k.matches(&t, &starts, rule.secret_group, |w, s| got.push((w, s)));
-            let want: Vec<_> = regex
-                .captures_iter(&t)
-                .map(|c| {
-                    let w = c.get_match().unwrap();
-                    let s = secret_of(&c, rule.secret_group).unwrap();
-                    ((w.start(), w.end()), (s.start, s.end))
-                })
-                .collect();
+            let (got, want) = both_searches(&kw, rule, mine, &t);
             assert_eq!(got, want, "{t:?}");
             matches += want.len();
         }
