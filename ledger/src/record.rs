@@ -144,18 +144,40 @@ impl Record {
 }
 
 /// Milliseconds since the Unix epoch as RFC 3339 UTC with exactly three fractional digits.
+///
+/// Every record is stamped with one, so the digits are written directly: `format!` took about
+/// 3,000 instructions a call, a tenth of placing a record. Years outside 0..=9999 (only a
+/// caller's odd query bound can ask for one) keep the general path.
 pub fn format_timestamp(ms: i64) -> String {
     let t = time::OffsetDateTime::UNIX_EPOCH + time::Duration::milliseconds(ms);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.millisecond()
-    )
+    let year = t.year();
+    if !(0..=9999).contains(&year) {
+        return format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            year,
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second(),
+            t.millisecond()
+        );
+    }
+    let mut out = *b"0000-00-00T00:00:00.000Z";
+    let mut put = |at: usize, width: usize, mut v: u32| {
+        for i in (at..at + width).rev() {
+            out[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, 4, year as u32);
+    put(5, 2, u8::from(t.month()).into());
+    put(8, 2, t.day().into());
+    put(11, 2, t.hour().into());
+    put(14, 2, t.minute().into());
+    put(17, 2, t.second().into());
+    put(20, 3, t.millisecond().into());
+    out.iter().map(|&b| b as char).collect()
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -225,5 +247,24 @@ mod tests {
             format_timestamp(1_763_900_000_123),
             "2025-11-23T12:13:20.123Z"
         );
+    }
+
+    proptest::proptest! {
+        /// The digits written by hand equal the general formatter's, across and beyond 0..=9999.
+        #[test]
+        fn timestamps_equal_the_general_format(ms in -80_000_000_000_000i64..250_000_000_000_000) {
+            let t = time::OffsetDateTime::UNIX_EPOCH + time::Duration::milliseconds(ms);
+            let want = format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second(),
+                t.millisecond()
+            );
+            proptest::prop_assert_eq!(format_timestamp(ms), want);
+        }
     }
 }
