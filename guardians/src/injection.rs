@@ -1119,6 +1119,11 @@ impl InjectionDetector {
         let runs = self.encoded_runs(text);
         for (kind, runs) in ["base64", "hex", "percent"].into_iter().zip(runs) {
             for (s, e) in runs {
+                // `decode` keeps only text holding a space: most base64 runs (identifiers,
+                // UUIDs, hashes) cannot decode to one, and are dropped without decoding.
+                if kind == "base64" && !base64_may_hold_space(&text.as_bytes()[s..e]) {
+                    continue;
+                }
                 let Some(plain) = decode(kind, &text[s..e]) else {
                     continue;
                 };
@@ -1200,6 +1205,60 @@ fn percent_runs(bytes: &[u8], class: impl Fn(u8) -> bool) -> Vec<(usize, usize)>
         }
     }
     out
+}
+
+/// Whether the base64 run `run` (standard or URL-safe alphabet, up to two `=` after it) would
+/// decode to bytes holding a space (0x20), which [`decode`] requires of every result. Each group
+/// of four characters `c0 c1 c2 c3` gives the bytes `c0 << 2 | c1 >> 4`, `c1 << 4 | c2 >> 2` and
+/// `c2 << 6 | c3` (a last group of two or three characters gives the first one or two): a space
+/// needs `c0` = `I` with `c1` < 16, or `c1 & 15` = 2 with `c2` < 4, or `c2 & 3` = 0 with `c3` =
+/// `g`. Computed here without decoding; characters outside the alphabet decode to nothing (the
+/// run then fails to decode anyway), and `+ -` and `/ _` share a value, as the two alphabets do.
+fn base64_may_hold_space(run: &[u8]) -> bool {
+    const NONE: u8 = 0xFF;
+    static VALUE: [u8; 256] = {
+        let mut t = [NONE; 256];
+        let mut i = 0;
+        while i < 26 {
+            t[b'A' as usize + i] = i as u8;
+            t[b'a' as usize + i] = 26 + i as u8;
+            if i < 10 {
+                t[b'0' as usize + i] = 52 + i as u8;
+            }
+            i += 1;
+        }
+        t[b'+' as usize] = 62;
+        t[b'-' as usize] = 62;
+        t[b'/' as usize] = 63;
+        t[b'_' as usize] = 63;
+        t
+    };
+    let mut end = run.len();
+    while end > 0 && run[end - 1] == b'=' {
+        end -= 1;
+    }
+    let value = |i: usize| u32::from(VALUE[usize::from(run[i])]);
+    for g in (0..end).step_by(4) {
+        let n = (end - g).min(4);
+        if n < 2 {
+            break;
+        }
+        let (c0, c1) = (value(g), value(g + 1));
+        if c0 == 8 && c1 < 16 {
+            return true;
+        }
+        if n < 3 {
+            break;
+        }
+        let c2 = value(g + 2);
+        if c1 != 0xFF && c1 & 15 == 2 && c2 < 4 {
+            return true;
+        }
+        if n == 4 && c2 != 0xFF && c2 & 3 == 0 && value(g + 3) == 32 {
+            return true;
+        }
+    }
+    false
 }
 
 /// Decodes an encoded run; `Some` only when the result reads as text.
@@ -1402,6 +1461,57 @@ mod tests {
             );
         }
         assert!(found > 1000, "{found}");
+    }
+
+    /// The pre-check of base64 runs says yes exactly when the run decodes to bytes holding a
+    /// space, and so for every run `decode` accepts: on random runs of the alphabet (with and
+    /// without padding, in both alphabets) and on encodings of random text with spaces.
+    #[test]
+    fn base64_space_check_matches_decoding() {
+        use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(13);
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_";
+        let words = b"ab cd\tIgC-_ ~\xff";
+        let (mut spaces, mut accepted) = (0, 0);
+        for i in 0..60_000 {
+            let run: String = if i % 3 == 0 {
+                let len = rng.random_range(0..40);
+                let plain: Vec<u8> = (0..len)
+                    .map(|_| words[rng.random_range(0..words.len())])
+                    .collect();
+                let mut run = STANDARD.encode(&plain);
+                if rng.random_bool(0.3) {
+                    run = run.replace('+', "-").replace('/', "_");
+                }
+                run
+            } else {
+                let len = rng.random_range(20..60);
+                let mut run: String = (0..len)
+                    .map(|_| char::from(alphabet[rng.random_range(0..alphabet.len())]))
+                    .collect();
+                for _ in 0..rng.random_range(0..3) {
+                    run.push('=');
+                }
+                run
+            };
+            let t = run.trim_end_matches('=');
+            let engine = if t.contains('-') || t.contains('_') {
+                &URL_SAFE_NO_PAD
+            } else {
+                &STANDARD_NO_PAD
+            };
+            let check = base64_may_hold_space(run.as_bytes());
+            if let Ok(bytes) = engine.decode(t) {
+                assert_eq!(bytes.contains(&b' '), check, "{run:?}");
+                spaces += usize::from(check);
+            }
+            if decode("base64", &run).is_some() {
+                assert!(check, "{run:?}");
+                accepted += 1;
+            }
+        }
+        assert!(spaces > 5_000 && accepted > 1_000, "{spaces} {accepted}");
     }
 
     #[test]
