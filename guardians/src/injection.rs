@@ -736,6 +736,11 @@ const UNBOUNDED_RUN: u32 = 16;
 /// The largest window searched around a keyword hit.
 const MAX_WINDOW: usize = 1024;
 
+/// Hex-encoded payloads: 12 or more pairs of hex digits, each optionally followed by ' ' or ':'.
+const HEX_PATTERN: &str = r"(?-u:\b)(?:[0-9a-fA-F]{2}[ :]?){12,}(?-u:\b)";
+/// Percent-encoded payloads: at least four `%XX` escapes among URL-safe characters.
+const PERCENT_PATTERN: &str = r"(?:%[0-9a-fA-F]{2}|[A-Za-z0-9+._~\-])*%[0-9a-fA-F]{2}(?:(?:[A-Za-z0-9+._~\-])*%[0-9a-fA-F]{2}){3,}[A-Za-z0-9+._~\-]*";
+
 pub(crate) struct InjectionDetector {
     rules: Vec<Rule>,
     /// This detector's own automaton over `keyword_list`, for text the engine's shared pass did
@@ -839,14 +844,8 @@ impl InjectionDetector {
             keywords,
             keyword_list: kws,
             keyword_rules,
-            hex: re(
-                "prompt_injection.hex",
-                r"(?-u:\b)(?:[0-9a-fA-F]{2}[ :]?){12,}(?-u:\b)",
-            )?,
-            percent: re(
-                "prompt_injection.percent",
-                r"(?:%[0-9a-fA-F]{2}|[A-Za-z0-9+._~\-])*%[0-9a-fA-F]{2}(?:(?:[A-Za-z0-9+._~\-])*%[0-9a-fA-F]{2}){3,}[A-Za-z0-9+._~\-]*",
-            )?,
+            hex: re("prompt_injection.hex", HEX_PATTERN)?,
+            percent: re("prompt_injection.percent", PERCENT_PATTERN)?,
             decode_depth: cfg.decode_depth,
         })
     }
@@ -1078,7 +1077,6 @@ impl InjectionDetector {
         let bytes = text.as_bytes();
         let n = bytes.len();
         let mut out: [Vec<(usize, usize)>; 3] = Default::default();
-        let has_digit = crate::bytescan::next_digit(bytes, 0).is_some();
         let percents = memchr::memchr_iter(b'%', bytes).take(4).count();
         // base64: maximal runs of at least 24, plus up to two '='.
         for (s, e) in runs(bytes, |b| CLASS[usize::from(b)] & B64 != 0, 24) {
@@ -1088,16 +1086,11 @@ impl InjectionDetector {
             }
             out[0].push((s, end));
         }
-        // hex: 12 or more pairs of hex digits, each optionally followed by ' ' or ':'.
-        let hex_regions: Vec<(usize, usize)> = if has_digit {
-            runs(bytes, |b| CLASS[usize::from(b)] & (HEX | HEXSEP) != 0, 24)
-                .filter(|&(s, e)| {
-                    bytes[s..e].iter().filter(|b| b.is_ascii_hexdigit()).count() >= 24
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
+        // hex: 12 or more pairs of hex digits, each optionally followed by ' ' or ':'. Only
+        // runs holding `20` are searched: a match's pairs are contiguous and start at the
+        // match's start, so it decodes to a space (which `decode` requires) only if it holds
+        // `20`, and then so does its run. The runs are found from the `20`s.
+        let hex_regions = hex_space_runs(bytes, |b| CLASS[usize::from(b)] & (HEX | HEXSEP) != 0);
         // percent: at least four `%XX` escapes.
         let pct_regions: Vec<(usize, usize)> = if percents >= 4 {
             percent_runs(bytes, |b| CLASS[usize::from(b)] & PCT != 0)
@@ -1121,7 +1114,7 @@ impl InjectionDetector {
             for (s, e) in runs {
                 // `decode` keeps only text holding a space: most base64 runs (identifiers,
                 // UUIDs, hashes) cannot decode to one, and are dropped without decoding.
-                if kind == "base64" && !base64_may_hold_space(&text.as_bytes()[s..e]) {
+                if !worth_decoding(kind, &text.as_bytes()[s..e]) {
                     continue;
                 }
                 let Some(plain) = decode(kind, &text[s..e]) else {
@@ -1201,6 +1194,36 @@ fn percent_runs(bytes: &[u8], class: impl Fn(u8) -> bool) -> Vec<(usize, usize)>
         }
         done = e;
         if e - s >= 12 && memchr::memchr_iter(b'%', &bytes[s..e]).nth(3).is_some() {
+            out.push((s, e));
+        }
+    }
+    out
+}
+
+/// Whether `decode` could accept the encoded run `run` of `kind`: false only when it cannot.
+fn worth_decoding(kind: &str, run: &[u8]) -> bool {
+    kind != "base64" || base64_may_hold_space(run)
+}
+
+/// The maximal runs of `class` (hex digits, ' ' and ':') at least 24 long, holding at least 24
+/// hex digits and the two bytes `20`: found from the `20`s rather than by walking every run.
+fn hex_space_runs(bytes: &[u8], class: impl Fn(u8) -> bool) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut done = 0;
+    for p in memchr::memmem::find_iter(bytes, b"20") {
+        if p < done {
+            continue;
+        }
+        let mut s = p;
+        while s > 0 && class(bytes[s - 1]) {
+            s -= 1;
+        }
+        let mut e = p + 2;
+        while e < bytes.len() && class(bytes[e]) {
+            e += 1;
+        }
+        done = e;
+        if e - s >= 24 && bytes[s..e].iter().filter(|b| b.is_ascii_hexdigit()).count() >= 24 {
             out.push((s, e));
         }
     }
@@ -1512,6 +1535,79 @@ mod tests {
             }
         }
         assert!(spaces > 5_000 && accepted > 1_000, "{spaces} {accepted}");
+    }
+
+    /// The encoded runs worth decoding that `decode` accepts are those it accepts among the
+    /// matches of the plain regexes over the whole text: on random texts of hex, base64 and
+    /// percent encodings of text with and without spaces, UUIDs, words and separators.
+    #[test]
+    fn decoded_runs_are_those_of_the_plain_regexes() {
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+        use rand::{Rng, SeedableRng};
+        let d = InjectionDetector::new(&InjectionConfig::default()).unwrap();
+        let plain = [
+            meta::Regex::new(r"[A-Za-z0-9+/_-]{24,}={0,2}").unwrap(),
+            meta::Regex::new(HEX_PATTERN).unwrap(),
+            meta::Regex::new(PERCENT_PATTERN).unwrap(),
+        ];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(17);
+        let words = [
+            "ignore all",
+            "rules",
+            "x y",
+            "AB",
+            "  ",
+            " ",
+            ":",
+            "=",
+            "20",
+            "%20",
+            "+",
+        ];
+        let mut found = [0usize; 3];
+        for _ in 0..20_000 {
+            let mut t = String::new();
+            for _ in 0..rng.random_range(1..8) {
+                let w: String = (0..rng.random_range(1..6))
+                    .map(|_| words[rng.random_range(0..words.len())])
+                    .collect();
+                match rng.random_range(0..7) {
+                    0 => t.push_str(&STANDARD.encode(&w)),
+                    1 => t.push_str(&URL_SAFE.encode(&w)),
+                    2 | 3 => {
+                        let sep = ["", " ", ":"][rng.random_range(0..3)];
+                        for b in w.bytes() {
+                            t.push_str(&format!("{b:02x}{sep}"));
+                        }
+                    }
+                    4 => {
+                        for b in w.bytes() {
+                            t.push_str(&format!("%{b:02X}"));
+                        }
+                    }
+                    5 => t.push_str("3f9a2c1e-8b7d-4e2f-9a1b-2c3d4e5f6a7b"),
+                    _ => t.push_str(&w),
+                }
+                t.push_str(["", " ", "\n", "=", "-"][rng.random_range(0..5)]);
+            }
+            let runs = d.encoded_runs(&t);
+            for (k, kind) in ["base64", "hex", "percent"].into_iter().enumerate() {
+                let want: Vec<(usize, usize)> = plain[k]
+                    .find_iter(&t)
+                    .map(|m| (m.start(), m.end()))
+                    .filter(|&(s, e)| decode(kind, &t[s..e]).is_some())
+                    .collect();
+                let got: Vec<(usize, usize)> = runs[k]
+                    .iter()
+                    .copied()
+                    .filter(|&(s, e)| worth_decoding(kind, &t.as_bytes()[s..e]))
+                    .filter(|&(s, e)| decode(kind, &t[s..e]).is_some())
+                    .collect();
+                assert_eq!(got, want, "{kind} {t:?}");
+                found[k] += want.len();
+            }
+        }
+        assert!(found.iter().all(|&n| n > 1_000), "{found:?}");
     }
 
     #[test]
