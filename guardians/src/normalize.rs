@@ -117,7 +117,14 @@ fn already_normal(text: &str) -> bool {
     let bytes = text.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
-        // Skip ASCII eight bytes at a time.
+        // Skip ASCII 32 bytes at a time, then eight.
+        for c in bytes[i..].chunks_exact(32) {
+            let word = |k: usize| u64::from_le_bytes(c[k..k + 8].try_into().unwrap_or([0; 8]));
+            if (word(0) | word(8) | word(16) | word(24)) & 0x8080_8080_8080_8080 != 0 {
+                break;
+            }
+            i += 32;
+        }
         while i + 8 <= bytes.len() {
             let mut w = [0u8; 8];
             w.copy_from_slice(&bytes[i..i + 8]);
@@ -270,6 +277,14 @@ mod tests {
             "ﬁ ligature",
         ] {
             assert_eq!(already_normal(t), whole(t), "{t:?}");
+        }
+        // A character that is not normal is seen wherever it stands in a long ASCII text (the
+        // ASCII is skipped 32 and 8 bytes at a time).
+        for c in ["\u{200B}", "ｉ", "і", "\u{E0069}", "e\u{301}"] {
+            for pos in 0..100 {
+                let t = format!("{}{c}{}", "a".repeat(pos), "b".repeat(100 - pos));
+                assert!(!already_normal(&t) && !whole(&t), "{t:?}");
+            }
         }
         // Every character of the `C3 xx` fast path, alone, in pairs, and before a combining
         // mark or another non-ASCII character that ends the fast path.
