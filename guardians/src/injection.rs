@@ -967,6 +967,8 @@ impl InjectionDetector {
         if triggered == 0 {
             return;
         }
+        // Only triggered rules are searched: the others' hits are dropped before sorting.
+        rule_hits.retain(|h| triggered & (1 << h.0) != 0);
         // Searched in order of their start.
         rule_hits.sort_unstable_by_key(|h| (h.0, h.1));
         let mut windows: Vec<(usize, usize)> = Vec::new();
