@@ -765,6 +765,7 @@ pub(crate) struct Evidence {
 
 impl InjectionDetector {
     pub(crate) fn new(cfg: &InjectionConfig) -> Result<Self, GuardianError> {
+        crate::normalize::prepare();
         let mut rules = Vec::with_capacity(RULES.len());
         let mut kws: Vec<String> = Vec::new();
         let mut keyword_rules: Vec<Vec<u8>> = Vec::new();
