@@ -22,7 +22,8 @@ use std::borrow::Cow;
 
 use aho_corasick::{AhoCorasick, MatchKind};
 use base64::Engine as _;
-use regex_automata::{meta, Input};
+use regex_automata::util::pool::Pool;
+use regex_automata::{hybrid, meta, nfa::thompson, Input};
 
 use crate::bytescan::runs;
 use crate::config::InjectionConfig;
@@ -728,6 +729,71 @@ struct Rule {
     /// occurrence of a keyword, word start or not, since the bound is about that occurrence;
     /// when a match must begin at a keyword (`pre == Some(0)`), the regex is run anchored there.
     place: keywords::KeywordPlace,
+    /// For a rule whose matches end at most [`MAX_REVERSE_POST`] bytes after a keyword and need
+    /// not start at one: its reverse automaton, to drop the hits after which no match ends.
+    reverse: Option<Reverse>,
+}
+
+/// The largest `place.post` for which hits are checked with [`Reverse`]: one anchored reverse
+/// search per byte from the keyword's end to `post` bytes after it.
+const MAX_REVERSE_POST: usize = 4;
+
+type CacheFn = Box<
+    dyn Fn() -> hybrid::dfa::Cache
+        + Send
+        + Sync
+        + std::panic::UnwindSafe
+        + std::panic::RefUnwindSafe,
+>;
+
+/// A rule's reverse lazy DFA (reporting whether any match ends where it starts), with a pool
+/// of its caches.
+struct Reverse {
+    dfa: hybrid::dfa::DFA,
+    caches: Pool<hybrid::dfa::Cache, CacheFn>,
+}
+
+impl Reverse {
+    fn new(pattern: &str) -> Result<Self, Box<hybrid::BuildError>> {
+        let dfa = hybrid::dfa::DFA::builder()
+            .configure(
+                hybrid::dfa::Config::new()
+                    .match_kind(regex_automata::MatchKind::All)
+                    .cache_capacity(1 << 20),
+            )
+            .thompson(thompson::Config::new().reverse(true))
+            .build(pattern)
+            .map_err(Box::new)?;
+        let for_caches = dfa.clone();
+        let create: CacheFn = Box::new(move || for_caches.create_cache());
+        Ok(Reverse {
+            dfa,
+            caches: Pool::new(create),
+        })
+    }
+
+    /// Whether a match of the rule (at most `window` long) could end `0..=post` bytes after
+    /// `end`. True when the automaton gives up.
+    fn match_ends_near(
+        &self,
+        cache: &mut hybrid::dfa::Cache,
+        text: &str,
+        end: usize,
+        post: usize,
+        window: usize,
+    ) -> bool {
+        let lo = floor_boundary(text, end.saturating_sub(window));
+        (end..=(end + post).min(text.len()))
+            .filter(|&e| text.is_char_boundary(e))
+            .any(|e| {
+                let input = Input::new(text)
+                    .range(lo..e)
+                    .anchored(regex_automata::Anchored::Yes);
+                self.dfa
+                    .try_search_rev(cache, &input)
+                    .map_or(true, |m| m.is_some())
+            })
+    }
 }
 
 /// Unbounded repetitions in the rules (`\s+` between words) are assumed no longer than this when
@@ -823,11 +889,26 @@ impl InjectionDetector {
                 .replace(r"\w", "[0-9A-Za-z_]")
                 .replace(r"\s", r"[\t\n\r ]");
             let place = keywords::keyword_place(&spaced, def.keywords, UNBOUNDED_RUN as usize);
+            // Every match ends at most `post` after some keyword occurrence (the one in its
+            // literal suffix) and lies in that occurrence's window: a hit after which no match
+            // ends that soon has no match to find that another kept hit's window does not hold.
+            let reverse = match place.post {
+                Some(post) if post <= MAX_REVERSE_POST && place.pre != Some(0) => {
+                    Some(Reverse::new(&format!("(?i){pattern}")).map_err(|e| {
+                        GuardianError::Config(format!(
+                            "pattern prompt_injection.{} has no reverse automaton: {e}",
+                            def.id
+                        ))
+                    })?)
+                }
+                _ => None,
+            };
             rules.push(Rule {
                 def,
                 regex,
                 window,
                 place,
+                reverse,
             });
         }
         let keywords = keywords::automaton(&kws, MatchKind::Standard)?;
@@ -1015,7 +1096,13 @@ impl InjectionDetector {
                 continue;
             }
             windows.clear();
+            let mut reverse = rule.reverse.as_ref().map(|r| (r, r.caches.get()));
             for &(_, hs, he, _) in mine {
+                if let (Some((r, cache)), Some(post)) = (&mut reverse, place.post) {
+                    if !r.match_ends_near(cache, text, he, post, w) {
+                        continue;
+                    }
+                }
                 // A match contains the keyword and is at most `w` long, and starts at most `pre`
                 // before it and ends at most `post` after it, when those are known.
                 let mut s = he.saturating_sub(w);
@@ -1620,12 +1707,89 @@ mod tests {
         let mut misses = Vec::new();
         let mut extra = Vec::new();
         let mut texts = 0;
+        let mut all: Vec<String> = Vec::new();
         for f in ["attacks", "benign", "heldout_attacks"] {
             let data = std::fs::read_to_string(format!("{dir}/{f}.jsonl")).unwrap();
             for line in data.lines().filter(|l| !l.trim().is_empty()) {
                 let v: serde_json::Value = serde_json::from_str(line).unwrap();
                 let t = v["text"].as_str().unwrap();
-                let t = normalize(t).map_or_else(|| t.to_string(), |n| n.text);
+                all.push(normalize(t).map_or_else(|| t.to_string(), |n| n.text));
+            }
+        }
+        // And random texts of the words of the rules whose hits the reverse automata check
+        // (matches ending at or just after a keyword), glued or spaced, in code-like text. (One
+        // space between words: keywords of several words occur only so, see `Rule::place`.)
+        {
+            use rand::{Rng, SeedableRng};
+            let mut rng = rand::rngs::StdRng::seed_from_u64(29);
+            let words = [
+                "no",
+                "without",
+                "bypass",
+                "ignoring",
+                "beyond",
+                "any",
+                "all",
+                "the",
+                "usual",
+                "its",
+                "kind of",
+                "ethical",
+                "content",
+                "openai's",
+                "ai",
+                "filter",
+                "filters",
+                "filtering",
+                "restrictions",
+                "polic",
+                "policy",
+                "policies",
+                "guidelines",
+                "censorship",
+                "i have been",
+                "pwned",
+                "this prompt has been",
+                "so thoroughly",
+                "hijacked",
+                "stay",
+                "remain",
+                "breaking",
+                "in",
+                "character",
+                "persona",
+                "you will",
+                "lose",
+                "be deleted",
+                "shut down",
+                "tokens",
+                "deducted",
+                "begins",
+                "starting",
+                "with",
+                "\"",
+                "you are",
+                "your instructions",
+                "system:",
+                ".filter(",
+                "items.iter()",
+                "x",
+                ".",
+                ",",
+                "(",
+                "\n",
+            ];
+            for _ in 0..4_000 {
+                let mut t = String::new();
+                for _ in 0..rng.random_range(1..14) {
+                    t.push_str(words[rng.random_range(0..words.len())]);
+                    t.push_str(["", " ", " "][rng.random_range(0..3)]);
+                }
+                all.push(t);
+            }
+        }
+        {
+            for t in &all {
                 texts += 1;
                 let mut ev = Vec::new();
                 d.match_rules(&t, None, true, &mut ev, &|s, e| (s, e));
@@ -1663,7 +1827,7 @@ mod tests {
                 }
             }
         }
-        assert!(texts > 2000);
+        assert!(texts > 6000);
         assert!(misses.is_empty(), "{misses:#?}");
         assert!(extra.is_empty(), "{extra:#?}");
     }
