@@ -1788,42 +1788,39 @@ mod tests {
                 all.push(t);
             }
         }
-        {
-            for t in &all {
-                texts += 1;
-                let mut ev = Vec::new();
-                d.match_rules(&t, None, true, &mut ev, &|s, e| (s, e));
-                let b = t.as_bytes();
-                let mut triggered = 0u64;
-                for m in d.keywords.find_overlapping_iter(t.as_str()) {
-                    let s = m.start();
-                    if !(b[s].is_ascii_alphanumeric() && s > 0 && b[s - 1].is_ascii_alphanumeric())
-                    {
-                        for r in &d.keyword_rules[m.pattern().as_usize()] {
-                            triggered |= 1 << r;
-                        }
+        for t in &all {
+            texts += 1;
+            let mut ev = Vec::new();
+            d.match_rules(t, None, true, &mut ev, &|s, e| (s, e));
+            let b = t.as_bytes();
+            let mut triggered = 0u64;
+            for m in d.keywords.find_overlapping_iter(t.as_str()) {
+                let s = m.start();
+                if !(b[s].is_ascii_alphanumeric() && s > 0 && b[s - 1].is_ascii_alphanumeric()) {
+                    for r in &d.keyword_rules[m.pattern().as_usize()] {
+                        triggered |= 1 << r;
                     }
                 }
-                let mut whole = Vec::new();
-                for (i, rule) in d.rules.iter().enumerate() {
-                    if triggered & (1 << i) == 0 {
-                        continue;
-                    }
-                    for m in rule.regex.find_iter(t.as_str()) {
-                        whole.push((rule.def.id, m.start(), m.end()));
-                        let found = ev.iter().any(|e| {
-                            e.rule == rule.def.id && e.start <= m.start() && e.end >= m.end()
-                        });
-                        if !found {
-                            misses.push(format!("{}: {:?}", rule.def.id, &t[m.range()]));
-                        }
+            }
+            let mut whole = Vec::new();
+            for (i, rule) in d.rules.iter().enumerate() {
+                if triggered & (1 << i) == 0 {
+                    continue;
+                }
+                for m in rule.regex.find_iter(t.as_str()) {
+                    whole.push((rule.def.id, m.start(), m.end()));
+                    let found = ev
+                        .iter()
+                        .any(|e| e.rule == rule.def.id && e.start <= m.start() && e.end >= m.end());
+                    if !found {
+                        misses.push(format!("{}: {:?}", rule.def.id, &t[m.range()]));
                     }
                 }
-                // Nor does it find anything the whole-text search does not.
-                for e in &ev {
-                    if !whole.contains(&(e.rule, e.start, e.end)) {
-                        extra.push(format!("{}: {:?}", e.rule, &t[e.start..e.end]));
-                    }
+            }
+            // Nor does it find anything the whole-text search does not.
+            for e in &ev {
+                if !whole.contains(&(e.rule, e.start, e.end)) {
+                    extra.push(format!("{}: {:?}", e.rule, &t[e.start..e.end]));
                 }
             }
         }
