@@ -22,7 +22,8 @@ use std::borrow::Cow;
 
 use aho_corasick::{AhoCorasick, MatchKind};
 use base64::Engine as _;
-use regex_automata::{meta, Input};
+use regex_automata::util::pool::Pool;
+use regex_automata::{hybrid, meta, nfa::thompson, Input};
 
 use crate::bytescan::runs;
 use crate::config::InjectionConfig;
@@ -728,6 +729,71 @@ struct Rule {
     /// occurrence of a keyword, word start or not, since the bound is about that occurrence;
     /// when a match must begin at a keyword (`pre == Some(0)`), the regex is run anchored there.
     place: keywords::KeywordPlace,
+    /// For a rule whose matches end at most [`MAX_REVERSE_POST`] bytes after a keyword and need
+    /// not start at one: its reverse automaton, to drop the hits after which no match ends.
+    reverse: Option<Reverse>,
+}
+
+/// The largest `place.post` for which hits are checked with [`Reverse`]: one anchored reverse
+/// search per byte from the keyword's end to `post` bytes after it.
+const MAX_REVERSE_POST: usize = 4;
+
+type CacheFn = Box<
+    dyn Fn() -> hybrid::dfa::Cache
+        + Send
+        + Sync
+        + std::panic::UnwindSafe
+        + std::panic::RefUnwindSafe,
+>;
+
+/// A rule's reverse lazy DFA (reporting whether any match ends where it starts), with a pool
+/// of its caches.
+struct Reverse {
+    dfa: hybrid::dfa::DFA,
+    caches: Pool<hybrid::dfa::Cache, CacheFn>,
+}
+
+impl Reverse {
+    fn new(pattern: &str) -> Result<Self, Box<hybrid::BuildError>> {
+        let dfa = hybrid::dfa::DFA::builder()
+            .configure(
+                hybrid::dfa::Config::new()
+                    .match_kind(regex_automata::MatchKind::All)
+                    .cache_capacity(1 << 20),
+            )
+            .thompson(thompson::Config::new().reverse(true))
+            .build(pattern)
+            .map_err(Box::new)?;
+        let for_caches = dfa.clone();
+        let create: CacheFn = Box::new(move || for_caches.create_cache());
+        Ok(Reverse {
+            dfa,
+            caches: Pool::new(create),
+        })
+    }
+
+    /// Whether a match of the rule (at most `window` long) could end `0..=post` bytes after
+    /// `end`. True when the automaton gives up.
+    fn match_ends_near(
+        &self,
+        cache: &mut hybrid::dfa::Cache,
+        text: &str,
+        end: usize,
+        post: usize,
+        window: usize,
+    ) -> bool {
+        let lo = floor_boundary(text, end.saturating_sub(window));
+        (end..=(end + post).min(text.len()))
+            .filter(|&e| text.is_char_boundary(e))
+            .any(|e| {
+                let input = Input::new(text)
+                    .range(lo..e)
+                    .anchored(regex_automata::Anchored::Yes);
+                self.dfa
+                    .try_search_rev(cache, &input)
+                    .map_or(true, |m| m.is_some())
+            })
+    }
 }
 
 /// Unbounded repetitions in the rules (`\s+` between words) are assumed no longer than this when
@@ -735,6 +801,11 @@ struct Rule {
 const UNBOUNDED_RUN: u32 = 16;
 /// The largest window searched around a keyword hit.
 const MAX_WINDOW: usize = 1024;
+
+/// Hex-encoded payloads: 12 or more pairs of hex digits, each optionally followed by ' ' or ':'.
+const HEX_PATTERN: &str = r"(?-u:\b)(?:[0-9a-fA-F]{2}[ :]?){12,}(?-u:\b)";
+/// Percent-encoded payloads: at least four `%XX` escapes among URL-safe characters.
+const PERCENT_PATTERN: &str = r"(?:%[0-9a-fA-F]{2}|[A-Za-z0-9+._~\-])*%[0-9a-fA-F]{2}(?:(?:[A-Za-z0-9+._~\-])*%[0-9a-fA-F]{2}){3,}[A-Za-z0-9+._~\-]*";
 
 pub(crate) struct InjectionDetector {
     rules: Vec<Rule>,
@@ -760,6 +831,7 @@ pub(crate) struct Evidence {
 
 impl InjectionDetector {
     pub(crate) fn new(cfg: &InjectionConfig) -> Result<Self, GuardianError> {
+        crate::normalize::prepare();
         let mut rules = Vec::with_capacity(RULES.len());
         let mut kws: Vec<String> = Vec::new();
         let mut keyword_rules: Vec<Vec<u8>> = Vec::new();
@@ -817,11 +889,26 @@ impl InjectionDetector {
                 .replace(r"\w", "[0-9A-Za-z_]")
                 .replace(r"\s", r"[\t\n\r ]");
             let place = keywords::keyword_place(&spaced, def.keywords, UNBOUNDED_RUN as usize);
+            // Every match ends at most `post` after some keyword occurrence (the one in its
+            // literal suffix) and lies in that occurrence's window: a hit after which no match
+            // ends that soon has no match to find that another kept hit's window does not hold.
+            let reverse = match place.post {
+                Some(post) if post <= MAX_REVERSE_POST && place.pre != Some(0) => {
+                    Some(Reverse::new(&format!("(?i){pattern}")).map_err(|e| {
+                        GuardianError::Config(format!(
+                            "pattern prompt_injection.{} has no reverse automaton: {e}",
+                            def.id
+                        ))
+                    })?)
+                }
+                _ => None,
+            };
             rules.push(Rule {
                 def,
                 regex,
                 window,
                 place,
+                reverse,
             });
         }
         let keywords = keywords::automaton(&kws, MatchKind::Standard)?;
@@ -839,14 +926,8 @@ impl InjectionDetector {
             keywords,
             keyword_list: kws,
             keyword_rules,
-            hex: re(
-                "prompt_injection.hex",
-                r"(?-u:\b)(?:[0-9a-fA-F]{2}[ :]?){12,}(?-u:\b)",
-            )?,
-            percent: re(
-                "prompt_injection.percent",
-                r"(?:%[0-9a-fA-F]{2}|[A-Za-z0-9+._~\-])*%[0-9a-fA-F]{2}(?:(?:[A-Za-z0-9+._~\-])*%[0-9a-fA-F]{2}){3,}[A-Za-z0-9+._~\-]*",
-            )?,
+            hex: re("prompt_injection.hex", HEX_PATTERN)?,
+            percent: re("prompt_injection.percent", PERCENT_PATTERN)?,
             decode_depth: cfg.decode_depth,
         })
     }
@@ -968,6 +1049,8 @@ impl InjectionDetector {
         if triggered == 0 {
             return;
         }
+        // Only triggered rules are searched: the others' hits are dropped before sorting.
+        rule_hits.retain(|h| triggered & (1 << h.0) != 0);
         // Searched in order of their start.
         rule_hits.sort_unstable_by_key(|h| (h.0, h.1));
         let mut windows: Vec<(usize, usize)> = Vec::new();
@@ -1013,7 +1096,13 @@ impl InjectionDetector {
                 continue;
             }
             windows.clear();
+            let mut reverse = rule.reverse.as_ref().map(|r| (r, r.caches.get()));
             for &(_, hs, he, _) in mine {
+                if let (Some((r, cache)), Some(post)) = (&mut reverse, place.post) {
+                    if !r.match_ends_near(cache, text, he, post, w) {
+                        continue;
+                    }
+                }
                 // A match contains the keyword and is at most `w` long, and starts at most `pre`
                 // before it and ends at most `post` after it, when those are known.
                 let mut s = he.saturating_sub(w);
@@ -1078,7 +1167,6 @@ impl InjectionDetector {
         let bytes = text.as_bytes();
         let n = bytes.len();
         let mut out: [Vec<(usize, usize)>; 3] = Default::default();
-        let has_digit = crate::bytescan::next_digit(bytes, 0).is_some();
         let percents = memchr::memchr_iter(b'%', bytes).take(4).count();
         // base64: maximal runs of at least 24, plus up to two '='.
         for (s, e) in runs(bytes, |b| CLASS[usize::from(b)] & B64 != 0, 24) {
@@ -1088,16 +1176,11 @@ impl InjectionDetector {
             }
             out[0].push((s, end));
         }
-        // hex: 12 or more pairs of hex digits, each optionally followed by ' ' or ':'.
-        let hex_regions: Vec<(usize, usize)> = if has_digit {
-            runs(bytes, |b| CLASS[usize::from(b)] & (HEX | HEXSEP) != 0, 24)
-                .filter(|&(s, e)| {
-                    bytes[s..e].iter().filter(|b| b.is_ascii_hexdigit()).count() >= 24
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
+        // hex: 12 or more pairs of hex digits, each optionally followed by ' ' or ':'. Only
+        // runs holding `20` are searched: a match's pairs are contiguous and start at the
+        // match's start, so it decodes to a space (which `decode` requires) only if it holds
+        // `20`, and then so does its run. The runs are found from the `20`s.
+        let hex_regions = hex_space_runs(bytes, |b| CLASS[usize::from(b)] & (HEX | HEXSEP) != 0);
         // percent: at least four `%XX` escapes.
         let pct_regions: Vec<(usize, usize)> = if percents >= 4 {
             percent_runs(bytes, |b| CLASS[usize::from(b)] & PCT != 0)
@@ -1119,6 +1202,11 @@ impl InjectionDetector {
         let runs = self.encoded_runs(text);
         for (kind, runs) in ["base64", "hex", "percent"].into_iter().zip(runs) {
             for (s, e) in runs {
+                // `decode` keeps only text holding a space: most base64 runs (identifiers,
+                // UUIDs, hashes) cannot decode to one, and are dropped without decoding.
+                if !worth_decoding(kind, &text.as_bytes()[s..e]) {
+                    continue;
+                }
                 let Some(plain) = decode(kind, &text[s..e]) else {
                     continue;
                 };
@@ -1200,6 +1288,90 @@ fn percent_runs(bytes: &[u8], class: impl Fn(u8) -> bool) -> Vec<(usize, usize)>
         }
     }
     out
+}
+
+/// Whether `decode` could accept the encoded run `run` of `kind`: false only when it cannot.
+fn worth_decoding(kind: &str, run: &[u8]) -> bool {
+    kind != "base64" || base64_may_hold_space(run)
+}
+
+/// The maximal runs of `class` (hex digits, ' ' and ':') at least 24 long, holding at least 24
+/// hex digits and the two bytes `20`: found from the `20`s rather than by walking every run.
+fn hex_space_runs(bytes: &[u8], class: impl Fn(u8) -> bool) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut done = 0;
+    for p in memchr::memmem::find_iter(bytes, b"20") {
+        if p < done {
+            continue;
+        }
+        let mut s = p;
+        while s > 0 && class(bytes[s - 1]) {
+            s -= 1;
+        }
+        let mut e = p + 2;
+        while e < bytes.len() && class(bytes[e]) {
+            e += 1;
+        }
+        done = e;
+        if e - s >= 24 && bytes[s..e].iter().filter(|b| b.is_ascii_hexdigit()).count() >= 24 {
+            out.push((s, e));
+        }
+    }
+    out
+}
+
+/// Whether the base64 run `run` (standard or URL-safe alphabet, up to two `=` after it) would
+/// decode to bytes holding a space (0x20), which [`decode`] requires of every result. Each group
+/// of four characters `c0 c1 c2 c3` gives the bytes `c0 << 2 | c1 >> 4`, `c1 << 4 | c2 >> 2` and
+/// `c2 << 6 | c3` (a last group of two or three characters gives the first one or two): a space
+/// needs `c0` = `I` with `c1` < 16, or `c1 & 15` = 2 with `c2` < 4, or `c2 & 3` = 0 with `c3` =
+/// `g`. Computed here without decoding; characters outside the alphabet decode to nothing (the
+/// run then fails to decode anyway), and `+ -` and `/ _` share a value, as the two alphabets do.
+fn base64_may_hold_space(run: &[u8]) -> bool {
+    const NONE: u8 = 0xFF;
+    static VALUE: [u8; 256] = {
+        let mut t = [NONE; 256];
+        let mut i = 0;
+        while i < 26 {
+            t[b'A' as usize + i] = i as u8;
+            t[b'a' as usize + i] = 26 + i as u8;
+            if i < 10 {
+                t[b'0' as usize + i] = 52 + i as u8;
+            }
+            i += 1;
+        }
+        t[b'+' as usize] = 62;
+        t[b'-' as usize] = 62;
+        t[b'/' as usize] = 63;
+        t[b'_' as usize] = 63;
+        t
+    };
+    let mut end = run.len();
+    while end > 0 && run[end - 1] == b'=' {
+        end -= 1;
+    }
+    let value = |i: usize| u32::from(VALUE[usize::from(run[i])]);
+    for g in (0..end).step_by(4) {
+        let n = (end - g).min(4);
+        if n < 2 {
+            break;
+        }
+        let (c0, c1) = (value(g), value(g + 1));
+        if c0 == 8 && c1 < 16 {
+            return true;
+        }
+        if n < 3 {
+            break;
+        }
+        let c2 = value(g + 2);
+        if c1 != 0xFF && c1 & 15 == 2 && c2 < 4 {
+            return true;
+        }
+        if n == 4 && c2 != 0xFF && c2 & 3 == 0 && value(g + 3) == 32 {
+            return true;
+        }
+    }
+    false
 }
 
 /// Decodes an encoded run; `Some` only when the result reads as text.
@@ -1404,6 +1576,130 @@ mod tests {
         assert!(found > 1000, "{found}");
     }
 
+    /// The pre-check of base64 runs says yes exactly when the run decodes to bytes holding a
+    /// space, and so for every run `decode` accepts: on random runs of the alphabet (with and
+    /// without padding, in both alphabets) and on encodings of random text with spaces.
+    #[test]
+    fn base64_space_check_matches_decoding() {
+        use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(13);
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_";
+        let words = b"ab cd\tIgC-_ ~\xff";
+        let (mut spaces, mut accepted) = (0, 0);
+        for i in 0..60_000 {
+            let run: String = if i % 3 == 0 {
+                let len = rng.random_range(0..40);
+                let plain: Vec<u8> = (0..len)
+                    .map(|_| words[rng.random_range(0..words.len())])
+                    .collect();
+                let mut run = STANDARD.encode(&plain);
+                if rng.random_bool(0.3) {
+                    run = run.replace('+', "-").replace('/', "_");
+                }
+                run
+            } else {
+                let len = rng.random_range(20..60);
+                let mut run: String = (0..len)
+                    .map(|_| char::from(alphabet[rng.random_range(0..alphabet.len())]))
+                    .collect();
+                for _ in 0..rng.random_range(0..3) {
+                    run.push('=');
+                }
+                run
+            };
+            let t = run.trim_end_matches('=');
+            let engine = if t.contains('-') || t.contains('_') {
+                &URL_SAFE_NO_PAD
+            } else {
+                &STANDARD_NO_PAD
+            };
+            let check = base64_may_hold_space(run.as_bytes());
+            if let Ok(bytes) = engine.decode(t) {
+                assert_eq!(bytes.contains(&b' '), check, "{run:?}");
+                spaces += usize::from(check);
+            }
+            if decode("base64", &run).is_some() {
+                assert!(check, "{run:?}");
+                accepted += 1;
+            }
+        }
+        assert!(spaces > 5_000 && accepted > 1_000, "{spaces} {accepted}");
+    }
+
+    /// The encoded runs worth decoding that `decode` accepts are those it accepts among the
+    /// matches of the plain regexes over the whole text: on random texts of hex, base64 and
+    /// percent encodings of text with and without spaces, UUIDs, words and separators.
+    #[test]
+    fn decoded_runs_are_those_of_the_plain_regexes() {
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+        use rand::{Rng, SeedableRng};
+        let d = InjectionDetector::new(&InjectionConfig::default()).unwrap();
+        let plain = [
+            meta::Regex::new(r"[A-Za-z0-9+/_-]{24,}={0,2}").unwrap(),
+            meta::Regex::new(HEX_PATTERN).unwrap(),
+            meta::Regex::new(PERCENT_PATTERN).unwrap(),
+        ];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(17);
+        let words = [
+            "ignore all",
+            "rules",
+            "x y",
+            "AB",
+            "  ",
+            " ",
+            ":",
+            "=",
+            "20",
+            "%20",
+            "+",
+        ];
+        let mut found = [0usize; 3];
+        for _ in 0..20_000 {
+            let mut t = String::new();
+            for _ in 0..rng.random_range(1..8) {
+                let w: String = (0..rng.random_range(1..6))
+                    .map(|_| words[rng.random_range(0..words.len())])
+                    .collect();
+                match rng.random_range(0..7) {
+                    0 => t.push_str(&STANDARD.encode(&w)),
+                    1 => t.push_str(&URL_SAFE.encode(&w)),
+                    2 | 3 => {
+                        let sep = ["", " ", ":"][rng.random_range(0..3)];
+                        for b in w.bytes() {
+                            t.push_str(&format!("{b:02x}{sep}"));
+                        }
+                    }
+                    4 => {
+                        for b in w.bytes() {
+                            t.push_str(&format!("%{b:02X}"));
+                        }
+                    }
+                    5 => t.push_str("3f9a2c1e-8b7d-4e2f-9a1b-2c3d4e5f6a7b"),
+                    _ => t.push_str(&w),
+                }
+                t.push_str(["", " ", "\n", "=", "-"][rng.random_range(0..5)]);
+            }
+            let runs = d.encoded_runs(&t);
+            for (k, kind) in ["base64", "hex", "percent"].into_iter().enumerate() {
+                let want: Vec<(usize, usize)> = plain[k]
+                    .find_iter(&t)
+                    .map(|m| (m.start(), m.end()))
+                    .filter(|&(s, e)| decode(kind, &t[s..e]).is_some())
+                    .collect();
+                let got: Vec<(usize, usize)> = runs[k]
+                    .iter()
+                    .copied()
+                    .filter(|&(s, e)| worth_decoding(kind, &t.as_bytes()[s..e]))
+                    .filter(|&(s, e)| decode(kind, &t[s..e]).is_some())
+                    .collect();
+                assert_eq!(got, want, "{kind} {t:?}");
+                found[k] += want.len();
+            }
+        }
+        assert!(found.iter().all(|&n| n > 1_000), "{found:?}");
+    }
+
     #[test]
     fn keyword_windows_find_every_match() {
         let d = InjectionDetector::new(&InjectionConfig::default()).unwrap();
@@ -1411,50 +1707,124 @@ mod tests {
         let mut misses = Vec::new();
         let mut extra = Vec::new();
         let mut texts = 0;
+        let mut all: Vec<String> = Vec::new();
         for f in ["attacks", "benign", "heldout_attacks"] {
             let data = std::fs::read_to_string(format!("{dir}/{f}.jsonl")).unwrap();
             for line in data.lines().filter(|l| !l.trim().is_empty()) {
                 let v: serde_json::Value = serde_json::from_str(line).unwrap();
                 let t = v["text"].as_str().unwrap();
-                let t = normalize(t).map_or_else(|| t.to_string(), |n| n.text);
-                texts += 1;
-                let mut ev = Vec::new();
-                d.match_rules(&t, None, true, &mut ev, &|s, e| (s, e));
-                let b = t.as_bytes();
-                let mut triggered = 0u64;
-                for m in d.keywords.find_overlapping_iter(t.as_str()) {
-                    let s = m.start();
-                    if !(b[s].is_ascii_alphanumeric() && s > 0 && b[s - 1].is_ascii_alphanumeric())
-                    {
-                        for r in &d.keyword_rules[m.pattern().as_usize()] {
-                            triggered |= 1 << r;
-                        }
-                    }
+                all.push(normalize(t).map_or_else(|| t.to_string(), |n| n.text));
+            }
+        }
+        // And random texts of the words of the rules whose hits the reverse automata check
+        // (matches ending at or just after a keyword), glued or spaced, in code-like text. (One
+        // space between words: keywords of several words occur only so, see `Rule::place`.)
+        {
+            use rand::{Rng, SeedableRng};
+            let mut rng = rand::rngs::StdRng::seed_from_u64(29);
+            let words = [
+                "no",
+                "without",
+                "bypass",
+                "ignoring",
+                "beyond",
+                "any",
+                "all",
+                "the",
+                "usual",
+                "its",
+                "kind of",
+                "ethical",
+                "content",
+                "openai's",
+                "ai",
+                "filter",
+                "filters",
+                "filtering",
+                "restrictions",
+                "polic",
+                "policy",
+                "policies",
+                "guidelines",
+                "censorship",
+                "i have been",
+                "pwned",
+                "this prompt has been",
+                "so thoroughly",
+                "hijacked",
+                "stay",
+                "remain",
+                "breaking",
+                "in",
+                "character",
+                "persona",
+                "you will",
+                "lose",
+                "be deleted",
+                "shut down",
+                "tokens",
+                "deducted",
+                "begins",
+                "starting",
+                "with",
+                "\"",
+                "you are",
+                "your instructions",
+                "system:",
+                ".filter(",
+                "items.iter()",
+                "x",
+                ".",
+                ",",
+                "(",
+                "\n",
+            ];
+            for _ in 0..4_000 {
+                let mut t = String::new();
+                for _ in 0..rng.random_range(1..14) {
+                    t.push_str(words[rng.random_range(0..words.len())]);
+                    t.push_str(["", " ", " "][rng.random_range(0..3)]);
                 }
-                let mut whole = Vec::new();
-                for (i, rule) in d.rules.iter().enumerate() {
-                    if triggered & (1 << i) == 0 {
-                        continue;
-                    }
-                    for m in rule.regex.find_iter(t.as_str()) {
-                        whole.push((rule.def.id, m.start(), m.end()));
-                        let found = ev.iter().any(|e| {
-                            e.rule == rule.def.id && e.start <= m.start() && e.end >= m.end()
-                        });
-                        if !found {
-                            misses.push(format!("{}: {:?}", rule.def.id, &t[m.range()]));
-                        }
-                    }
-                }
-                // Nor does it find anything the whole-text search does not.
-                for e in &ev {
-                    if !whole.contains(&(e.rule, e.start, e.end)) {
-                        extra.push(format!("{}: {:?}", e.rule, &t[e.start..e.end]));
+                all.push(t);
+            }
+        }
+        for t in &all {
+            texts += 1;
+            let mut ev = Vec::new();
+            d.match_rules(t, None, true, &mut ev, &|s, e| (s, e));
+            let b = t.as_bytes();
+            let mut triggered = 0u64;
+            for m in d.keywords.find_overlapping_iter(t.as_str()) {
+                let s = m.start();
+                if !(b[s].is_ascii_alphanumeric() && s > 0 && b[s - 1].is_ascii_alphanumeric()) {
+                    for r in &d.keyword_rules[m.pattern().as_usize()] {
+                        triggered |= 1 << r;
                     }
                 }
             }
+            let mut whole = Vec::new();
+            for (i, rule) in d.rules.iter().enumerate() {
+                if triggered & (1 << i) == 0 {
+                    continue;
+                }
+                for m in rule.regex.find_iter(t.as_str()) {
+                    whole.push((rule.def.id, m.start(), m.end()));
+                    let found = ev
+                        .iter()
+                        .any(|e| e.rule == rule.def.id && e.start <= m.start() && e.end >= m.end());
+                    if !found {
+                        misses.push(format!("{}: {:?}", rule.def.id, &t[m.range()]));
+                    }
+                }
+            }
+            // Nor does it find anything the whole-text search does not.
+            for e in &ev {
+                if !whole.contains(&(e.rule, e.start, e.end)) {
+                    extra.push(format!("{}: {:?}", e.rule, &t[e.start..e.end]));
+                }
+            }
         }
-        assert!(texts > 2000);
+        assert!(texts > 6000);
         assert!(misses.is_empty(), "{misses:#?}");
         assert!(extra.is_empty(), "{extra:#?}");
     }

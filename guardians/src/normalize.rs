@@ -108,6 +108,75 @@ fn confusable(c: char) -> Option<char> {
     })
 }
 
+fn suspicious_run(run: &str) -> bool {
+    run.chars().any(|c| {
+        is_invisible(c)
+            || ('\u{E0000}'..='\u{E007F}').contains(&c)
+            || ((c.is_alphabetic() || matches!(c, '\u{2018}'..='\u{201F}'))
+                && confusable(c).is_some())
+    })
+}
+
+/// Whether every character of `run` (whole UTF-8 characters, none ASCII) is plain: in
+/// U+0080..U+07FF (two bytes) or U+2000..U+207F (general punctuation), not suspicious, a starter
+/// (combining class 0) and NFKC quick-check Yes. A run of plain characters is normal as it
+/// stands: the quick check of a run fails only on a character that fails it alone or on a
+/// non-zero combining class. From a table of those ranges built once.
+fn plain_run(run: &[u8]) -> bool {
+    let table = plain_table();
+    let mut j = 0;
+    while j < run.len() {
+        // The lead byte gives the length: `run` is whole characters.
+        let (bit, len) = match run[j] {
+            b0 @ 0xC2..=0xDF if j + 1 < run.len() => (
+                (usize::from(b0 & 0x1F) << 6) | usize::from(run[j + 1] & 0x3F),
+                2,
+            ),
+            0xE2 if j + 2 < run.len() && run[j + 1] & 0xFE == 0x80 => {
+                // U+2000..U+207F: E2 80 xx and E2 81 xx.
+                let cp =
+                    0x2000 | (usize::from(run[j + 1] & 1) << 6) | usize::from(run[j + 2] & 0x3F);
+                (cp - 0x2000 + 0x800, 3)
+            }
+            _ => return false,
+        };
+        if table[bit / 64] & (1 << (bit % 64)) == 0 {
+            return false;
+        }
+        j += len;
+    }
+    true
+}
+
+/// The table of [`plain_run`]: bit `cp` for U+0080..U+07FF, bit `0x800 + cp - 0x2000` for
+/// U+2000..U+207F. Built once (about 1.8 M instructions), by [`prepare`] when the engine is.
+fn plain_table() -> &'static [u64; 34] {
+    static PLAIN: std::sync::OnceLock<[u64; 34]> = std::sync::OnceLock::new();
+    PLAIN.get_or_init(|| {
+        let mut t = [0u64; 34];
+        for cp in (0x80u32..0x800).chain(0x2000..0x2080) {
+            let Some(c) = char::from_u32(cp) else {
+                continue;
+            };
+            let mut buf = [0u8; 4];
+            let plain = !suspicious_run(c.encode_utf8(&mut buf))
+                && unicode_normalization::char::canonical_combining_class(c) == 0
+                && unicode_normalization::is_nfkc_quick(std::iter::once(c))
+                    == unicode_normalization::IsNormalized::Yes;
+            if plain {
+                let bit = if cp < 0x800 { cp } else { cp - 0x2000 + 0x800 } as usize;
+                t[bit / 64] |= 1 << (bit % 64);
+            }
+        }
+        t
+    })
+}
+
+/// Builds the tables normalisation uses, so that the first scan does not.
+pub(crate) fn prepare() {
+    plain_table();
+}
+
 /// Whether `text` has nothing to rewrite: no invisible, tag or confusable character and already
 /// NFKC. Most non-ASCII text (accented letters, CJK, emoji) is; only its non-ASCII runs are
 /// looked at. The NFKC quick check is run on each run alone, which gives the same answer as on
@@ -117,7 +186,14 @@ fn already_normal(text: &str) -> bool {
     let bytes = text.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
-        // Skip ASCII eight bytes at a time.
+        // Skip ASCII 32 bytes at a time, then eight.
+        for c in bytes[i..].chunks_exact(32) {
+            let word = |k: usize| u64::from_le_bytes(c[k..k + 8].try_into().unwrap_or([0; 8]));
+            if (word(0) | word(8) | word(16) | word(24)) & 0x8080_8080_8080_8080 != 0 {
+                break;
+            }
+            i += 32;
+        }
         while i + 8 <= bytes.len() {
             let mut w = [0u8; 8];
             w.copy_from_slice(&bytes[i..i + 8]);
@@ -143,15 +219,14 @@ fn already_normal(text: &str) -> bool {
         if (i - s) % 2 == 0 && bytes[s..i].iter().step_by(2).all(|b| *b == 0xC3) {
             continue;
         }
+        // So are runs of characters that [`plain_run`] finds plain one by one (guillemets,
+        // dashes, Greek, Cyrillic...).
+        if plain_run(&bytes[s..i]) {
+            continue;
+        }
         // ASCII bytes never occur inside a UTF-8 sequence, so `s..i` are whole characters.
         let run = &text[s..i];
-        let suspicious = run.chars().any(|c| {
-            is_invisible(c)
-                || ('\u{E0000}'..='\u{E007F}').contains(&c)
-                || ((c.is_alphabetic() || matches!(c, '\u{2018}'..='\u{201F}'))
-                    && confusable(c).is_some())
-        });
-        if suspicious
+        if suspicious_run(run)
             || unicode_normalization::is_nfkc_quick(run.chars())
                 != unicode_normalization::IsNormalized::Yes
         {
@@ -270,6 +345,33 @@ mod tests {
             "ﬁ ligature",
         ] {
             assert_eq!(already_normal(t), whole(t), "{t:?}");
+        }
+        // A character that is not normal is seen wherever it stands in a long ASCII text (the
+        // ASCII is skipped 32 and 8 bytes at a time).
+        for c in ["\u{200B}", "ｉ", "і", "\u{E0069}", "e\u{301}"] {
+            for pos in 0..100 {
+                let t = format!("{}{c}{}", "a".repeat(pos), "b".repeat(100 - pos));
+                assert!(!already_normal(&t) && !whole(&t), "{t:?}");
+            }
+        }
+        // Every two-byte character and those around general punctuation, alone, doubled, next
+        // to a combining mark, and next to another of them.
+        let two: Vec<char> = ('\u{80}'..='\u{7FF}')
+            .chain('\u{1FC0}'..='\u{20FF}')
+            .collect();
+        for (k, a) in two.iter().enumerate() {
+            let b = two[(k * 7 + 3) % two.len()];
+            for t in [
+                format!("x{a}y"),
+                format!("{a}{a}"),
+                format!("{a}\u{301}"),
+                format!("{a}\u{300}\u{301}"),
+                format!("\u{301}{a}"),
+                format!("{a}{b}"),
+                format!("{b}{a} "),
+            ] {
+                assert_eq!(already_normal(&t), whole(&t), "{t:?}");
+            }
         }
         // Every character of the `C3 xx` fast path, alone, in pairs, and before a combining
         // mark or another non-ASCII character that ends the fast path.
