@@ -645,7 +645,7 @@ async fn a_commit_interval_does_not_hold_a_batch_that_is_already_full() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = Arc::new(Ledger::open(options(dir.path())).unwrap());
     let interval = Duration::from_secs(2);
-    ledger.set_commit_interval(interval);
+    // Returns how many batches the round's eight records were committed in.
     let round = |r: usize| {
         let appends: Vec<_> = (0..8)
             .map(|i| {
@@ -655,17 +655,26 @@ async fn a_commit_interval_does_not_hold_a_batch_that_is_already_full() {
             })
             .collect();
         async move {
+            let mut batches = std::collections::BTreeSet::new();
             for a in appends {
-                a.durable().await.unwrap();
+                batches.insert(a.durable().await.unwrap().checkpoint.tree_size);
             }
+            batches.len()
         }
     };
-    // Two rounds teach the writer that eight appenders are active.
-    round(0).await;
-    round(1).await;
+    // Rounds teach the writer that eight appenders are active, once it has seen all eight in
+    // one batch. (Until then it may take a round in parts, when it wakes before the last
+    // append of the round is queued, and hold the rest: a short interval keeps that brief.)
+    ledger.set_commit_interval(Duration::from_millis(20));
+    let mut r = 0;
+    while round(r).await > 1 {
+        r += 1;
+        assert!(r < 200, "the writer never took a whole round in one batch");
+    }
+    ledger.set_commit_interval(interval);
     let started = std::time::Instant::now();
-    for r in 2..7 {
-        round(r).await;
+    for r in r + 1..r + 6 {
+        assert_eq!(round(r).await, 1, "round {r} was committed in one batch");
     }
     assert!(
         started.elapsed() < interval,
