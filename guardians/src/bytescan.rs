@@ -44,6 +44,33 @@ pub(crate) fn runs<'a>(
     })
 }
 
+/// The maximal runs of `class` around each anchor (a match of `len` bytes starting at each
+/// position of `anchors`, in order), each run once: cheaper than walking every run of the class
+/// when the anchor is rare in text (`%`, `:`, `20`).
+pub(crate) fn runs_around<'a>(
+    bytes: &'a [u8],
+    anchors: impl Iterator<Item = usize> + 'a,
+    len: usize,
+    class: impl Fn(u8) -> bool + 'a,
+) -> impl Iterator<Item = (usize, usize)> + 'a {
+    let mut done = 0;
+    anchors.filter_map(move |p| {
+        if p < done {
+            return None;
+        }
+        let mut s = p;
+        while s > 0 && class(bytes[s - 1]) {
+            s -= 1;
+        }
+        let mut e = p + len;
+        while e < bytes.len() && class(bytes[e]) {
+            e += 1;
+        }
+        done = e;
+        Some((s, e))
+    })
+}
+
 /// The position of the first ASCII digit at or after `from`, eight bytes at a time.
 pub(crate) fn next_digit(bytes: &[u8], from: usize) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;

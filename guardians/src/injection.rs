@@ -25,7 +25,7 @@ use base64::Engine as _;
 use regex_automata::util::pool::Pool;
 use regex_automata::{hybrid, meta, nfa::thompson, Input};
 
-use crate::bytescan::runs;
+use crate::bytescan::{runs, runs_around};
 use crate::config::InjectionConfig;
 use crate::error::GuardianError;
 use crate::finding::{Action, Channel, DetectorId, Finding};
@@ -1268,26 +1268,9 @@ impl InjectionDetector {
 /// The maximal runs of `class` (which holds `%`) at least 12 long with at least four `%`: found
 /// from the `%` signs, which are rare in most text, rather than by walking every run.
 fn percent_runs(bytes: &[u8], class: impl Fn(u8) -> bool) -> Vec<(usize, usize)> {
-    let mut out = Vec::new();
-    let mut done = 0;
-    for p in memchr::memchr_iter(b'%', bytes) {
-        if p < done {
-            continue;
-        }
-        let mut s = p;
-        while s > 0 && class(bytes[s - 1]) {
-            s -= 1;
-        }
-        let mut e = p + 1;
-        while e < bytes.len() && class(bytes[e]) {
-            e += 1;
-        }
-        done = e;
-        if e - s >= 12 && memchr::memchr_iter(b'%', &bytes[s..e]).nth(3).is_some() {
-            out.push((s, e));
-        }
-    }
-    out
+    runs_around(bytes, memchr::memchr_iter(b'%', bytes), 1, class)
+        .filter(|&(s, e)| e - s >= 12 && memchr::memchr_iter(b'%', &bytes[s..e]).nth(3).is_some())
+        .collect()
 }
 
 /// Whether `decode` could accept the encoded run `run` of `kind`: false only when it cannot.
@@ -1298,26 +1281,11 @@ fn worth_decoding(kind: &str, run: &[u8]) -> bool {
 /// The maximal runs of `class` (hex digits, ' ' and ':') at least 24 long, holding at least 24
 /// hex digits and the two bytes `20`: found from the `20`s rather than by walking every run.
 fn hex_space_runs(bytes: &[u8], class: impl Fn(u8) -> bool) -> Vec<(usize, usize)> {
-    let mut out = Vec::new();
-    let mut done = 0;
-    for p in memchr::memmem::find_iter(bytes, b"20") {
-        if p < done {
-            continue;
-        }
-        let mut s = p;
-        while s > 0 && class(bytes[s - 1]) {
-            s -= 1;
-        }
-        let mut e = p + 2;
-        while e < bytes.len() && class(bytes[e]) {
-            e += 1;
-        }
-        done = e;
-        if e - s >= 24 && bytes[s..e].iter().filter(|b| b.is_ascii_hexdigit()).count() >= 24 {
-            out.push((s, e));
-        }
-    }
-    out
+    runs_around(bytes, memchr::memmem::find_iter(bytes, b"20"), 2, class)
+        .filter(|&(s, e)| {
+            e - s >= 24 && bytes[s..e].iter().filter(|b| b.is_ascii_hexdigit()).count() >= 24
+        })
+        .collect()
 }
 
 /// Whether the base64 run `run` (standard or URL-safe alphabet, up to two `=` after it) would

@@ -24,7 +24,7 @@ use regex::Regex;
 use regex_automata::{meta, Input};
 use sha2::{Digest, Sha256};
 
-use crate::bytescan::{next_digit, runs};
+use crate::bytescan::{next_digit, runs, runs_around};
 use crate::config::PiiConfig;
 use crate::error::GuardianError;
 use crate::finding::{Action, DetectorId, Finding};
@@ -872,7 +872,6 @@ fn ssn_shaped(region: &[u8]) -> bool {
 /// 14 bytes (the shortest dash or dot MAC form) with five dashes or two dots.
 fn hex_regions(bytes: &[u8]) -> Vec<(usize, usize, usize)> {
     let is_hex = |b: u8| BYTE_CLASS[usize::from(b)] & HEX != 0;
-    let n = bytes.len();
     let mut out = Vec::new();
     let count = |s: usize, e: usize| {
         let (mut colons, mut dashes, mut dots) = (0, 0, 0);
@@ -886,20 +885,7 @@ fn hex_regions(bytes: &[u8]) -> Vec<(usize, usize, usize)> {
         }
         (colons, dashes, dots)
     };
-    let mut done = 0;
-    for p in memchr::memchr_iter(b':', bytes) {
-        if p < done {
-            continue;
-        }
-        let mut s = p;
-        while s > 0 && is_hex(bytes[s - 1]) {
-            s -= 1;
-        }
-        let mut e = p + 1;
-        while e < n && is_hex(bytes[e]) {
-            e += 1;
-        }
-        done = e;
+    for (s, e) in runs_around(bytes, memchr::memchr_iter(b':', bytes), 1, is_hex) {
         let (colons, _, _) = count(s, e);
         if colons >= 2 {
             out.push((s, e, colons));
