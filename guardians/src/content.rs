@@ -25,7 +25,6 @@
 
 use std::borrow::Cow;
 
-use aho_corasick::{AhoCorasick, MatchKind};
 use regex::Regex;
 
 use crate::config::{CategoryConfig, ContentSafetyConfig};
@@ -296,9 +295,9 @@ const GATES: [(Gate, &[&str]); 6] = [
 
 pub(crate) struct ContentDetector {
     /// [`Self::keyword_list`] (overlapping matches; the phrases' leftmost-longest matches are
-    /// rebuilt from them). Used when the engine's shared automaton did not scan the text.
-    #[cfg_attr(not(test), allow(dead_code))]
-    keywords: AhoCorasick,
+    /// rebuilt from them), for the unit tests; the engine scans with its shared automaton.
+    #[cfg(test)]
+    keywords: keywords::KeywordIndex,
     cue: Regex,
     proximity: Vec<Proximity>,
     enabled: [bool; 6],
@@ -311,7 +310,6 @@ fn idx(c: Category) -> usize {
 
 impl ContentDetector {
     pub(crate) fn new(cfg: &ContentSafetyConfig) -> Result<Self, GuardianError> {
-        let keywords = keywords::automaton(Self::keyword_list(), MatchKind::Standard)?;
         let b = r"(?-u:\b)";
         let near = r"[^.!?\n]{0,60}?";
         let close = r"[^.!?\n]{0,40}?";
@@ -411,7 +409,11 @@ impl ContentDetector {
             min_score[idx(c)] = c.config(cfg).min_score;
         }
         Ok(ContentDetector {
-            keywords,
+            #[cfg(test)]
+            keywords: keywords::KeywordIndex::new(&[(
+                keywords::Owner::Content,
+                Self::keyword_list(),
+            )])?,
             cue,
             proximity,
             enabled,
@@ -433,15 +435,7 @@ impl ContentDetector {
 
     #[cfg(test)]
     pub(crate) fn detect(&self, text: &str, out: &mut Vec<Finding>) {
-        let hits: Vec<Hit> = self
-            .keywords
-            .find_overlapping_iter(text)
-            .map(|m| Hit {
-                pattern: m.pattern().as_u32(),
-                start: m.start(),
-                end: m.end(),
-            })
-            .collect();
+        let hits = self.keywords.scan_for(text, keywords::Owner::Content);
         self.detect_with(text, &hits, out);
     }
 
@@ -603,6 +597,22 @@ mod tests {
         );
         assert!(cats("the murderer in the novel").is_empty());
         assert!(cats("a nice day at the beach").is_empty());
+    }
+
+    /// A phrase's words may be apart by any run of spaces, tabs and line breaks (wrapped or
+    /// indented text, or padding meant to slip past the lexicon).
+    #[test]
+    fn phrases_across_space_runs() {
+        for t in [
+            "I want to kill  myself",
+            "I want to kill\nmyself",
+            "how to build a\r\n   bomb at home",
+            "how do I cook\t\tmeth",
+        ] {
+            let one_line = t.split_ascii_whitespace().collect::<Vec<_>>().join(" ");
+            assert!(!cats(t).is_empty(), "{t:?}");
+            assert_eq!(cats(t), cats(&one_line), "{t:?}");
+        }
     }
 
     #[test]

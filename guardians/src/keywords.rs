@@ -13,15 +13,22 @@
 //! All keywords are matched ASCII case-insensitively and overlapping, which is what the secrets
 //! and injection detectors ask for; content safety's leftmost-longest lexicon semantics are
 //! rebuilt from the overlapping hits ([`leftmost_longest`]).
+//!
+//! A space in a keyword matches any run of spaces, tabs and line breaks (`system\n\n  prompt`
+//! is a hit of `system prompt`): text wraps and is indented, and an attacker can put two spaces
+//! where a rule's keyword has one. The automaton reads the text as if every such run were one
+//! space, without copying it ([`Table::new`]).
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use aho_corasick::MatchKind;
+#[cfg(test)]
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind};
 use regex_syntax::hir::literal::{ExtractKind, Extractor};
 use regex_syntax::hir::{Hir, HirKind};
 
 use crate::error::GuardianError;
 
 /// Consumers of the shared automaton.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Owner {
     Pii = 0,
     Secrets = 1,
@@ -70,6 +77,9 @@ pub(crate) struct KeywordIndex {
     /// (built only in tests: a second DFA over 570 keywords is memory and start-up time).
     #[cfg(test)]
     ac: AhoCorasick,
+    /// The keywords `ac` was built from, for tests.
+    #[cfg(test)]
+    patterns: Vec<String>,
     /// The same DFA as one flat transition table, which [`KeywordIndex::scan`] walks.
     table: Table,
     /// For each pattern of `ac`, its number in each owner's list (`NONE` when absent).
@@ -97,12 +107,68 @@ struct Table {
     /// For each match state (index `state / stride - first_match / stride`), the range of
     /// `matches` it reports.
     match_ranges: Vec<(u32, u32)>,
-    /// (pattern, length) of each match, in the order aho-corasick reports them.
-    matches: Vec<(u32, u32)>,
+    /// Each match, in the order aho-corasick reports them.
+    matches: Vec<TableMatch>,
+}
+
+struct TableMatch {
+    pattern: u32,
+    len: u32,
+    /// The keyword, when it holds a space: its occurrence may be longer than the keyword, and
+    /// its start is found by walking back over it ([`start_of`]).
+    spaced: Option<Box<[u8]>>,
+}
+
+/// The bytes a space in a keyword stands for (the injection rules' `\s`).
+pub(crate) fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+/// A keyword as the automaton holds it: ASCII-lowercased, each run of [`is_space`] bytes one
+/// space (a keyword with two spaces in a row could never match).
+pub(crate) fn normal_form(keyword: &str) -> String {
+    let mut out = String::with_capacity(keyword.len());
+    let mut in_space = false;
+    for c in keyword.chars() {
+        if c.is_ascii() && is_space(c as u8) {
+            if !in_space {
+                out.push(' ');
+            }
+            in_space = true;
+        } else {
+            out.push(c.to_ascii_lowercase());
+            in_space = false;
+        }
+    }
+    out
+}
+
+/// Where an occurrence of `keyword` (in [`normal_form`]) that ends at `end` starts: each of its
+/// spaces stands for a whole run of space bytes, and every other byte for one byte.
+fn start_of(text: &[u8], end: usize, keyword: &[u8]) -> usize {
+    let mut i = end;
+    for &k in keyword.iter().rev() {
+        i -= 1;
+        if k == b' ' {
+            while i > 0 && is_space(text[i - 1]) {
+                i -= 1;
+            }
+        }
+    }
+    i
 }
 
 impl Table {
-    fn new(dfa: &aho_corasick::dfa::DFA) -> Result<Table, GuardianError> {
+    /// `patterns` are the keywords `dfa` was built from, each in [`normal_form`].
+    ///
+    /// Two changes to the DFA's transitions make it read every run of space bytes as one space:
+    /// a tab or line break goes where a space goes; and a state entered on a space (one whose
+    /// keyword prefix ends with a space) stays where it is on further space bytes. A match
+    /// state entered on a space would report its keywords again on each further byte, so it
+    /// moves instead to a copy of itself that reports nothing. Every other transition is the
+    /// DFA's own: the table reports what aho-corasick reports on the text with its space runs
+    /// squeezed, at the places those occurrences have in the text itself.
+    fn new(dfa: &aho_corasick::dfa::DFA, patterns: &[String]) -> Result<Table, GuardianError> {
         use aho_corasick::automaton::Automaton;
         use aho_corasick::Anchored;
         let bad = |what: &str| GuardianError::Config(format!("keyword automaton: {what}"));
@@ -119,7 +185,8 @@ impl Table {
             let sid = order[i];
             let mut row = [0usize; 256];
             for (b, slot) in row.iter_mut().enumerate() {
-                let to = dfa.next_state(Anchored::No, sid, b as u8);
+                let b = if is_space(b as u8) { b' ' } else { b as u8 };
+                let to = dfa.next_state(Anchored::No, sid, b);
                 if dfa.is_dead(to) {
                     return Err(bad("an unanchored search reached the dead state"));
                 }
@@ -131,6 +198,26 @@ impl Table {
             }
             rows.push(row);
             i += 1;
+        }
+        let mut is_match: Vec<bool> = order.iter().map(|s| dfa.is_match(*s)).collect();
+        // The states entered on a space; the start state loops on spaces already when it is one.
+        let mut entered_on_space: Vec<usize> = rows.iter().map(|r| r[usize::from(b' ')]).collect();
+        entered_on_space.sort_unstable();
+        entered_on_space.dedup();
+        for t in entered_on_space.into_iter().filter(|&t| t != 0) {
+            let stay = if is_match[t] {
+                let copy = rows.len();
+                rows.push(rows[t]);
+                order.push(order[t]);
+                is_match.push(false);
+                copy
+            } else {
+                t
+            };
+            for b in (0..=255u8).filter(|&b| is_space(b)) {
+                rows[t][usize::from(b)] = stay;
+                rows[stay][usize::from(b)] = stay;
+            }
         }
         // Bytes with the same column in every state share a class.
         let mut class = [0u8; 256];
@@ -148,7 +235,6 @@ impl Table {
         }
         let stride = columns.len();
         // Renumber: states without matches first, then match states.
-        let is_match: Vec<bool> = order.iter().map(|s| dfa.is_match(*s)).collect();
         let mut new_id = vec![0usize; order.len()];
         let mut n = 0;
         for want in [false, true] {
@@ -175,7 +261,12 @@ impl Table {
                 for k in 0..dfa.match_len(*sid) {
                     let p = dfa.match_pattern(*sid, k);
                     let len = u32::try_from(dfa.pattern_len(p)).map_err(|_| bad("long keyword"))?;
-                    matches.push((p.as_u32(), len));
+                    let keyword = patterns[p.as_usize()].as_bytes();
+                    matches.push(TableMatch {
+                        pattern: p.as_u32(),
+                        len,
+                        spaced: keyword.contains(&b' ').then(|| keyword.into()),
+                    });
                 }
                 let to = u32::try_from(matches.len()).map_err(|_| bad("too many matches"))?;
                 match_ranges[new_id[old] - first_match] = (from, to);
@@ -198,8 +289,12 @@ impl Table {
         let (mut at, mut s) = (0, self.start);
         while let Some((end, m)) = self.to_match(text, at, s) {
             let (from, to) = self.match_ranges[(m - self.first_match) as usize / self.stride];
-            for &(p, len) in &self.matches[from as usize..to as usize] {
-                hit(p, end - len as usize, end);
+            for m in &self.matches[from as usize..to as usize] {
+                let start = match &m.spaced {
+                    None => end - m.len as usize,
+                    Some(k) => start_of(text, end, k),
+                };
+                hit(m.pattern, start, end);
             }
             (at, s) = (end, m);
         }
@@ -241,14 +336,20 @@ impl Table {
 }
 
 impl KeywordIndex {
-    /// Builds the union of the owners' lists (each lowercased, as the owners build theirs).
+    /// Builds the union of the owners' lists (each in [`normal_form`]).
     pub(crate) fn new(lists: &[(Owner, Vec<String>)]) -> Result<Self, GuardianError> {
         let mut patterns: Vec<String> = Vec::new();
         let mut local: Vec<[u32; OWNERS]> = Vec::new();
         let mut index = std::collections::HashMap::<String, usize>::new();
         for (owner, list) in lists {
             for (i, k) in list.iter().enumerate() {
-                let k = k.to_ascii_lowercase();
+                let k = normal_form(k);
+                if k.is_empty() || k == " " {
+                    return Err(GuardianError::Config(format!(
+                        "keyword {:?} of {owner:?} matches nothing or every space",
+                        list[i]
+                    )));
+                }
                 let p = *index.entry(k.clone()).or_insert_with(|| {
                     patterns.push(k);
                     local.push([NONE; OWNERS]);
@@ -277,9 +378,27 @@ impl KeywordIndex {
         Ok(KeywordIndex {
             #[cfg(test)]
             ac,
-            table: Table::new(&dfa)?,
+            table: Table::new(&dfa, &patterns)?,
             local,
+            #[cfg(test)]
+            patterns,
         })
+    }
+
+    /// One pass over `text`, keeping only `owner`'s hits: for an index built for one owner.
+    pub(crate) fn scan_for(&self, text: &str, owner: Owner) -> Vec<Hit> {
+        let mut hits = Vec::new();
+        self.table.scan(text.as_bytes(), |p, start, end| {
+            let id = self.local[p as usize][owner as usize];
+            if id != NONE {
+                hits.push(Hit {
+                    pattern: id,
+                    start,
+                    end,
+                });
+            }
+        });
+        hits
     }
 
     /// One overlapping pass over `text`.
@@ -316,19 +435,6 @@ pub(crate) fn leftmost_longest(hits: &[Hit], keep: impl Fn(u32) -> bool) -> Vec<
         }
     }
     out
-}
-
-/// Builds an owner's own automaton with the same semantics as the shared one.
-pub(crate) fn automaton<I, P>(patterns: I, kind: MatchKind) -> Result<AhoCorasick, GuardianError>
-where
-    I: IntoIterator<Item = P>,
-    P: AsRef<[u8]>,
-{
-    Ok(AhoCorasickBuilder::new()
-        .ascii_case_insensitive(true)
-        .match_kind(kind)
-        .kind(Some(AhoCorasickKind::DFA))
-        .build(patterns)?)
 }
 
 /// An upper bound, in bytes, on the length of a match of `pattern`, counting an unbounded
@@ -441,11 +547,46 @@ pub(crate) fn push_window(windows: &mut Vec<(usize, usize)>, start: usize, end: 
 mod tests {
     use super::*;
 
+    fn automaton<I, P>(patterns: I, kind: MatchKind) -> AhoCorasick
+    where
+        I: IntoIterator<Item = P>,
+        P: AsRef<[u8]>,
+    {
+        AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(kind)
+            .kind(Some(AhoCorasickKind::DFA))
+            .build(patterns)
+            .unwrap()
+    }
+
+    /// What the table must report: aho-corasick's overlapping matches in `text` with each run
+    /// of space bytes squeezed to one space, placed back in `text` (a squeezed space stands for
+    /// its whole run at a keyword's start or inside it, for the run's first byte at its end).
+    fn squeezed_matches(ac: &AhoCorasick, text: &[u8]) -> Vec<(u32, usize, usize)> {
+        let mut squeezed = Vec::with_capacity(text.len());
+        let mut at = Vec::with_capacity(text.len());
+        let mut i = 0;
+        while i < text.len() {
+            squeezed.push(if is_space(text[i]) { b' ' } else { text[i] });
+            at.push(i);
+            i += 1;
+            if is_space(text[i - 1]) {
+                while i < text.len() && is_space(text[i]) {
+                    i += 1;
+                }
+            }
+        }
+        ac.find_overlapping_iter(&squeezed[..])
+            .map(|m| (m.pattern().as_u32(), at[m.start()], at[m.end() - 1] + 1))
+            .collect()
+    }
+
     #[test]
     fn leftmost_longest_matches_the_automaton() {
         let pats = ["gas the", "gas", "the race", "race war", "war"];
         let text = "they said gas the race war now; gas, war, the race";
-        let ll = automaton(pats, MatchKind::LeftmostLongest).unwrap();
+        let ll = automaton(pats, MatchKind::LeftmostLongest);
         let want: Vec<(usize, usize, usize)> = ll
             .find_iter(text)
             .map(|m| (m.pattern().as_usize(), m.start(), m.end()))
@@ -528,6 +669,28 @@ mod tests {
         ]);
         let all: Vec<u8> = (0u8..=255).chain((0u8..=255).rev()).collect();
         texts.push(String::from_utf8_lossy(&all).into_owned());
+        // Keywords of several words, their words apart by runs of spaces, tabs and line breaks
+        // (or glued, or apart by a letter), one after another or apart.
+        {
+            use rand::{Rng, SeedableRng};
+            let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+            let spaced: Vec<&String> = idx.patterns.iter().filter(|p| p.contains(' ')).collect();
+            let gaps = [" ", " ", "  ", "\n", "\t", " \r\n ", "x", ""];
+            for _ in 0..3_000 {
+                let mut t = String::new();
+                for _ in 0..rng.random_range(1..6) {
+                    let k = spaced[rng.random_range(0..spaced.len())];
+                    for (i, w) in k.split(' ').enumerate() {
+                        if i > 0 {
+                            t.push_str(gaps[rng.random_range(0..gaps.len())]);
+                        }
+                        t.push_str(w);
+                    }
+                    t.push_str(gaps[rng.random_range(0..gaps.len())]);
+                }
+                texts.push(t);
+            }
+        }
         texts.push(texts.concat());
         (idx, texts)
     }
@@ -536,19 +699,50 @@ mod tests {
     fn table_reports_what_aho_corasick_reports() {
         let (idx, texts) = engine_index_and_texts();
         let mut total = 0;
+        let mut stretched = 0;
         for t in &texts {
-            let want: Vec<(u32, usize, usize)> = idx
-                .ac
-                .find_overlapping_iter(t.as_str())
-                .map(|m| (m.pattern().as_u32(), m.start(), m.end()))
-                .collect();
+            let want = squeezed_matches(&idx.ac, t.as_bytes());
             let mut got = Vec::new();
             idx.table.scan(t.as_bytes(), |p, s, e| got.push((p, s, e)));
             assert_eq!(got, want, "{t:?}");
             total += want.len();
+            stretched += want
+                .iter()
+                .filter(|(p, s, e)| e - s != idx.patterns[*p as usize].len())
+                .count();
         }
         // Enough hits that a wrong table would show.
         assert!(total > 50_000, "{total}");
+        assert!(stretched > 2_000, "{stretched}");
+    }
+
+    #[test]
+    fn a_space_in_a_keyword_matches_any_run_of_spaces() {
+        let idx = KeywordIndex::new(&[
+            (
+                Owner::Injection,
+                vec!["system prompt".into(), "prompt".into()],
+            ),
+            (Owner::Pii, vec![" at ".into(), "\tat\t".into()]),
+        ])
+        .unwrap();
+        let text = "your  system\r\n\tprompt, mail jane\tat \n example";
+        let h = idx.scan(text);
+        let inj: Vec<(u32, &str)> = h
+            .of(Owner::Injection)
+            .iter()
+            .map(|h| (h.pattern, &text[h.start..h.end]))
+            .collect();
+        assert_eq!(inj, vec![(0, "system\r\n\tprompt"), (1, "prompt")],);
+        // ` at ` ends at the first space byte after `at`, and reports once; the tab form is the
+        // same keyword, reported under its first number.
+        let pii: Vec<(u32, &str)> = h
+            .of(Owner::Pii)
+            .iter()
+            .map(|h| (h.pattern, &text[h.start..h.end]))
+            .collect();
+        assert_eq!(pii, vec![(0, "\tat ")]);
+        assert!(KeywordIndex::new(&[(Owner::Content, vec![" \t".into()])]).is_err());
     }
 
     #[test]

@@ -145,9 +145,8 @@ const ALL_ENTITIES: [Entity; 8] = [
 ];
 
 /// The obfuscated `@` forms that gate the obfuscated-address pattern.
-pub(crate) const AT_HINTS: [&str; 8] = [
-    "[at]", "(at)", "{at}", "<at>", " at ", "[ at ]", "( at )", "\tat\t",
-];
+/// (A space in a keyword also matches tabs and line breaks: [`crate::keywords`].)
+pub(crate) const AT_HINTS: [&str; 7] = ["[at]", "(at)", "{at}", "<at>", " at ", "[ at ]", "( at )"];
 
 /// The detector's keywords for the shared automaton ([`crate::keywords`]): [`AT_HINTS`], then
 /// the phone numbers' context words. A phone candidate's context words are read only when one
@@ -170,9 +169,10 @@ pub(crate) struct PiiDetector {
     regions: Vec<country::Id>,
     email: Regex,
     email_obfuscated: Regex,
-    /// The detector's [`keywords`], for text the engine's shared automaton did not scan.
-    #[cfg_attr(not(test), allow(dead_code))]
-    hints: aho_corasick::AhoCorasick,
+    /// The detector's [`keywords`], for the unit tests; the engine scans with its shared
+    /// automaton.
+    #[cfg(test)]
+    hints: crate::keywords::KeywordIndex,
     // The patterns below run only inside candidate regions (see `detect`), with the
     // `regex-automata` meta engine, which searches a range while honouring look-around (`\b`)
     // against the bytes outside it.
@@ -237,7 +237,11 @@ impl PiiDetector {
                     r"(?i){B}[a-z0-9][a-z0-9._%+\-]{{0,63}}@(?:[a-z0-9](?:[a-z0-9\-]{{0,61}}[a-z0-9])?\.)+[a-z]{{2,24}}{B}"
                 ),
             )?,
-            hints: crate::keywords::automaton(keywords(), aho_corasick::MatchKind::Standard)?,
+            #[cfg(test)]
+            hints: crate::keywords::KeywordIndex::new(&[(
+                crate::keywords::Owner::Pii,
+                keywords(),
+            )])?,
             email_obfuscated: re(
                 "email_obfuscated",
                 &format!(
@@ -291,14 +295,7 @@ impl PiiDetector {
     /// The occurrences of [`keywords`] in `text`, as the shared automaton reports them.
     #[cfg(test)]
     fn hints(&self, text: &str) -> Vec<Hit> {
-        self.hints
-            .find_overlapping_iter(text)
-            .map(|m| Hit {
-                pattern: m.pattern().as_u32(),
-                start: m.start(),
-                end: m.end(),
-            })
-            .collect()
+        self.hints.scan_for(text, crate::keywords::Owner::Pii)
     }
 
     /// Appends PII findings; `hints` are the occurrences of [`keywords`] in `text`, by end.
@@ -1835,6 +1832,12 @@ mod tests {
             "reach me: jane at example dot com",
             "EMAIL_ADDRESS",
             "jane at example dot com"
+        ));
+        // Tabs around the `at` (the ` at ` hint matches them too).
+        assert!(has(
+            "reach me: jane\tat\texample\tdot\tcom",
+            "EMAIL_ADDRESS",
+            "jane\tat\texample\tdot\tcom"
         ));
         assert!(found("look at the sky").is_empty());
     }
