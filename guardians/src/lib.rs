@@ -76,6 +76,7 @@ mod injection;
 mod json;
 mod keywords;
 mod normalize;
+mod phone;
 mod pii;
 mod redact;
 mod secrets;

@@ -177,6 +177,8 @@ pub(crate) struct PiiDetector {
     // `regex-automata` meta engine, which searches a range while honouring look-around (`\b`)
     // against the bytes outside it.
     phone: meta::Regex,
+    /// libphonenumber's validity check with its patterns compiled once ([`crate::phone`]).
+    phone_valid: crate::phone::Validator,
     card: meta::Regex,
     iban: meta::Regex,
     ssn: meta::Regex,
@@ -254,6 +256,7 @@ impl PiiDetector {
                     r"(?i)(?:\+[1-9]|\(\+?[0-9]|[0-9])[0-9 ().\-/]{{5,20}}[0-9](?:[ \t]?(?:x|ext\.?|extension)[ \t]?[0-9]{{1,6}})?{B}"
                 ),
             )?,
+            phone_valid: crate::phone::Validator::default(),
             card: mre("card", &format!(r"{B}(?:[0-9][ \-]?){{11,18}}[0-9]{B}"))?,
             iban: mre(
                 "iban",
@@ -590,7 +593,7 @@ impl PiiDetector {
                 cand
             };
             return match phonenumber::parse(None, c) {
-                Ok(n) if phonenumber::is_valid(&n) => Some(0.75),
+                Ok(n) if self.phone_valid.is_valid(&n) => Some(0.75),
                 Ok(_) => Some(0.4),
                 Err(_) => None,
             };
@@ -626,7 +629,7 @@ impl PiiDetector {
         };
         for (i, r) in regions.iter().enumerate() {
             if let Ok(n) = phonenumber::parse(Some(*r), cand) {
-                if phonenumber::is_valid(&n) {
+                if self.phone_valid.is_valid(&n) {
                     let primary = i == 0 && digits >= 10 && has_sep;
                     return Some(if primary {
                         0.7
