@@ -818,35 +818,12 @@ const UNBOUNDED_RUN: u32 = 16;
 /// for it, and past a rule's bounded gaps (`[^.]{0,60}`). The rules therefore read each such run
 /// as one space (one line break if it holds one, for the `^` rules), on a squeezed copy whose
 /// evidence is mapped back. Rare in prose, so usually empty, and found by probing every 17th
-/// byte.
+/// byte ([`runs`]).
 struct LongRuns(Vec<(usize, usize)>);
 
 impl LongRuns {
     fn of(bytes: &[u8]) -> Self {
-        const MIN: usize = UNBOUNDED_RUN as usize + 1;
-        let mut long = Vec::new();
-        // A run of `MIN` or more holds one of every `MIN`-th byte; those are probed, and the
-        // space bytes all compare below `!`, so one compare passes over most probes.
-        let mut p = MIN - 1;
-        while p < bytes.len() {
-            if bytes[p] > b' ' || !keywords::is_space(bytes[p]) {
-                p += MIN;
-                continue;
-            }
-            let mut s = p;
-            while s > 0 && keywords::is_space(bytes[s - 1]) {
-                s -= 1;
-            }
-            let mut e = p + 1;
-            while e < bytes.len() && keywords::is_space(bytes[e]) {
-                e += 1;
-            }
-            if e - s >= MIN {
-                long.push((s, e));
-            }
-            p = e + MIN;
-        }
-        LongRuns(long)
+        LongRuns(runs(bytes, keywords::is_space, UNBOUNDED_RUN as usize + 1).collect())
     }
 
     /// `text` with each run one byte.
