@@ -29,7 +29,13 @@ mod mixed_text;
 use mixed_text::mixed;
 
 fn main() {
-    let text = mixed(64 * 1024);
+    // `BYTES` scans a shorter prefix instead: a prompt-sized text shows the fixed cost per scan.
+    let bytes = std::env::var("BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64 * 1024);
+    // `TEXT` scans that text instead.
+    let text = std::env::var("TEXT").unwrap_or_else(|_| mixed(bytes));
     let which = std::env::var("ONLY").unwrap_or_else(|_| "all".into());
     let mut cfg = GuardianConfig::default();
     cfg.pii.enabled = which == "all" || which == "pii";
