@@ -872,6 +872,15 @@ mod tests {
         );
     }
 
+    /// The shared keyword pass, over this detector's keywords alone.
+    fn keyword_index(d: &SecretsDetector) -> crate::keywords::KeywordIndex {
+        crate::keywords::KeywordIndex::new(&[(
+            crate::keywords::Owner::Secrets,
+            d.keyword_list().to_vec(),
+        )])
+        .unwrap()
+    }
+
     type Spans = Vec<((usize, usize), (usize, usize))>;
 
     /// The matches of the keyword-start search and of the whole-text search of `rule` in `t`.
@@ -913,11 +922,7 @@ mod tests {
             .position(|r| r.id == "generic-api-key")
             .unwrap();
         assert_eq!(d.rules[i].keyword_start, Some(Lead::Generic));
-        let kw = crate::keywords::KeywordIndex::new(&[(
-            crate::keywords::Owner::Secrets,
-            d.keyword_list().to_vec(),
-        )])
-        .unwrap();
+        let kw = keyword_index(&d);
         let mut texts = crate::labelled_texts(&[
             "secrets/benign.jsonl",
             "secrets/generated.jsonl",
@@ -996,11 +1001,7 @@ mod tests {
             leading.len(),
             d.rules.len()
         );
-        let kw = crate::keywords::KeywordIndex::new(&[(
-            crate::keywords::Owner::Secrets,
-            d.keyword_list().to_vec(),
-        )])
-        .unwrap();
+        let kw = keyword_index(&d);
         let mut texts = crate::labelled_texts(&[
             "secrets/benign.jsonl",
             "secrets/generated.jsonl",
@@ -1173,11 +1174,7 @@ mod tests {
             .iter()
             .position(|r| r.id == "generic-api-key")
             .unwrap();
-        let kw = crate::keywords::KeywordIndex::new(&[(
-            crate::keywords::Owner::Secrets,
-            d.keyword_list().to_vec(),
-        )])
-        .unwrap();
+        let kw = keyword_index(&d);
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
         let mut matches = 0;
         for _ in 0..20_000 {
@@ -1193,11 +1190,7 @@ mod tests {
     fn every_embedded_rule_compiles_and_only_when_first_triggered() {
         let d = SecretsDetector::new(&[]).unwrap();
         assert!(d.rules.iter().all(|r| r.compiled.get().is_none()));
-        let kw = crate::keywords::KeywordIndex::new(&[(
-            crate::keywords::Owner::Secrets,
-            d.keyword_list().to_vec(),
-        )])
-        .unwrap();
+        let kw = keyword_index(&d);
         let scan = |t: &str| {
             let hits = kw.scan(t);
             let mut out = Vec::new();
