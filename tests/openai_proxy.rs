@@ -869,6 +869,7 @@ async fn calls_show_in_metrics_and_in_the_event_stream() {
         .unwrap()
         .to_owned();
     let mut limited = false;
+    let mut allowed = 1;
     for _ in 0..20 {
         let r = raw(
             &s,
@@ -881,8 +882,21 @@ async fn calls_show_in_metrics_and_in_the_event_stream() {
             limited = true;
             break;
         }
+        assert_eq!(r.status(), 200);
+        allowed += 1;
     }
     assert!(limited, "the token limit refused a call");
+    assert!(allowed >= 2, "{allowed}");
+    // A method of the client's invention is counted, as `other`.
+    let brew = reqwest::Client::new()
+        .request(
+            reqwest::Method::from_bytes(b"BREW").unwrap(),
+            format!("http://{}/v1/teapot", s.server.api),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(brew.status(), 404);
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let text = scrape(&s).await;
@@ -895,7 +909,30 @@ async fn calls_show_in_metrics_and_in_the_event_stream() {
             "verdict=\"allow\"",
         ],
     );
-    assert!(ok_calls.is_some_and(|n| n >= 1.0), "{text}");
+    // Every allowed call counted, not only the first of its label set.
+    assert_eq!(ok_calls, Some(f64::from(allowed)), "{text}");
+    assert_eq!(
+        sample(
+            &text,
+            "warden_http_requests_total",
+            &["method=\"other\"", "status=\"404\""]
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(!text.contains("BREW"), "{text}");
+    // Every call's records observed, each stage in its own series.
+    for stage in ["sequenced", "durable"] {
+        let observed = sample(
+            &text,
+            "warden_ledger_append_duration_seconds_count",
+            &[&format!("stage=\"{stage}\"")],
+        );
+        assert!(
+            observed.is_some_and(|n| n >= f64::from(allowed)),
+            "{stage}: {text}"
+        );
+    }
     assert!(sample(
         &text,
         "warden_http_requests_total",

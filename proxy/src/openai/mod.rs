@@ -64,6 +64,7 @@ pub struct Plane {
     pub(crate) auth: auth::AuthCache,
     pub(crate) tenant_labels: signals::LabelBudget,
     pub(crate) model_labels: signals::LabelBudget,
+    pub(crate) token_series: signals::TokenSeries,
 }
 
 /// Why the data plane could not be built.
@@ -137,6 +138,7 @@ impl Plane {
             auth: auth::AuthCache::new(api.keys.clone()),
             tenant_labels: Default::default(),
             model_labels: Default::default(),
+            token_series: Default::default(),
             api,
             upstreams,
             client,

@@ -6,9 +6,10 @@
 //! named by the first [`MAX_LABEL_VALUES`] values seen, and any later one is counted as `other`,
 //! so that a caller inventing model names cannot grow the metrics without bound.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
+use metrics::Counter;
 use serde_json::json;
 use warden_governance::NewEvent;
 
@@ -25,16 +26,41 @@ pub(crate) struct LabelBudget(Mutex<HashSet<String>>);
 
 impl LabelBudget {
     /// `value` if it is known or there is room for it, else `other`.
-    pub fn admit(&self, value: &str) -> String {
+    pub fn admit<'a>(&self, value: &'a str) -> &'a str {
         let mut seen = self.0.lock().expect("not poisoned");
         if seen.contains(value) {
-            return value.to_owned();
+            return value;
         }
         if seen.len() < MAX_LABEL_VALUES {
             seen.insert(value.to_owned());
-            return value.to_owned();
+            return value;
         }
-        "other".to_owned()
+        "other"
+    }
+}
+
+/// The input and output token counters of each (tenant, model) label pair, kept rather than
+/// built from their labels and looked up in the recorder on every call. Keyed by the admitted
+/// labels, so at most `(MAX_LABEL_VALUES + 1)²` pairs.
+#[derive(Default)]
+pub(crate) struct TokenSeries(Mutex<HashMap<String, ByModel>>);
+
+/// Input and output counters by model, for one tenant.
+type ByModel = HashMap<String, (Counter, Counter)>;
+
+impl TokenSeries {
+    fn get(&self, tenant: &str, model: &str) -> (Counter, Counter) {
+        let mut all = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = all.get(tenant).and_then(|m| m.get(model)) {
+            return c.clone();
+        }
+        let (t, m) = (tenant.to_owned(), model.to_owned());
+        let c = (
+            metrics::counter!("warden_llm_tokens_total", "direction" => "input", "model" => m.clone(), "tenant" => t.clone()),
+            metrics::counter!("warden_llm_tokens_total", "direction" => "output", "model" => m.clone(), "tenant" => t.clone()),
+        );
+        all.entry(t).or_default().insert(m, c.clone());
+        c
     }
 }
 
@@ -126,8 +152,7 @@ pub(crate) fn rate_limited(p: &Plane, tenant: &str, agent: &str, scope: &str, wh
 /// Tokens a call used, by direction, model and tenant.
 pub(crate) fn tokens(p: &Plane, tenant: &str, model: &str, usage: Usage) {
     let (tenant, model) = (p.tenant_labels.admit(tenant), p.model_labels.admit(model));
-    metrics::counter!("warden_llm_tokens_total", "direction" => "input", "model" => model.clone(), "tenant" => tenant.clone())
-        .increment(usage.prompt);
-    metrics::counter!("warden_llm_tokens_total", "direction" => "output", "model" => model, "tenant" => tenant)
-        .increment(usage.completion);
+    let (input, output) = p.token_series.get(tenant, model);
+    input.increment(usage.prompt);
+    output.increment(usage.completion);
 }
