@@ -204,7 +204,7 @@ impl Ledger {
             .await
             .map_err(|_| LedgerError::Closed)?
             .map(|settled| settled.into_receipt());
-        observe_append("durable", started);
+        observe_append(Stage::Durable, started);
         receipt
     }
 
@@ -258,7 +258,7 @@ impl Ledger {
                 let seq_value = place_and_send(self.placer.as_deref(), queued, |r| permit.send(r));
                 self.bell.queued(!lazy);
                 if seq_value.is_some() {
-                    observe_append("sequenced", queued_at);
+                    observe_append(Stage::Sequenced, queued_at);
                 }
                 Ok(Appending {
                     sequenced,
@@ -477,9 +477,24 @@ pub struct Appending {
 
 /// Records how long an append took to reach `stage` (`sequenced`: committed, not yet synced;
 /// `durable`: on stable storage).
-fn observe_append(stage: &'static str, since: std::time::Instant) {
-    metrics::histogram!("warden_ledger_append_duration_seconds", "stage" => stage)
-        .record(since.elapsed().as_secs_f64());
+/// How far an append has got, for `warden_ledger_append_duration_seconds`.
+#[derive(Clone, Copy)]
+enum Stage {
+    Sequenced = 0,
+    Durable = 1,
+}
+
+/// Building the label and finding its series in the recorder cost an allocation and a registry
+/// lookup per observation, four per proxied call, so the two series' handles are fetched once.
+/// Processes that report metrics install their recorder before they open the ledger.
+fn observe_append(stage: Stage, since: std::time::Instant) {
+    static SERIES: std::sync::OnceLock<[metrics::Histogram; 2]> = std::sync::OnceLock::new();
+    let series = SERIES.get_or_init(|| {
+        ["sequenced", "durable"].map(
+            |stage| metrics::histogram!("warden_ledger_append_duration_seconds", "stage" => stage),
+        )
+    });
+    series[stage as usize].record(since.elapsed().as_secs_f64());
 }
 
 impl std::fmt::Debug for Appending {
@@ -502,7 +517,7 @@ impl Appending {
         let rx = self.sequenced.take().ok_or(LedgerError::Closed)?;
         match rx.await {
             Ok(s) => {
-                observe_append("sequenced", self.queued_at);
+                observe_append(Stage::Sequenced, self.queued_at);
                 self.seq_value = Some(s);
                 Ok(s)
             }
@@ -542,7 +557,7 @@ impl Appending {
             .await
             .map_err(|_| LedgerError::Closed)?
             .map(|settled| settled.into_receipt());
-        observe_append("durable", self.queued_at);
+        observe_append(Stage::Durable, self.queued_at);
         receipt
     }
 }
