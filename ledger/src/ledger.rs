@@ -475,18 +475,19 @@ pub struct Appending {
     queued_at: std::time::Instant,
 }
 
-/// Records how long an append took to reach `stage` (`sequenced`: committed, not yet synced;
-/// `durable`: on stable storage).
 /// How far an append has got, for `warden_ledger_append_duration_seconds`.
 #[derive(Clone, Copy)]
 enum Stage {
+    /// Committed, not yet synced.
     Sequenced = 0,
+    /// On stable storage.
     Durable = 1,
 }
 
-/// Building the label and finding its series in the recorder cost an allocation and a registry
-/// lookup per observation, four per proxied call, so the two series' handles are fetched once.
-/// Processes that report metrics install their recorder before they open the ledger.
+/// Records how long an append took to reach `stage`. Building the label and finding its series
+/// in the recorder cost an allocation and a registry lookup per observation, four per proxied
+/// call, so the two series' handles are fetched once. Processes that report metrics install
+/// their recorder before they open the ledger.
 fn observe_append(stage: Stage, since: std::time::Instant) {
     static SERIES: std::sync::OnceLock<[metrics::Histogram; 2]> = std::sync::OnceLock::new();
     let series = SERIES.get_or_init(|| {
