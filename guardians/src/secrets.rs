@@ -585,7 +585,6 @@ impl SecretsDetector {
         let mut kw_index: Vec<String> = Vec::new();
         let mut keyword_rules: Vec<Vec<u16>> = Vec::new();
         let mut always: Vec<u16> = Vec::new();
-        let mut keyword_leads: Vec<Vec<u16>> = Vec::new();
         for raw in file.rules {
             let Some(pattern) = raw.regex.as_deref() else {
                 continue; // path-only rule (pkcs12-file): nothing to match in text
@@ -624,17 +623,6 @@ impl SecretsDetector {
             } else {
                 begins_with_a_keyword(&hir, &raw.keywords).then_some(Lead::Keyword)
             };
-            if lead.is_some() {
-                for k in &raw.keywords {
-                    let k = k.to_ascii_lowercase();
-                    if let Some(p) = kw_index.iter().position(|x| *x == k) {
-                        keyword_leads.resize_with(kw_index.len(), Vec::new);
-                        if !keyword_leads[p].contains(&idx) {
-                            keyword_leads[p].push(idx);
-                        }
-                    }
-                }
-            }
             rules.push(Rule {
                 keyword_start: lead,
                 generic: raw.id.starts_with("generic"),
@@ -657,7 +645,18 @@ impl SecretsDetector {
         if rules.len() > 512 {
             return Err(GuardianError::Config("more than 512 secret rules".into()));
         }
-        keyword_leads.resize_with(kw_index.len(), Vec::new);
+        let keyword_leads = keyword_rules
+            .iter()
+            .map(|listing| {
+                let mut leads: Vec<u16> = listing
+                    .iter()
+                    .copied()
+                    .filter(|r| rules[usize::from(*r)].keyword_start.is_some())
+                    .collect();
+                leads.dedup();
+                leads
+            })
+            .collect();
         Ok(SecretsDetector {
             always,
             keyword_leads,

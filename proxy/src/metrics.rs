@@ -55,21 +55,10 @@ pub async fn track(req: Request, next: Next) -> Response {
 /// send any token as a method, and each would be a new series).
 fn method_label(m: &Method) -> &'static str {
     [
-        Method::GET,
-        Method::POST,
-        Method::PUT,
-        Method::DELETE,
-        Method::PATCH,
-        Method::HEAD,
-        Method::OPTIONS,
-        Method::CONNECT,
-        Method::TRACE,
+        "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE",
     ]
     .into_iter()
-    .zip([
-        "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE",
-    ])
-    .find_map(|(known, name)| (known == *m).then_some(name))
+    .find(|known| *known == m.as_str())
     .unwrap_or("other")
 }
 
