@@ -10,6 +10,7 @@
 //! upstream call is in flight (see [`call`]).
 
 mod auth;
+mod bpe;
 mod call;
 mod error;
 mod gloxi;
@@ -133,7 +134,6 @@ impl Plane {
             .build()
             .map_err(|e| PlaneError::Client(e.to_string()))?;
         let tokenizers = Tokenizers::new(&config.tokenizers)?;
-        tokenizers.warm_up();
         Ok(Arc::new(Plane {
             auth: auth::AuthCache::new(api.keys.clone()),
             tenant_labels: Default::default(),

@@ -1,12 +1,15 @@
 //! Token counts for limits and policy, with the model's own tokenizer: OpenAI's encodings are
-//! embedded in the binary (the `tiktoken` crate); other models use a local Hugging Face
-//! `tokenizer.json` named in the configuration. A model neither covers is estimated with
-//! `o200k_base` and the count is marked as an estimate.
+//! embedded in the binary (the `tiktoken` crate's vocabularies; `o200k_base` and `cl100k_base`
+//! counted by [`Bpe`], which holds them in a third of the memory); other models use a local
+//! Hugging Face `tokenizer.json` named in the configuration. A model neither covers is estimated
+//! with `o200k_base` and the count is marked as an estimate.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::Value;
 use warden_config::{glob_match, TokenizerConfig};
+
+use super::bpe::{Bpe, BpeError};
 
 /// How a count was made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -18,54 +21,71 @@ pub enum Counted {
     Estimate,
 }
 
-enum Engine {
+enum Engine<'a> {
+    Compact(&'a Bpe),
     Tiktoken(&'static tiktoken::CoreBpe),
-    HuggingFace(Arc<tokenizers::Tokenizer>),
+    HuggingFace(&'a tokenizers::Tokenizer),
 }
 
 /// The tokenizers, chosen per model.
 pub struct Tokenizers {
     local: Vec<(Vec<String>, Arc<tokenizers::Tokenizer>)>,
+    /// Current OpenAI models, and the stand-in for unknown ones: read at start-up.
+    o200k: Bpe,
+    /// GPT-4 and GPT-3.5: read when such a model is first called.
+    cl100k: OnceLock<Bpe>,
 }
 
 /// Why a configured tokenizer could not be loaded.
 #[derive(Debug, thiserror::Error)]
-#[error("tokenizer {path}: {message}")]
-pub struct TokenizerError {
-    pub path: String,
-    pub message: String,
+pub enum TokenizerError {
+    #[error("tokenizer {path}: {message}")]
+    File { path: String, message: String },
+    #[error("embedded encoding: {0}")]
+    Embedded(#[from] BpeError),
 }
 
 impl Tokenizers {
     pub fn new(config: &[TokenizerConfig]) -> Result<Tokenizers, TokenizerError> {
         let mut local = Vec::new();
         for t in config {
-            let tok = tokenizers::Tokenizer::from_file(&t.file).map_err(|e| TokenizerError {
-                path: t.file.display().to_string(),
-                message: e.to_string(),
-            })?;
+            let tok =
+                tokenizers::Tokenizer::from_file(&t.file).map_err(|e| TokenizerError::File {
+                    path: t.file.display().to_string(),
+                    message: e.to_string(),
+                })?;
             local.push((t.models.clone(), Arc::new(tok)));
         }
-        Ok(Tokenizers { local })
+        Ok(Tokenizers {
+            local,
+            o200k: Bpe::o200k_base()?,
+            cl100k: OnceLock::new(),
+        })
     }
 
-    fn engine(&self, model: &str) -> (Engine, Counted) {
+    fn engine(&self, model: &str) -> (Engine<'_>, Counted) {
         if let Some((_, t)) = self
             .local
             .iter()
             .find(|(globs, _)| globs.iter().any(|g| glob_match(g, model)))
         {
-            return (Engine::HuggingFace(t.clone()), Counted::Exact);
+            return (Engine::HuggingFace(t), Counted::Exact);
         }
-        match tiktoken::encoding_for_model(model) {
-            Some(e) => (Engine::Tiktoken(e), Counted::Exact),
-            None => (
-                Engine::Tiktoken(
-                    tiktoken::get_encoding("o200k_base").expect("o200k_base is embedded"),
-                ),
-                Counted::Estimate,
-            ),
+        let stand_in = (Engine::Compact(&self.o200k), Counted::Estimate);
+        match tiktoken::model_to_encoding(model) {
+            Some("o200k_base") => (Engine::Compact(&self.o200k), Counted::Exact),
+            Some("cl100k_base") => (Engine::Compact(self.cl100k()), Counted::Exact),
+            Some(name) => tiktoken::get_encoding(name)
+                .map_or(stand_in, |e| (Engine::Tiktoken(e), Counted::Exact)),
+            None => stand_in,
         }
+    }
+
+    fn cl100k(&self) -> &Bpe {
+        // The same code as `o200k_base`, which start-up has already built from the same crate:
+        // it cannot fail here unless the crate's vocabulary stopped being byte-level.
+        self.cl100k
+            .get_or_init(|| Bpe::cl100k_base().expect("cl100k_base is a byte-level encoding"))
     }
 
     /// Tokens of `texts` as the model would see them, plus OpenAI's per-message framing
@@ -75,6 +95,7 @@ impl Tokenizers {
         let mut n: u64 = 0;
         for t in texts {
             n += match &engine {
+                Engine::Compact(e) => e.count(t) as u64,
                 Engine::Tiktoken(e) => e.count(t) as u64,
                 Engine::HuggingFace(tok) => tok
                     .encode(*t, false)
@@ -94,13 +115,4 @@ pub fn max_output(body: &Value) -> Option<u64> {
     ["max_completion_tokens", "max_tokens", "max_output_tokens"]
         .iter()
         .find_map(|k| body.get(*k).and_then(Value::as_u64))
-}
-
-impl Tokenizers {
-    /// Decompresses `o200k_base` (current OpenAI models, and the stand-in for unknown ones)
-    /// now rather than on the first call. It costs about 23 MiB of memory; `cl100k_base`
-    /// (7.5 MiB, GPT-4 and GPT-3.5) is loaded only when such a model is first called.
-    pub fn warm_up(&self) {
-        let _ = tiktoken::get_encoding("o200k_base");
-    }
 }
