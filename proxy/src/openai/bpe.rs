@@ -371,44 +371,48 @@ impl Bpe {
     /// joins sit in a min-heap by (rank, position), and an entry whose rank no longer matches
     /// its position's current pair is skipped when it comes up.
     fn merge_long(&self, piece: &[u8]) -> usize {
+        // Positions as u32 (20 bytes of scratch per byte of piece, not 36): a piece is at most a
+        // request body, and bodies are capped far below 4 GiB (`proxy.max_body_bytes`).
         let n = piece.len();
-        let mut next: Vec<usize> = (1..=n).collect();
-        let mut prev: Vec<usize> = (0..n).map(|i| i.wrapping_sub(1)).collect();
+        debug_assert!(u32::try_from(n).is_ok());
+        let mut next: Vec<u32> = (1..=n as u32).collect();
+        let mut prev: Vec<u32> = (0..n as u32).map(|i| i.wrapping_sub(1)).collect();
         let mut rank_at = vec![NONE; n];
         let mut heap = BinaryHeap::new();
         for i in 0..n - 1 {
             let r = self.rank(&piece[i..i + 2]);
             rank_at[i] = r;
             if r != NONE {
-                heap.push(Reverse((r, i)));
+                heap.push(Reverse((r, i as u32)));
             }
         }
         let mut parts = n;
         while let Some(Reverse((r, i))) = heap.pop() {
+            let i = i as usize;
             if rank_at[i] != r {
                 continue;
             }
-            let gone = next[i];
-            let after = next[gone];
-            next[i] = after;
+            let gone = next[i] as usize;
+            let after = next[gone] as usize;
+            next[i] = after as u32;
             if after < n {
-                prev[after] = i;
+                prev[after] = i as u32;
             }
             rank_at[gone] = NONE;
             parts -= 1;
             rank_at[i] = if after < n {
-                self.rank(&piece[i..next[after]])
+                self.rank(&piece[i..next[after] as usize])
             } else {
                 NONE
             };
             if rank_at[i] != NONE {
-                heap.push(Reverse((rank_at[i], i)));
+                heap.push(Reverse((rank_at[i], i as u32)));
             }
             if i > 0 {
-                let p = prev[i];
+                let p = prev[i] as usize;
                 rank_at[p] = self.rank(&piece[p..after]);
                 if rank_at[p] != NONE {
-                    heap.push(Reverse((rank_at[p], p)));
+                    heap.push(Reverse((rank_at[p], p as u32)));
                 }
             }
         }
