@@ -117,8 +117,11 @@ impl Bpe {
         }
         starts.push(bytes.len() as u32);
         let hasher = DefaultHashBuilder::default();
+        let rehash = |&r: &u32| hasher.hash_one(token_of(&bytes, &starts, r));
         let mut pairs = vec![NONE; 1 << 16].into_boxed_slice();
-        let mut longer = HashTable::new();
+        // Sized once for the tokens of three bytes or more: no growth, no rehashing.
+        let longer_count = starts.windows(2).filter(|w| w[1] - w[0] >= 3).count();
+        let mut longer = HashTable::with_capacity(longer_count);
         let mut single = [false; 256];
         let mut longest = 0;
         for rank in 0..n as u32 {
@@ -129,7 +132,6 @@ impl Bpe {
                 [b] => single[b as usize] = true,
                 [a, b] => pairs[usize::from(a) << 8 | usize::from(b)] = rank,
                 _ => {
-                    let rehash = |&r: &u32| hasher.hash_one(token_of(&bytes, &starts, r));
                     longer.insert_unique(hasher.hash_one(token), rank, rehash);
                 }
             }
@@ -137,7 +139,6 @@ impl Bpe {
         if let Some(b) = (0..=255u8).find(|&b| !single[b as usize]) {
             return Err(BpeError::MissingByte(b));
         }
-        longer.shrink_to_fit(|&r| hasher.hash_one(token_of(&bytes, &starts, r)));
         Ok(Bpe {
             split,
             ascii,
