@@ -147,8 +147,6 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     } else {
         tracing::info!(upstreams = ?plane.upstream_names(), "OpenAI-compatible proxy ready");
     }
-    // Everything built at start-up is built: what it freed can go back.
-    crate::memory::spawn_trim();
     let state = Arc::new(AppState {
         metrics: crate::metrics::Sources {
             handle: metrics_handle,
@@ -202,6 +200,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             .with_graceful_shutdown(wait_for(stop_rx.clone()))
             .into_future(),
     );
+
+    // Everything built at start-up is built, routes included: what it freed can go back, and so
+    // can the code only start-up ran. Earlier, the code that built the routes came back at once,
+    // and with it the start-up code around it (the kernel reads ahead around a fault).
+    crate::memory::spawn_trim();
 
     shutdown_signal().await;
     tracing::info!(grace = ?config.server.shutdown_grace, "shutting down: finishing in-flight requests");
