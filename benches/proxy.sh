@@ -16,40 +16,13 @@ SECS="${1:-10}"
 WARDEN_CPU=0
 OTHER_CPU=1
 
-if [ -n "${WARDEN_BENCH_BIN:-}" ]; then
-  BIN=$WARDEN_BENCH_BIN
-else
-  cargo build --release -p warden -p warden-testkit >&2
-  BIN=target/release
-fi
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
-trap cleanup EXIT
-
-taskset -c "$OTHER_CPU" "$BIN/mock-upstream" 127.0.0.1:0 > "$WORK/mock.out" &
-PIDS+=($!)
-until grep -q listening "$WORK/mock.out"; do sleep 0.1; done
-MOCK=$(awk '/listening/ {print $3}' "$WORK/mock.out")
+source benches/lib.sh
+start_mock "$OTHER_CPU"
 
 # Starts Warden with durability $1; sets WARDEN_PID, API and KEY.
 start_warden() {
   local durability=$1
-  cat > "$WORK/warden.yaml" <<YAML
-upstreams:
-  - name: mock
-    base_url: http://$MOCK/v1
-    models: ["*"]
-    timeout: 30s
-limits:
-  - per: key
-    requests_per_minute: 100000000
-    tokens_per_minute: 100000000000
-ledger:
-  durability: $durability
-log:
-  level: "warn,warden=info"
-YAML
+  write_config "$durability"
   rm -rf "$WORK/data"
   WARDEN_CONFIG="$WORK/warden.yaml" taskset -c "$WARDEN_CPU" "$BIN/warden" --data-dir "$WORK/data" \
     serve --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 > "$WORK/warden.out" 2> "$WORK/warden.err" &
@@ -80,6 +53,10 @@ through() {
   echo "$out" | python3 -c "import json,sys; d=json.load(sys.stdin); d['warden_cpu_us_per_req']=$cpu_us; d['warden_rss_mib']=round($(rss_kib "$WARDEN_PID")/1024,1); print(json.dumps(d))"
 }
 
+# Stale names in link/warden.order cost memory (build.rs): say how many the binary still has.
+if command -v nm >/dev/null && [ -f link/warden.order ]; then
+  echo "link/warden.order: $(grep -v '^#' link/warden.order | sort -u | comm -12 - <(nm --defined-only "$BIN/warden" | awk '{print $3}' | sort -u) | wc -l) of $(grep -vc '^#' link/warden.order) functions found in $BIN/warden"
+fi
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load $(cut -d' ' -f1-3 /proc/loadavg)"
 for mode in batched sync; do
   start_warden "$mode"
