@@ -50,10 +50,10 @@ profile() {
 profile batched
 profile sync
 
-python3 - "$BIN/warden" "$WORK"/callgrind.batched* "$WORK"/callgrind.sync* > link/warden.order <<'PY'
+python3 - "$WORK"/callgrind.batched* "$WORK"/callgrind.sync* > link/warden.order <<'PY'
 import collections, re, sys
 
-exe, files = sys.argv[1], sys.argv[2:]
+files = sys.argv[1:]
 cost = collections.Counter()
 for path in files:
     names, objects = {}, {}
