@@ -37,7 +37,7 @@ use crate::error::LedgerError;
 use crate::hash::Hash;
 use crate::merkle::{Frontier, NodeId, NodeSource};
 use crate::store::{node_in_row, node_row, Source, MIGRATIONS};
-use crate::writer::{drain, fail, first, settle, Pending, Queued, Request, Tip};
+use crate::writer::{closed_and_done, drain, fail, first, settle, Pending, Queued, Request, Tip};
 
 /// Serializes schema changes and batch integration of the ledger in the current schema.
 const LOCK: &str = "SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.warden_ledger'))";
@@ -363,7 +363,7 @@ impl PgWriter {
                 if !batch.is_empty() {
                     self.commit(std::mem::take(&mut batch));
                 }
-                if !stopping || rx.is_empty() {
+                if !stopping || closed_and_done(&mut rx, &mut batch) {
                     break;
                 }
             }

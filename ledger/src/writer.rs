@@ -178,6 +178,26 @@ pub(crate) fn drain(rx: &mut mpsc::Receiver<Request>, batch: &mut Vec<Queued>, m
     stopping
 }
 
+/// After a shutdown, with what was queued taken: whether the queue is done, else moves the next
+/// request into `batch`. An appender that reserved its place before the queue closed may still
+/// be sending (a tokio permit outlives `close`), so an empty queue is waited on; it is done only
+/// once closed with no permit out. Stopping at the first empty look instead left such an
+/// appender's request, and the reply it waits for, in a queue nobody read: its `append` never
+/// returned while the ledger lived.
+pub(crate) fn closed_and_done(rx: &mut mpsc::Receiver<Request>, batch: &mut Vec<Queued>) -> bool {
+    if !rx.is_empty() {
+        return false;
+    }
+    match rx.blocking_recv() {
+        Some(Request::Append(q)) => {
+            batch.push(q);
+            false
+        }
+        Some(Request::Shutdown) => false,
+        None => true,
+    }
+}
+
 /// Waits for the first request of the next batch, then `batch_wait`. Returns whether it was a
 /// shutdown, or `None` once every sender is gone.
 pub(crate) fn first(
@@ -442,7 +462,7 @@ impl Writer {
                     last_commit = Some(Instant::now());
                     stopping |= self.commit(&mut batch, &mut rx);
                 }
-                if !stopping || rx.is_empty() {
+                if !stopping || closed_and_done(&mut rx, &mut batch) {
                     break;
                 }
             }
@@ -835,3 +855,75 @@ fn sync_loop(
 
 /// How often the syncer folds the log into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Entry;
+
+    fn queued() -> (Queued, oneshot::Receiver<Result<Settled, LedgerError>>) {
+        let (reply, rx) = oneshot::channel();
+        let entry = Entry::new("k", "t", serde_json::json!({ "i": 1 }))
+            .prepare()
+            .unwrap();
+        let q = Queued {
+            entry,
+            reply,
+            seq: None,
+            lazy: false,
+            placed: None,
+        };
+        (q, rx)
+    }
+
+    /// The shutdown race: an appender has reserved its place, the writer takes the shutdown and
+    /// finds the queue empty, and only then does the appender send. Its request must still reach
+    /// the writer, and the queue must count as done only after it.
+    #[test]
+    fn a_permit_taken_before_the_shutdown_is_waited_for() {
+        let (tx, mut rx) = mpsc::channel::<Request>(8);
+        let permit = tx.clone().try_reserve_owned().unwrap();
+        tx.try_send(Request::Shutdown).unwrap();
+        let mut batch = Vec::new();
+        assert!(
+            drain(&mut rx, &mut batch, usize::MAX),
+            "the shutdown is seen"
+        );
+        assert!(batch.is_empty() && rx.is_empty());
+        let (q, _reply) = queued();
+        let late = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            permit.send(Request::Append(q));
+        });
+        assert!(
+            !closed_and_done(&mut rx, &mut batch),
+            "an empty queue with a permit out is not done"
+        );
+        assert_eq!(batch.len(), 1, "the late append is taken");
+        late.join().unwrap();
+        assert!(
+            closed_and_done(&mut rx, &mut batch),
+            "closed, and no permit out"
+        );
+        assert_eq!(batch.len(), 1);
+        // Nothing new gets in once it is closed.
+        assert!(tx.try_reserve().is_err());
+    }
+
+    /// A permit given back unused also ends the wait.
+    #[test]
+    fn a_permit_dropped_unused_ends_the_wait() {
+        let (tx, mut rx) = mpsc::channel::<Request>(8);
+        let permit = tx.clone().try_reserve_owned().unwrap();
+        tx.try_send(Request::Shutdown).unwrap();
+        let mut batch = Vec::new();
+        assert!(drain(&mut rx, &mut batch, usize::MAX));
+        let late = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            drop(permit);
+        });
+        assert!(closed_and_done(&mut rx, &mut batch));
+        assert!(batch.is_empty());
+        late.join().unwrap();
+    }
+}
