@@ -6,6 +6,9 @@
 #
 #   benches/proxy.sh [SECONDS]      (default 10 s per run)
 #
+# The two rows with a latency target (2,000 req/s batched; sync against the mock that answers
+# after 20 ms) run as PAIRS direct/Warden pairs (default 5) and report the median added p99.
+#
 # WARDEN_BENCH_BIN=DIR runs the binaries in DIR (warden, mock-upstream, loadgen) instead of
 # building them: keep a copy of an earlier build there to compare before and after in one session.
 #
@@ -57,20 +60,38 @@ through() {
 if command -v nm >/dev/null && [ -f link/warden.order ]; then
   echo "link/warden.order: $(grep -v '^#' link/warden.order | sort -u | comm -12 - <(nm --defined-only "$BIN/warden" | awk '{print $3}' | sort -u) | wc -l) of $(grep -vc '^#' link/warden.order) functions found in $BIN/warden"
 fi
+PAIRS="${PAIRS:-5}"
+# Runs PAIRS direct/Warden pairs back to back with the load arguments after $1 (the label), and
+# prints the median of Warden's added p99: one pair's difference is as noisy as the target is
+# small, since the direct call's own p99 moves by a few tenths of a millisecond between runs.
+pairs() {
+  local label=$1 i d w
+  shift
+  local added=()
+  for i in $(seq "$PAIRS"); do
+    d=$(load "http://$MOCK/v1/chat/completions" "$@")
+    w=$(through "$@")
+    echo "direct  $label pair=$i $d"
+    echo "warden  $label pair=$i $w"
+    added+=("$(python3 -c 'import json,sys; print(json.loads(sys.argv[2])["p99_us"] - json.loads(sys.argv[1])["p99_us"])' "$d" "$w")")
+  done
+  echo "added p99 $label: median $(printf '%s\n' "${added[@]}" | sort -n | awk '{a[NR]=$1} END {print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2)}') µs over $PAIRS pairs (${added[*]} µs)"
+}
+
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load $(cut -d' ' -f1-3 /proc/loadavg)"
 for mode in batched sync; do
   start_warden "$mode"
   # Warm up (connections, caches, lazily built state).
   load "http://$API/v1/chat/completions" --key "$KEY" --rate 200 --seconds 2 > /dev/null || true
   echo "== ledger.durability: $mode; Warden RSS idle: $(( $(rss_kib "$WARDEN_PID") / 1024 )) MiB"
-  for rate in 500 2000; do
-    echo "direct  rate=$rate $(load "http://$MOCK/v1/chat/completions" --rate "$rate")"
-    echo "warden  rate=$rate $(through --rate "$rate")"
-  done
+  echo "direct  rate=500 $(load "http://$MOCK/v1/chat/completions" --rate 500)"
+  echo "warden  rate=500 $(through --rate 500)"
   if [ "$mode" = sync ]; then
-    echo "direct  rate=2000 model=mock-20ms $(load "http://$MOCK/v1/chat/completions" --rate 2000 --model mock-20ms)"
-    echo "warden  rate=2000 model=mock-20ms $(through --rate 2000 --model mock-20ms)"
+    echo "direct  rate=2000 $(load "http://$MOCK/v1/chat/completions" --rate 2000)"
+    echo "warden  rate=2000 $(through --rate 2000)"
+    pairs "rate=2000 model=mock-20ms" --rate 2000 --model mock-20ms
   else
+    pairs "rate=2000" --rate 2000
     echo "direct  stream rate=500 $(load "http://$MOCK/v1/chat/completions" --rate 500 --stream)"
     echo "warden  stream rate=500 $(through --rate 500 --stream)"
   fi
