@@ -876,11 +876,13 @@ mod tests {
         (q, rx)
     }
 
-    /// The shutdown race: an appender has reserved its place, the writer takes the shutdown and
-    /// finds the queue empty, and only then does the appender send. Its request must still reach
-    /// the writer, and the queue must count as done only after it.
-    #[test]
-    fn a_permit_taken_before_the_shutdown_is_waited_for() {
+    /// A queue whose writer has taken the shutdown and everything queued before it, while one
+    /// appender still holds a permit it reserved before.
+    fn shut_down_with_a_permit_out() -> (
+        mpsc::Sender<Request>,
+        mpsc::Receiver<Request>,
+        mpsc::OwnedPermit<Request>,
+    ) {
         let (tx, mut rx) = mpsc::channel::<Request>(8);
         let permit = tx.clone().try_reserve_owned().unwrap();
         tx.try_send(Request::Shutdown).unwrap();
@@ -890,6 +892,16 @@ mod tests {
             "the shutdown is seen"
         );
         assert!(batch.is_empty() && rx.is_empty());
+        (tx, rx, permit)
+    }
+
+    /// The shutdown race: an appender has reserved its place, the writer takes the shutdown and
+    /// finds the queue empty, and only then does the appender send. Its request must still reach
+    /// the writer, and the queue must count as done only after it.
+    #[test]
+    fn a_permit_taken_before_the_shutdown_is_waited_for() {
+        let (tx, mut rx, permit) = shut_down_with_a_permit_out();
+        let mut batch = Vec::new();
         let (q, _reply) = queued();
         let late = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(50));
@@ -913,11 +925,8 @@ mod tests {
     /// A permit given back unused also ends the wait.
     #[test]
     fn a_permit_dropped_unused_ends_the_wait() {
-        let (tx, mut rx) = mpsc::channel::<Request>(8);
-        let permit = tx.clone().try_reserve_owned().unwrap();
-        tx.try_send(Request::Shutdown).unwrap();
+        let (_tx, mut rx, permit) = shut_down_with_a_permit_out();
         let mut batch = Vec::new();
-        assert!(drain(&mut rx, &mut batch, usize::MAX));
         let late = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(50));
             drop(permit);
