@@ -355,9 +355,13 @@ fn the_watcher_reloads_on_change_and_keeps_the_old_set_on_error() {
     // A different size guarantees a visible change even with coarse modification times. (A reload
     // may catch the file half-written and fail; the next poll then loads it whole.)
     write(dir.path(), "refunds.yaml", &PACK.replace("1000", "25000"));
-    wait_until(&|| live.current().hash() != first);
+    // The set is swapped before the callback runs: wait for both, the callback reporting the
+    // new set's hash.
+    wait_until(&|| {
+        let now = live.current().hash().to_owned();
+        now != first && results.lock().unwrap().last() == Some(&Ok(now))
+    });
     let second = live.current().hash().to_owned();
-    assert_eq!(results.lock().unwrap().last().unwrap(), &Ok(second.clone()));
 
     let seen = results.lock().unwrap().len();
     write(
