@@ -44,3 +44,12 @@ log:
   level: "warn,warden=info"
 YAML
 }
+
+# Waits until the Warden started with output in $WORK/warden.out and logs in $WORK/warden.err
+# listens and has printed its admin key; sets API (its data-plane address) and KEY.
+await_warden() {
+  until grep -q "data plane listening" "$WORK/warden.err"; do sleep 0.1; done
+  API=$(grep "data plane listening" "$WORK/warden.err" | sed 's/.*addr=//' | tr -d '[:space:]' | sed 's/\x1b\[[0-9;]*m//g')
+  until grep -q '^ *wdn_' "$WORK/warden.out"; do sleep 0.1; done
+  KEY=$(grep -o 'wdn_[A-Za-z0-9_-]*' "$WORK/warden.out" | head -1)
+}

@@ -31,10 +31,7 @@ start_warden() {
     serve --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 > "$WORK/warden.out" 2> "$WORK/warden.err" &
   WARDEN_PID=$!
   PIDS+=("$WARDEN_PID")
-  until grep -q "data plane listening" "$WORK/warden.err"; do sleep 0.1; done
-  API=$(grep "data plane listening" "$WORK/warden.err" | sed 's/.*addr=//' | tr -d '[:space:]' | sed 's/\x1b\[[0-9;]*m//g')
-  until grep -q '^ *wdn_' "$WORK/warden.out"; do sleep 0.1; done
-  KEY=$(grep -o 'wdn_[A-Za-z0-9_-]*' "$WORK/warden.out" | head -1)
+  await_warden
 }
 
 stop_warden() { kill "$WARDEN_PID"; wait "$WARDEN_PID" 2>/dev/null || true; }

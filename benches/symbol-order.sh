@@ -28,18 +28,14 @@ profile() {
     > "$WORK/warden.out" 2> "$WORK/warden.err" &
   local pid=$!
   PIDS+=("$pid")
-  until grep -q "data plane listening" "$WORK/warden.err"; do sleep 0.5; done
-  local api key
-  api=$(grep "data plane listening" "$WORK/warden.err" | sed 's/.*addr=//' | tr -d '[:space:]' | sed 's/\x1b\[[0-9;]*m//g')
-  until grep -q '^ *wdn_' "$WORK/warden.out"; do sleep 0.2; done
-  key=$(grep -o 'wdn_[A-Za-z0-9_-]*' "$WORK/warden.out" | head -1)
+  await_warden
   sleep 10 # start-up under valgrind ends after "listening": the key is printed first
   callgrind_control -i on "$pid" > /dev/null 2>&1
-  local url="http://$api/v1/chat/completions"
-  "$BIN/loadgen" "$url" --key "$key" --rate 50 --seconds 10 > /dev/null
-  "$BIN/loadgen" "$url" --key "$key" --rate 20 --seconds 5 --stream > /dev/null
-  "$BIN/loadgen" "$url" --key "$key" --rate 20 --seconds 5 --model mock-20ms > /dev/null
-  "$BIN/loadgen" "$url" --key "$key" --concurrency 16 --seconds 5 > /dev/null
+  local url="http://$API/v1/chat/completions"
+  "$BIN/loadgen" "$url" --key "$KEY" --rate 50 --seconds 10 > /dev/null
+  "$BIN/loadgen" "$url" --key "$KEY" --rate 20 --seconds 5 --stream > /dev/null
+  "$BIN/loadgen" "$url" --key "$KEY" --rate 20 --seconds 5 --model mock-20ms > /dev/null
+  "$BIN/loadgen" "$url" --key "$KEY" --concurrency 16 --seconds 5 > /dev/null
   sleep 12 # the periodic work: memory trim, checkpoints
   callgrind_control -i off "$pid" > /dev/null 2>&1
   kill -INT "$pid"
