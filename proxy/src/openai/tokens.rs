@@ -4,7 +4,7 @@
 //! Hugging Face `tokenizer.json` named in the configuration. A model neither covers is estimated
 //! with `o200k_base` and the count is marked as an estimate.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use serde_json::Value;
 use warden_config::{glob_match, TokenizerConfig};
@@ -29,7 +29,7 @@ enum Engine<'a> {
 
 /// The tokenizers, chosen per model.
 pub struct Tokenizers {
-    local: Vec<(Vec<String>, Arc<tokenizers::Tokenizer>)>,
+    local: Vec<(Vec<String>, tokenizers::Tokenizer)>,
     /// Current OpenAI models, and the stand-in for unknown ones: read at start-up.
     o200k: Bpe,
     /// GPT-4 and GPT-3.5: read when such a model is first called.
@@ -54,7 +54,7 @@ impl Tokenizers {
                     path: t.file.display().to_string(),
                     message: e.to_string(),
                 })?;
-            local.push((t.models.clone(), Arc::new(tok)));
+            local.push((t.models.clone(), tok));
         }
         Ok(Tokenizers {
             local,
